@@ -1,0 +1,1 @@
+"""Partner Gateway: a multi-channel messaging gateway for partner companies."""

@@ -1,0 +1,186 @@
+"""Message history: keyset pages, newest first, with date, channel, status and destination filters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from litestar import Controller, Response, get
+from litestar.params import QueryParameter
+
+from partner_gateway.api.cursor import InvalidCursor
+from partner_gateway.api.deps import CompanyId, RuntimeDep
+from partner_gateway.api.problems import invalid, problem_responses
+from partner_gateway.api.schemas import HistoryPage
+from partner_gateway.api.views import CHANNEL_CHOICES, status_response
+from partner_gateway.domain.messages import HistoryFilter, HistoryPosition
+from partner_gateway.domain.phone import InvalidNumber, normalize_e164
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.domain.timefmt import parse_date_or_datetime
+from partner_gateway.store.repositories.messages import MessageRepository
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+STATUS_CHOICES = ", ".join(status.value for status in DeliveryStatus)
+
+
+class HistoryController(Controller):
+    tags = ["History"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/messages/history",
+        summary="Message history",
+        description="Newest first (ties broken by id). Pass nextCursor back as cursor for the next "
+        "page; the Link header carries the same URL. Paging is keyset based: a deep page costs what "
+        "the first does, and messages arriving meanwhile are neither skipped nor repeated.",
+        responses=problem_responses(400, 401, 500, 503),
+        operation_id="getMessageHistory",
+    )
+    async def history(
+        self,
+        company_id: CompanyId,
+        runtime: RuntimeDep,
+        start_date: Annotated[
+            str | None,
+            QueryParameter(
+                name="startDate", description="createdAt from (inclusive): RFC 3339 or YYYY-MM-DD"
+            ),
+        ] = None,
+        end_date: Annotated[
+            str | None,
+            QueryParameter(name="endDate", description="createdAt until (exclusive): RFC 3339 or YYYY-MM-DD"),
+        ] = None,
+        channel: Annotated[
+            str | None,
+            QueryParameter(
+                name="channel",
+                description="SMS, RCS or WHATSAPP",
+                schema_extra={"enum": [channel.value for channel in Channel]},
+            ),
+        ] = None,
+        delivery_status: Annotated[
+            str | None,
+            QueryParameter(
+                name="deliveryStatus", description=f"One or more, comma-separated: {STATUS_CHOICES}"
+            ),
+        ] = None,
+        to: Annotated[str | None, QueryParameter(name="to", description="Destination in E.164")] = None,
+        limit: Annotated[
+            str | None,
+            QueryParameter(name="limit", description=f"Page size, 1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}"),
+        ] = None,
+        cursor: Annotated[
+            str | None, QueryParameter(name="cursor", description="nextCursor of the previous page")
+        ] = None,
+    ) -> Response[HistoryPage]:
+        problems: list[tuple[str, str]] = []
+        start = _parse_date(start_date, "startDate", problems)
+        end = _parse_date(end_date, "endDate", problems)
+        if start is not None and end is not None and start > end:
+            problems.append(("startDate", "must not be after endDate"))
+        wanted_channel = None
+        if channel:
+            try:
+                wanted_channel = Channel(channel)
+            except ValueError:
+                problems.append(("channel", f"must be one of {CHANNEL_CHOICES}"))
+        statuses = _parse_statuses(delivery_status, problems)
+        destination = None
+        if to is not None:
+            try:
+                destination = normalize_e164(to.strip())
+            except InvalidNumber as error:
+                problems.append(("to", str(error)))
+        page_size = _parse_limit(limit, problems)
+        if problems:
+            raise invalid(problems)
+
+        filters = HistoryFilter(
+            company_id=company_id,
+            start=start,
+            end=end,
+            channel=wanted_channel,
+            statuses=statuses,
+            to=destination,
+        )
+        scope = _scope(filters)
+        after = None
+        if cursor:
+            try:
+                after = runtime.cursors.decode(company_id, scope, cursor)
+            except InvalidCursor as error:
+                raise invalid([("cursor", f"{error}; start again without a cursor")]) from None
+
+        async with runtime.database.read() as connection:
+            found = await MessageRepository(connection).history(filters, after, page_size + 1)
+        items = found[:page_size]
+        next_cursor = None
+        headers: dict[str, str] = {}
+        if len(found) > page_size:
+            last = items[-1]
+            next_cursor = runtime.cursors.encode(
+                company_id, scope, HistoryPosition(created_at=last.created_at, message_id=last.id)
+            )
+            params = {
+                key: value
+                for key, value in (
+                    ("startDate", start_date),
+                    ("endDate", end_date),
+                    ("channel", channel),
+                    ("deliveryStatus", delivery_status),
+                    ("to", to),
+                    ("limit", limit),
+                )
+                if value is not None
+            }
+            params["cursor"] = next_cursor
+            base = (runtime.settings.public_base_url or "").rstrip("/")
+            headers["Link"] = f'<{base}/partner-gateway/v1/messages/history?{urlencode(params)}>; rel="next"'
+        return Response(
+            content=HistoryPage(items=[status_response(item) for item in items], next_cursor=next_cursor),
+            headers=headers,
+        )
+
+
+def _scope(filters: HistoryFilter) -> str:
+    """The filters a cursor is bound to: a cursor from one query is refused by another."""
+    statuses = ",".join(sorted(status.value for status in filters.statuses))
+    channel = filters.channel.value if filters.channel else ""
+    return f"{filters.start}|{filters.end}|{channel}|{statuses}|{filters.to or ''}"
+
+
+def _parse_date(value: str | None, field: str, problems: list[tuple[str, str]]) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_date_or_datetime(value)
+    except (ValueError, OverflowError):
+        problems.append(
+            (field, "must be an RFC 3339 date-time (2026-11-27T10:15:30Z) or a date (2026-11-27)")
+        )
+        return None
+
+
+def _parse_statuses(value: str | None, problems: list[tuple[str, str]]) -> tuple[DeliveryStatus, ...]:
+    if value is None:
+        return ()
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        problems.append(("deliveryStatus", f"must name one or more of {STATUS_CHOICES}"))
+        return ()
+    statuses: dict[DeliveryStatus, None] = {}
+    for name in names:
+        try:
+            statuses.setdefault(DeliveryStatus(name), None)
+        except ValueError:
+            problems.append(("deliveryStatus", f"{name!r} is not one of {STATUS_CHOICES}"))
+    return tuple(statuses)
+
+
+def _parse_limit(value: str | None, problems: list[tuple[str, str]]) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        problems.append(("limit", f"must be an integer from 1 to {MAX_LIMIT}"))
+        return DEFAULT_LIMIT
+    return int(value)

@@ -1,0 +1,155 @@
+"""Status look-ups: one message, a batch by query string, a batch by body, and the timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from partner_gateway.api.deps import CompanyId, RuntimeDep
+from partner_gateway.api.problems import invalid, not_found, problem_responses
+from partner_gateway.api.schemas import (
+    DeliveryStatusResponse,
+    EventsResponse,
+    MessageEventResponse,
+    StatusQuery,
+)
+from partner_gateway.api.views import CHANNEL_CHOICES, require_channel, status_response
+from partner_gateway.domain.ids import MAX_MESSAGE_ID_LENGTH
+from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.timefmt import format_ms
+from partner_gateway.store.repositories.messages import MessageRepository
+
+ChannelParam = Annotated[
+    str,
+    QueryParameter(
+        name="channel",
+        description=f"The channel the message was sent on: {CHANNEL_CHOICES}",
+        schema_extra={"enum": [channel.value for channel in Channel]},
+    ),
+]
+
+
+def normalize_ids(raw: list[str]) -> list[str]:
+    """Trim white space, drop empty items and repeats, keep the first occurrence's order.
+
+    Ids longer than any we issue cannot match and are dropped here rather than sent to the store.
+    """
+    seen: dict[str, None] = {}
+    for item in raw:
+        candidate = item.strip()
+        if candidate and len(candidate) <= MAX_MESSAGE_ID_LENGTH:
+            seen.setdefault(candidate, None)
+    return list(seen)
+
+
+class StatusController(Controller):
+    tags = ["Status"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/messages/status/{customerMessageId:str}",
+        summary="Status of one message",
+        responses=problem_responses(400, 401, 404, 500, 503),
+        operation_id="getMessageStatus",
+    )
+    async def one(
+        self,
+        customerMessageId: Annotated[str, PathParameter(description="The id the send answered with")],
+        channel: ChannelParam,
+        company_id: CompanyId,
+        runtime: RuntimeDep,
+    ) -> DeliveryStatusResponse:
+        customer_message_id = customerMessageId
+        wanted = require_channel(channel)
+        if len(customer_message_id) <= MAX_MESSAGE_ID_LENGTH:
+            async with runtime.database.read() as connection:
+                found = await MessageRepository(connection).status(company_id, wanted, customer_message_id)
+            if found is not None:
+                return status_response(found)
+        raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
+
+    @get(
+        "/messages/status",
+        summary="Status of many messages",
+        description="Ids that match no message of yours on this channel are omitted; "
+        "an answer may be shorter than the list, and is 200 [] when nothing matches. "
+        "Request targets up to 65,535 bytes are served; longer ones get 414: split the batch "
+        "or use POST /messages/status/query.",
+        responses=problem_responses(400, 401, 414, 500, 503),
+        operation_id="getMessageStatuses",
+    )
+    async def many(
+        self,
+        ids: Annotated[str, QueryParameter(name="ids", description="Comma-separated customerMessageIds")],
+        channel: ChannelParam,
+        company_id: CompanyId,
+        runtime: RuntimeDep,
+    ) -> list[DeliveryStatusResponse]:
+        wanted = require_channel(channel)
+        message_ids = normalize_ids(ids.split(","))
+        if not message_ids:
+            raise invalid([("ids", "must name at least one customerMessageId")])
+        async with runtime.database.read() as connection:
+            found = await MessageRepository(connection).statuses(company_id, wanted, message_ids)
+        return [status_response(message) for message in found]
+
+    @post(
+        "/messages/status/query",
+        status_code=200,
+        summary="Status of many messages, ids in the body",
+        description="The same answer as GET /messages/status, for lists too long for a URL.",
+        responses=problem_responses(400, 401, 413, 500, 503),
+        operation_id="queryMessageStatuses",
+    )
+    async def query(
+        self, data: JSONBody[StatusQuery], company_id: CompanyId, runtime: RuntimeDep
+    ) -> list[DeliveryStatusResponse]:
+        limit = runtime.settings.max_query_ids
+        if len(data.ids) > limit:
+            raise invalid([("ids", f"must hold at most {limit} ids; split the query")])
+        message_ids = normalize_ids(data.ids)
+        if not message_ids:
+            raise invalid([("ids", "must name at least one customerMessageId")])
+        async with runtime.database.read() as connection:
+            found = await MessageRepository(connection).statuses(company_id, data.channel, message_ids)
+        return [status_response(message) for message in found]
+
+    @get(
+        "/messages/{customerMessageId:str}/events",
+        summary="Timeline of one message",
+        description="Every report recorded for the message, oldest first, with the provider's raw state.",
+        responses=problem_responses(400, 401, 404, 500, 503),
+        operation_id="getMessageEvents",
+    )
+    async def events(
+        self,
+        customerMessageId: Annotated[str, PathParameter(description="The id the send answered with")],
+        channel: ChannelParam,
+        company_id: CompanyId,
+        runtime: RuntimeDep,
+    ) -> EventsResponse:
+        customer_message_id = customerMessageId
+        wanted = require_channel(channel)
+        timeline = None
+        if len(customer_message_id) <= MAX_MESSAGE_ID_LENGTH:
+            async with runtime.database.read() as connection:
+                timeline = await MessageRepository(connection).events(company_id, wanted, customer_message_id)
+        if timeline is None:
+            raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
+        return EventsResponse(
+            customer_message_id=customer_message_id,
+            channel=wanted,
+            events=[
+                MessageEventResponse(
+                    occurred_at=format_ms(event.occurred_at),
+                    recorded_at=format_ms(event.recorded_at),
+                    source=event.source,
+                    delivery_status=event.status,
+                    raw_state=event.raw_state,
+                    description=event.description,
+                    error_code=event.error_code,
+                )
+                for event in timeline
+            ],
+        )

@@ -1,0 +1,186 @@
+"""The `partner-gateway` command: serve, migrate, and manage companies and API keys.
+
+Every command works on a fresh, empty store: each brings the schema up to date first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from partner_gateway.config import Settings
+from partner_gateway.domain.timefmt import format_ms, now_ms
+from partner_gateway.runtime import Runtime
+from partner_gateway.store.repositories.companies import CompanyRepository
+
+app = typer.Typer(help="Partner Gateway: SMS, RCS and WhatsApp for partner companies.", no_args_is_help=True)
+company_app = typer.Typer(help="Manage companies.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Manage API keys (several per company, for rotation).", no_args_is_help=True)
+app.add_typer(company_app, name="company")
+app.add_typer(apikey_app, name="apikey")
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+
+
+def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def run() -> T:
+        runtime = await Runtime.start(Settings())
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())
+
+
+def _print(data: object, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data) if as_json else text)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default PARTNER_GATEWAY_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default PARTNER_GATEWAY_PORT).")] = None,
+) -> None:
+    """Run the gateway: the partner API on the embedded store, or the configured one."""
+    import uvicorn
+
+    from partner_gateway.api.app import create_app
+    from partner_gateway.api.server import build_config
+
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = build_config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        max_request_target=settings.max_request_target_bytes,
+        log_level=settings.log_level.lower(),
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def migrate() -> None:
+    """Create the schema, or upgrade it to this version's."""
+    from partner_gateway.store.migrate import current_revision
+
+    revision = _with_runtime(lambda runtime: current_revision(runtime.database))
+    typer.echo(f"schema at revision {revision}")
+
+
+@company_app.command("create")
+def company_create(name: str, as_json: JsonFlag = False) -> None:
+    """Create a company and its first API key (shown once)."""
+
+    async def work(runtime: Runtime) -> dict[str, str]:
+        now = now_ms()
+        async with runtime.database.write() as connection:
+            repository = CompanyRepository(connection)
+            company = await repository.create(name, now)
+            issued = await repository.issue_key(company.id, now, label="initial")
+        return {"companyId": company.id, "apiKey": issued.plain_key, "apiKeyId": issued.info.id}
+
+    result = _with_runtime(work)
+    _print(
+        result,
+        as_json,
+        f"company {result['companyId']}\napi key {result['apiKey']} (id {result['apiKeyId']}); "
+        "it is shown only now",
+    )
+
+
+@apikey_app.command("create")
+def apikey_create(
+    company: Annotated[str, typer.Option("--company", help="Company id")],
+    label: Annotated[str | None, typer.Option(help="A note to tell keys apart")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue another key for a company (shown once)."""
+
+    async def work(runtime: Runtime) -> dict[str, str] | None:
+        async with runtime.database.write() as connection:
+            repository = CompanyRepository(connection)
+            if await repository.get(company) is None:
+                return None
+            issued = await repository.issue_key(company, now_ms(), label=label)
+        return {"companyId": company, "apiKey": issued.plain_key, "apiKeyId": issued.info.id}
+
+    result = _with_runtime(work)
+    if result is None:
+        _fail(f"no company {company!r}", as_json)
+        return
+    _print(result, as_json, f"api key {result['apiKey']} (id {result['apiKeyId']}); it is shown only now")
+
+
+@apikey_app.command("list")
+def apikey_list(
+    company: Annotated[str, typer.Option("--company", help="Company id")],
+    as_json: JsonFlag = False,
+) -> None:
+    """List a company's keys (never the keys themselves: only their prefixes)."""
+
+    async def work(runtime: Runtime) -> list[dict[str, str | None]] | None:
+        async with runtime.database.read() as connection:
+            repository = CompanyRepository(connection)
+            if await repository.get(company) is None:
+                return None
+            keys = await repository.list_keys(company)
+        return [
+            {
+                "apiKeyId": key.id,
+                "prefix": key.prefix,
+                "label": key.label,
+                "createdAt": format_ms(key.created_at),
+                "revokedAt": format_ms(key.revoked_at) if key.revoked_at is not None else None,
+            }
+            for key in keys
+        ]
+
+    result = _with_runtime(work)
+    if result is None:
+        _fail(f"no company {company!r}", as_json)
+        return
+    lines = [
+        f"{k['apiKeyId']}  {k['prefix']}…  {k['label'] or '-'}  created {k['createdAt']}"
+        + (f"  REVOKED {k['revokedAt']}" if k["revokedAt"] else "")
+        for k in result
+    ]
+    _print(result, as_json, "\n".join(lines) or "no keys")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: str, as_json: JsonFlag = False) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+
+    async def work(runtime: Runtime) -> bool:
+        async with runtime.database.write() as connection:
+            return await CompanyRepository(connection).revoke_key(key_id, now_ms())
+
+    if not _with_runtime(work):
+        _fail(f"no active key {key_id!r}", as_json)
+        return
+    _print({"apiKeyId": key_id, "revoked": True}, as_json, f"revoked {key_id}")
+
+
+def _fail(message: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"error": message}))
+    else:
+        typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def main() -> None:
+    app(prog_name="partner-gateway")
+
+
+if __name__ == "__main__":
+    main()

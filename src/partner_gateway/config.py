@@ -1,0 +1,52 @@
+"""Settings: one typed model read from `PARTNER_GATEWAY_*` environment variables.
+
+Every setting is documented in docs/configuration.md; defaults give the embedded gateway
+(SQLite in `./data`, built-in simulators, 127.0.0.1:8080).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARTNER_GATEWAY_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the embedded SQLite store lives.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store; default: SQLite in data_dir. "
+        "PostgreSQL: postgresql+asyncpg://user@host/db.",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the HTTP API listens on.")
+    public_base_url: str | None = Field(
+        None, description="Base URL partners reach us at, for Location and Link headers; default: relative."
+    )
+    max_request_target_bytes: int = Field(
+        65_535, ge=65_523, le=1_048_576, description="Longest request target served; longer gets 414."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=65_536, description="Largest request body; larger gets 413.")
+    max_query_ids: int = Field(10_000, ge=10_000, description="Most ids in one POST /messages/status/query.")
+    cursor_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs history cursors; default: a random key kept in the store, "
+        "shared by every process on that store.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        30_000, ge=0, description="How long a SQLite writer waits for the lock."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'partner-gateway.db').resolve()}"

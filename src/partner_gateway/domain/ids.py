@@ -1,0 +1,31 @@
+"""Identifiers the platform hands out.
+
+A message id is `msg_` followed by a ULID: 128 bits (48 of time, 80 random), Crockford base32,
+URL-safe, unique across processes without coordination, and never reused.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from ulid import ULID
+
+MESSAGE_ID_PREFIX = "msg_"
+MAX_MESSAGE_ID_LENGTH = 64  # longer look-up ids cannot be ours; the API answers 404 without a query
+
+
+def new_message_id(epoch_ms: int) -> str:
+    return MESSAGE_ID_PREFIX + str(ULID.from_timestamp(epoch_ms / 1000))
+
+
+def new_company_id() -> str:
+    return "cmp_" + str(ULID())
+
+
+def new_api_key_id() -> str:
+    return "key_" + str(ULID())
+
+
+def new_api_key_secret() -> str:
+    """The plain key shown once: 32 random bytes, so a fast hash is enough to store it."""
+    return "pgw_" + secrets.token_urlsafe(32)

@@ -1,0 +1,74 @@
+"""What the platform records of a message, independent of storage and of the API's shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated, accepted message about to be stored with its outbox item."""
+
+    id: str
+    company_id: str
+    channel: Channel
+    to: str
+    sender: str | None
+    reference: str | None
+    created_at: int
+    expires_at: int
+    callback_url: str | None
+    body: str  # the channel's content as JSON, read by the dispatcher
+    encoding: str | None = None
+    segments: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    """The status of one message as a partner sees it."""
+
+    id: str
+    channel: Channel
+    to: str
+    reference: str | None
+    status: DeliveryStatus
+    description: str
+    error_code: str | None
+    created_at: int
+    updated_at: int
+    read_at: int | None
+    encoding: str | None
+    segments: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """One report in a message's timeline (SPEC §4)."""
+
+    occurred_at: int
+    recorded_at: int
+    source: str
+    status: DeliveryStatus | None
+    raw_state: str | None
+    description: str
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPosition:
+    """Where a history page ended: the keyset of its last item."""
+
+    created_at: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    company_id: str
+    start: int | None = None  # inclusive, epoch ms
+    end: int | None = None  # exclusive, epoch ms
+    channel: Channel | None = None
+    statuses: tuple[DeliveryStatus, ...] = ()
+    to: str | None = None

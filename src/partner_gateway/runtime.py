@@ -1,0 +1,40 @@
+"""What a running process holds: settings, the store, keys. Built once at start-up, passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from partner_gateway.api.cursor import CursorCodec
+from partner_gateway.config import Settings
+from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.store.database import Database
+from partner_gateway.store.migrate import upgrade_to_head
+from partner_gateway.store.repositories import secrets
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    database: Database
+    cursors: CursorCodec
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        """Open the store, bring its schema up to date, and load the shared keys."""
+        database = Database.from_settings(settings)
+        try:
+            await upgrade_to_head(database)
+            if settings.cursor_secret is not None:
+                cursor_key = settings.cursor_secret.get_secret_value().encode()
+            else:
+                async with database.write() as connection:
+                    cursor_key = bytes.fromhex(
+                        await secrets.get_or_create(connection, "history-cursor", now_ms())
+                    )
+        except BaseException:
+            await database.dispose()
+            raise
+        return cls(settings=settings, database=database, cursors=CursorCodec(cursor_key))
+
+    async def close(self) -> None:
+        await self.database.dispose()

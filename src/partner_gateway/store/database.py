@@ -1,0 +1,82 @@
+"""Engines and connections: the one place that knows which database engine is underneath.
+
+SQLite gets two engines: readers (a small pool, each statement its own snapshot under WAL) and
+one writer connection whose transactions start with BEGIN IMMEDIATE. One writer serialises the
+process's writes without busy-waiting and without the deadlock SQLite reports when two deferred
+transactions both try to upgrade to writing. PostgreSQL uses one pooled engine for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from partner_gateway.config import Settings
+
+
+class Database:
+    def __init__(self, reader: AsyncEngine, writer: AsyncEngine) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.dialect = writer.dialect.name
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        url = settings.resolved_database_url()
+        if url.startswith("sqlite"):
+            _ensure_sqlite_dir(url)
+            reader = create_async_engine(url, pool_size=8, max_overflow=0)
+            writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+            _configure_sqlite(reader, settings.sqlite_busy_timeout_ms, immediate=False)
+            _configure_sqlite(writer, settings.sqlite_busy_timeout_ms, immediate=True)
+            return cls(reader, writer)
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return cls(engine, engine)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.reader.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that commits when the block ends and rolls back on an exception."""
+        async with self.writer.begin() as connection:
+            yield connection
+
+    async def dispose(self) -> None:
+        await self.reader.dispose()
+        if self.writer is not self.reader:
+            await self.writer.dispose()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    from pathlib import Path
+
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control from the driver so BEGIN is ours to emit (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a 202 means the message is on disk, even across a power cut.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

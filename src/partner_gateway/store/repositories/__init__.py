@@ -1,0 +1,1 @@
+"""Repositories: every query the gateway runs lives here."""

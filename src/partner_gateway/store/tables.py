@@ -1,0 +1,128 @@
+"""The schema, as SQLAlchemy Core tables; Alembic migrations are written against it.
+
+Times are integer milliseconds since the epoch (UTC). Every index exists for one query in
+`repositories`; the comment beside each says which.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("default_sender", String(20)),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("company_id", String(40), ForeignKey("companies.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # the bearer check: one unique look-up
+    Column("prefix", String(12), nullable=False),  # shown in listings so a person can tell keys apart
+    Column("label", String(100)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Index(None, "company_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("company_id", String(40), nullable=False),
+    Column("channel", String(10), nullable=False),
+    Column("to_number", String(16), nullable=False),
+    Column("sender", String(20)),
+    Column("reference", String(64)),
+    Column("status", String(10), nullable=False),
+    Column("status_rank", SmallInteger, nullable=False),
+    Column("status_description", String(300), nullable=False),
+    Column("error_code", String(40)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("read_at", BigInteger),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("encoding", String(4)),
+    Column("segments", SmallInteger),
+    Column("callback_url", String(2048)),
+    Column("body", Text, nullable=False),  # the channel's content as JSON, for the dispatcher
+    # History pages, newest first, one index per filter shape (see MessageRepository.history):
+    Index("ix_messages_history", "company_id", "created_at", "id"),
+    Index("ix_messages_history_channel", "company_id", "channel", "created_at", "id"),
+    Index("ix_messages_history_status", "company_id", "channel", "status", "created_at", "id"),
+    Index("ix_messages_history_to", "company_id", "to_number", "created_at", "id"),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),  # when the provider says it happened
+    Column("recorded_at", BigInteger, nullable=False),  # when we stored it
+    Column("source", String(20), nullable=False),  # gateway, smpp, whatsapp, rcs
+    Column("status", String(10)),  # the mapped status, or NULL for a report that maps to none
+    Column("raw_state", String(100)),  # the provider's own word, kept verbatim
+    Column("description", String(300), nullable=False),
+    Column("error_code", String(40)),
+    Column("dedup_key", String(200), nullable=False),  # the same report twice is stored once
+    UniqueConstraint("message_id", "dedup_key"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False, unique=True),
+    Column("channel", String(10), nullable=False),
+    Column("available_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "available_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("company_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("message_id", String(40), nullable=False),
+    Column("status_code", SmallInteger, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+instance_secrets = Table(
+    "instance_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
