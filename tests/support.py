@@ -30,3 +30,44 @@ async def make_partner(runtime: Runtime, name: str = "Acme") -> Partner:
     return Partner(company.id, issued.plain_key, issued.info.id)
 
 
+
+
+async def seed(
+    runtime: Runtime,
+    company_id: str,
+    created_at: list[int],
+    *,
+    channel: str = "SMS",
+    to: str = "+4915112345678",
+    status: str | None = None,
+) -> list[str]:
+    """Store accepted messages with chosen creation times (and optionally a status); their ids."""
+    from sqlalchemy import update
+
+    from partner_gateway.domain.ids import new_message_id
+    from partner_gateway.domain.messages import NewMessage
+    from partner_gateway.domain.statuses import Channel
+    from partner_gateway.store.repositories.messages import MessageRepository
+    from partner_gateway.store.tables import messages
+
+    ids = []
+    async with runtime.database.write() as connection:
+        repository = MessageRepository(connection)
+        for stamp in created_at:
+            message = NewMessage(
+                id=new_message_id(stamp),
+                company_id=company_id,
+                channel=Channel(channel),
+                to=to,
+                sender=None,
+                reference=None,
+                created_at=stamp,
+                expires_at=stamp + 86_400_000,
+                callback_url=None,
+                body="{}",
+            )
+            await repository.add_accepted(message)
+            ids.append(message.id)
+        if status is not None:
+            await connection.execute(update(messages).where(messages.c.id.in_(ids)).values(status=status))
+    return ids

@@ -134,9 +134,15 @@ def _validation_errors(exc: ValidationException) -> list[tuple[str, str]]:
             if message in ("'data'", "data"):
                 message = "a JSON object body is required"
         errors.append((key, message))
+    missing = _MISSING_PARAMETER.match(exc.detail or "")
+    if not errors and missing:
+        field = missing.group(1)
+        hint = "; one of SMS, RCS, WHATSAPP" if field == "channel" else ""
+        errors.append((field, "is required" + hint))
     return errors or [("request", exc.detail or "is not valid")]
 
 
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 _MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 _AT_PATH = re.compile(r"^(.*) - at `\$((?:\.[^.`\[]+|\[\d+\])*)`$")
 

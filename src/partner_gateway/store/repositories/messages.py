@@ -18,10 +18,10 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    func,
     insert,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +55,21 @@ _ONE = select(*_STATUS_COLUMNS).where(
     messages.c.id == bindparam("id"),
     messages.c.company_id == bindparam("company_id"),
     messages.c.channel == bindparam("channel"),
+)
+
+
+_MANY_POSTGRESQL = select(*_STATUS_COLUMNS).where(
+    messages.c.id == any_(bindparam("ids", type_=ARRAY(String))),
+    messages.c.company_id == bindparam("company_id"),
+    messages.c.channel == bindparam("channel"),
+)
+# CROSS JOIN fixes SQLite's join order: each wanted id is one primary-key look-up. Left to
+# itself, the planner may walk the company's (company_id, channel) index instead.
+_STATUS_COLUMN_LIST = ", ".join(f"m.{column.name}" for column in _STATUS_COLUMNS)
+_MANY_SQLITE = text(
+    f"SELECT {_STATUS_COLUMN_LIST}"  # noqa: S608 - our own column names, no input
+    " FROM json_each(:ids) AS wanted CROSS JOIN messages AS m ON m.id = wanted.value"
+    " WHERE m.company_id = :company_id AND m.channel = :channel"
 )
 
 
@@ -145,20 +160,15 @@ class MessageRepository:
         if not message_ids:
             return []
         if self._dialect == "postgresql":
-            id_match: ColumnElement[bool] = messages.c.id == any_(bindparam("ids", type_=ARRAY(String)))
-            ids_param: object = list(message_ids)
+            rows = await self._connection.execute(
+                _MANY_POSTGRESQL,
+                {"ids": list(message_ids), "company_id": company_id, "channel": channel.value},
+            )
         else:
-            id_list = func.json_each(bindparam("ids")).table_valued("value")
-            id_match = messages.c.id.in_(select(id_list.c.value))
-            ids_param = json.dumps(list(message_ids))
-        query = select(*_STATUS_COLUMNS).where(
-            id_match,
-            messages.c.company_id == bindparam("company_id"),
-            messages.c.channel == bindparam("channel"),
-        )
-        rows = await self._connection.execute(
-            query, {"ids": ids_param, "company_id": company_id, "channel": channel.value}
-        )
+            rows = await self._connection.execute(
+                _MANY_SQLITE,
+                {"ids": json.dumps(list(message_ids)), "company_id": company_id, "channel": channel.value},
+            )
         return [_status_from_row(row) for row in rows]
 
     async def history(
