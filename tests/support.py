@@ -30,8 +30,6 @@ async def make_partner(runtime: Runtime, name: str = "Acme") -> Partner:
     return Partner(company.id, issued.plain_key, issued.info.id)
 
 
-
-
 async def seed(
     runtime: Runtime,
     company_id: str,

@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 import typer
 
@@ -17,6 +17,9 @@ from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGIApplication
 
 app = typer.Typer(help="Partner Gateway: SMS, RCS and WhatsApp for partner companies.", no_args_is_help=True)
 company_app = typer.Typer(help="Manage companies.", no_args_is_help=True)
@@ -58,7 +61,7 @@ def serve(
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = build_config(
-        create_app(settings),
+        cast("ASGIApplication", create_app(settings)),
         host=settings.host,
         port=settings.port,
         max_request_target=settings.max_request_target_bytes,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support import BASE, Partner
 
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
 from partner_gateway.store.tables import api_keys
+from support import BASE, Partner
 
 ENDPOINTS = [
     ("POST", f"{BASE}/sms/messages"),
@@ -25,7 +25,8 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
 @pytest.mark.parametrize(
-    "authorization", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer pgw_unknown", "Bearer " + "x" * 500]
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer pgw_unknown", "Bearer " + "x" * 500],
 )
 async def test_every_endpoint_needs_a_valid_key(
     client: httpx.AsyncClient, method: str, url: str, authorization: str | None

@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from support import BASE, Partner, seed
 
 from partner_gateway.runtime import Runtime
+from support import BASE, Partner, seed
 
 DAY = 86_400_000
 T0 = 1_795_000_000_000  # 2026-11-19T...Z
@@ -41,7 +41,9 @@ async def test_pages_are_newest_first_with_ties_broken_by_id(
     assert await page_through(client, partner, limit="1000") == expected
 
 
-async def test_default_page_size_is_100(client: httpx.AsyncClient, partner: Partner, runtime: Runtime) -> None:
+async def test_default_page_size_is_100(
+    client: httpx.AsyncClient, partner: Partner, runtime: Runtime
+) -> None:
     await seed(runtime, partner.company_id, [T0 + i for i in range(101)])
     response = await client.get(f"{BASE}/messages/history", headers=partner.headers)
     assert len(response.json()["items"]) == 100
@@ -159,7 +161,9 @@ async def test_cursor_from_another_company_or_other_filters_is_400(
     cursor = (
         await client.get(f"{BASE}/messages/history", params={"limit": "1"}, headers=partner.headers)
     ).json()["nextCursor"]
-    stolen = await client.get(f"{BASE}/messages/history", params={"cursor": cursor}, headers=other_partner.headers)
+    stolen = await client.get(
+        f"{BASE}/messages/history", params={"cursor": cursor}, headers=other_partner.headers
+    )
     assert stolen.status_code == 400
     refiltered = await client.get(
         f"{BASE}/messages/history", params={"cursor": cursor, "channel": "RCS"}, headers=partner.headers
@@ -171,5 +175,7 @@ async def test_cursor_from_another_company_or_other_filters_is_400(
     ).status_code == 400
     # The page size may change between pages.
     assert (
-        await client.get(f"{BASE}/messages/history", params={"cursor": cursor, "limit": "5"}, headers=partner.headers)
+        await client.get(
+            f"{BASE}/messages/history", params={"cursor": cursor, "limit": "5"}, headers=partner.headers
+        )
     ).status_code == 200

@@ -13,8 +13,6 @@ from partner_gateway.store.tables import message_events, messages, outbox
 from support import BASE, Partner
 
 
-
-
 async def test_sms_send_is_accepted_with_location_and_queued_status(
     client: httpx.AsyncClient, partner: Partner, runtime: Runtime
 ) -> None:
@@ -41,12 +39,16 @@ async def test_sms_send_is_accepted_with_location_and_queued_status(
 
     # The message, its first event and its outbox item were written together.
     async with runtime.database.read() as connection:
-        assert (await connection.execute(select(messages.c.status).where(messages.c.id == message_id))).scalar() == "UNKNOWN"
+        assert (
+            await connection.execute(select(messages.c.status).where(messages.c.id == message_id))
+        ).scalar() == "UNKNOWN"
         assert (
             await connection.execute(select(func.count()).where(outbox.c.message_id == message_id))
         ).scalar() == 1
         events = (
-            await connection.execute(select(message_events.c.raw_state).where(message_events.c.message_id == message_id))
+            await connection.execute(
+                select(message_events.c.raw_state).where(message_events.c.message_id == message_id)
+            )
         ).all()
     assert [row[0] for row in events] == ["ACCEPTED"]
 
@@ -119,7 +121,9 @@ async def test_sms_validation_problems_name_the_field(
     assert field in [error["field"] for error in problem["errors"]], problem
 
 
-async def test_every_problem_of_a_request_is_reported_at_once(client: httpx.AsyncClient, partner: Partner) -> None:
+async def test_every_problem_of_a_request_is_reported_at_once(
+    client: httpx.AsyncClient, partner: Partner
+) -> None:
     response = await client.post(
         f"{BASE}/sms/messages",
         json={"to": "+12", "text": "", "validitySeconds": 1, "reference": "x" * 70},
@@ -181,7 +185,10 @@ async def test_whatsapp_text_and_template(client: httpx.AsyncClient, partner: Pa
         ({"to": "+4915112345678", "text": "a", "template": {"name": "x", "language": "en"}}, "text"),
         ({"to": "+4915112345678", "template": {"name": "Bad Name", "language": "en"}}, "template.name"),
         ({"to": "+4915112345678", "template": {"name": "ok", "language": "english!"}}, "template.language"),
-        ({"to": "+4915112345678", "template": {"name": "ok", "language": "en", "parameters": [""]}}, "template.parameters[0]"),
+        (
+            {"to": "+4915112345678", "template": {"name": "ok", "language": "en", "parameters": [""]}},
+            "template.parameters[0]",
+        ),
         ({"to": "+4915112345678", "text": "a" * 4097}, "text"),
     ],
 )
@@ -193,7 +200,9 @@ async def test_whatsapp_validation(
     assert field in [error["field"] for error in response.json()["errors"]]
 
 
-async def test_rcs_text_with_suggestions_rich_card_and_fallback(client: httpx.AsyncClient, partner: Partner) -> None:
+async def test_rcs_text_with_suggestions_rich_card_and_fallback(
+    client: httpx.AsyncClient, partner: Partner
+) -> None:
     plain = await client.post(
         f"{BASE}/rcs/messages",
         json={
@@ -226,12 +235,24 @@ async def test_rcs_text_with_suggestions_rich_card_and_fallback(client: httpx.As
         ({"to": "+4915112345678"}, "text"),
         ({"to": "+4915112345678", "text": "a", "richCard": {"title": "t"}}, "text"),
         ({"to": "+4915112345678", "richCard": {}}, "richCard"),
-        ({"to": "+4915112345678", "text": "a", "suggestions": [{"type": "dial", "text": "Call"}]}, "suggestions[0].phoneNumber"),
-        ({"to": "+4915112345678", "text": "a", "suggestions": [{"type": "openUrl", "text": "Go", "url": "nope"}]}, "suggestions[0].url"),
+        (
+            {"to": "+4915112345678", "text": "a", "suggestions": [{"type": "dial", "text": "Call"}]},
+            "suggestions[0].phoneNumber",
+        ),
+        (
+            {
+                "to": "+4915112345678",
+                "text": "a",
+                "suggestions": [{"type": "openUrl", "text": "Go", "url": "nope"}],
+            },
+            "suggestions[0].url",
+        ),
         ({"to": "+4915112345678", "text": "a", "fallbackSms": {"text": ""}}, "fallbackSms.text"),
     ],
 )
-async def test_rcs_validation(client: httpx.AsyncClient, partner: Partner, body: dict[str, object], field: str) -> None:
+async def test_rcs_validation(
+    client: httpx.AsyncClient, partner: Partner, body: dict[str, object], field: str
+) -> None:
     response = await client.post(f"{BASE}/rcs/messages", json=body, headers=partner.headers)
     assert response.status_code == 400, response.text
     assert field in [error["field"] for error in response.json()["errors"]]
@@ -253,10 +274,14 @@ async def test_idempotent_retry_returns_the_first_answer_and_stores_once(
         assert (await connection.execute(select(func.count()).select_from(outbox))).scalar() == 1
 
 
-async def test_idempotency_key_with_a_different_body_is_refused(client: httpx.AsyncClient, partner: Partner) -> None:
+async def test_idempotency_key_with_a_different_body_is_refused(
+    client: httpx.AsyncClient, partner: Partner
+) -> None:
     headers = {**partner.headers, "Idempotency-Key": "k1"}
     await client.post(f"{BASE}/sms/messages", json={"to": "+4915112345678", "text": "A"}, headers=headers)
-    again = await client.post(f"{BASE}/sms/messages", json={"to": "+4915112345678", "text": "B"}, headers=headers)
+    again = await client.post(
+        f"{BASE}/sms/messages", json={"to": "+4915112345678", "text": "B"}, headers=headers
+    )
     assert again.status_code == 422
     assert again.headers["content-type"] == "application/problem+json"
     assert again.json()["type"].endswith("/idempotency-key-reused")
@@ -266,7 +291,9 @@ async def test_idempotency_keys_are_scoped_to_the_company(
     client: httpx.AsyncClient, partner: Partner, other_partner: Partner
 ) -> None:
     body = {"to": "+4915112345678", "text": "A"}
-    first = await client.post(f"{BASE}/sms/messages", json=body, headers={**partner.headers, "Idempotency-Key": "same"})
+    first = await client.post(
+        f"{BASE}/sms/messages", json=body, headers={**partner.headers, "Idempotency-Key": "same"}
+    )
     other = await client.post(
         f"{BASE}/sms/messages", json=body, headers={**other_partner.headers, "Idempotency-Key": "same"}
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from support import BASE, Partner
 
 
@@ -54,9 +55,13 @@ async def test_wrong_channel_unknown_id_and_other_company_are_the_same_404(
     client: httpx.AsyncClient, partner: Partner, other_partner: Partner
 ) -> None:
     message_id = await send(client, partner)
-    wrong_channel = await client.get(f"{BASE}/messages/status/{message_id}?channel=RCS", headers=partner.headers)
+    wrong_channel = await client.get(
+        f"{BASE}/messages/status/{message_id}?channel=RCS", headers=partner.headers
+    )
     unknown = await client.get(f"{BASE}/messages/status/msg_NOPE?channel=SMS", headers=partner.headers)
-    foreign = await client.get(f"{BASE}/messages/status/{message_id}?channel=SMS", headers=other_partner.headers)
+    foreign = await client.get(
+        f"{BASE}/messages/status/{message_id}?channel=SMS", headers=other_partner.headers
+    )
     too_long = await client.get(f"{BASE}/messages/status/{'x' * 500}?channel=SMS", headers=partner.headers)
     for response in (wrong_channel, unknown, foreign, too_long):
         assert response.status_code == 404
@@ -77,7 +82,9 @@ async def test_batch_omits_unknown_foreign_and_other_channel_ids(
     rcs = await send(client, partner, "rcs")
     theirs = await send(client, other_partner)
     ids = ",".join([*mine, rcs, theirs, "msg_UNKNOWN"])
-    response = await client.get(f"{BASE}/messages/status", params={"ids": ids, "channel": "SMS"}, headers=partner.headers)
+    response = await client.get(
+        f"{BASE}/messages/status", params={"ids": ids, "channel": "SMS"}, headers=partner.headers
+    )
     assert response.status_code == 200
     assert sorted(item["customerMessageId"] for item in response.json()) == sorted(mine)
 
@@ -90,10 +97,14 @@ async def test_batch_with_no_match_is_an_empty_list(client: httpx.AsyncClient, p
     assert response.json() == []
 
 
-async def test_batch_trims_spaces_ignores_empty_items_and_repeats(client: httpx.AsyncClient, partner: Partner) -> None:
+async def test_batch_trims_spaces_ignores_empty_items_and_repeats(
+    client: httpx.AsyncClient, partner: Partner
+) -> None:
     first, second = await send(client, partner), await send(client, partner)
     ids = f" {first} ,,{second},{first}, ,{second} "
-    response = await client.get(f"{BASE}/messages/status", params={"ids": ids, "channel": "SMS"}, headers=partner.headers)
+    response = await client.get(
+        f"{BASE}/messages/status", params={"ids": ids, "channel": "SMS"}, headers=partner.headers
+    )
     assert sorted(item["customerMessageId"] for item in response.json()) == sorted([first, second])
 
 
@@ -119,7 +130,9 @@ async def test_batch_of_a_thousand_ids(client: httpx.AsyncClient, partner: Partn
     sent = [await send(client, partner) for _ in range(20)]
     padding = [f"msg_{i:026d}" for i in range(1000)]
     response = await client.get(
-        f"{BASE}/messages/status", params={"ids": ",".join(padding + sent), "channel": "SMS"}, headers=partner.headers
+        f"{BASE}/messages/status",
+        params={"ids": ",".join(padding + sent), "channel": "SMS"},
+        headers=partner.headers,
     )
     assert response.status_code == 200
     assert sorted(item["customerMessageId"] for item in response.json()) == sorted(sent)
@@ -145,13 +158,17 @@ async def test_post_query_answers_like_the_batch(client: httpx.AsyncClient, part
         {"channel": "SMS", "ids": "x,y"},
     ],
 )
-async def test_post_query_bad_bodies_are_400(client: httpx.AsyncClient, partner: Partner, body: dict[str, object]) -> None:
+async def test_post_query_bad_bodies_are_400(
+    client: httpx.AsyncClient, partner: Partner, body: dict[str, object]
+) -> None:
     response = await client.post(f"{BASE}/messages/status/query", json=body, headers=partner.headers)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_timeline_starts_with_the_acceptance(client: httpx.AsyncClient, partner: Partner, other_partner: Partner) -> None:
+async def test_timeline_starts_with_the_acceptance(
+    client: httpx.AsyncClient, partner: Partner, other_partner: Partner
+) -> None:
     message_id = await send(client, partner)
     response = await client.get(f"{BASE}/messages/{message_id}/events?channel=SMS", headers=partner.headers)
     assert response.status_code == 200

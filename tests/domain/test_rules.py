@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +20,8 @@ def test_valid_numbers(number: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "number", ["4915112345678", "+", "+0", "+49 151 12345678", "+49151123456789012", "+1555", "+٤٩١٥١١٢٣٤٥٦٧٨", ""]
+    "number",
+    ["4915112345678", "+", "+0", "+49 151 12345678", "+49151123456789012", "+1555", "+٤٩١٥١١٢٣٤٥٦٧٨", ""],
 )
 def test_invalid_numbers(number: str) -> None:
     with pytest.raises(InvalidNumber):
@@ -27,10 +30,8 @@ def test_invalid_numbers(number: str) -> None:
 
 @given(st.text(max_size=30))
 def test_normalize_never_raises_anything_else(text: str) -> None:
-    try:
+    with contextlib.suppress(InvalidNumber):
         assert normalize_e164(text).startswith("+")
-    except InvalidNumber:
-        pass
 
 
 def test_time_format() -> None:

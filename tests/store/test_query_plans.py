@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
-from support import seed
 
 from partner_gateway.domain.messages import HistoryFilter, HistoryPosition
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository
 from partner_gateway.store.repositories.messages import MessageRepository
+from support import seed
 
 Query = Callable[[AsyncConnection], Awaitable[object]]
 AFTER = HistoryPosition(1_795_000_000_500, "msg_01")
@@ -24,14 +24,16 @@ AFTER = HistoryPosition(1_795_000_000_500, "msg_01")
 async def seeded(runtime: Runtime) -> AsyncIterator[Runtime]:
     await seed(runtime, "cmp_a", [1_795_000_000_000 + i for i in range(200)])
     await seed(runtime, "cmp_b", [1_795_000_000_000 + i for i in range(200)], channel="RCS")
-    yield runtime
+    return runtime
 
 
 async def plans_of(runtime: Runtime, query: Query) -> list[str]:
     """Run the repository call, capture its statements, and EXPLAIN each the same way."""
     captured: list[tuple[str, Any]] = []
 
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+    def capture(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
         if statement.lstrip().upper().startswith("SELECT"):
             captured.append((statement, parameters))
 

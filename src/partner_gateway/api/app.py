@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar, Router, get
+from litestar import Litestar, Request, Router, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -22,6 +23,14 @@ from partner_gateway.runtime import Runtime
 
 BASE_PATH = "/partner-gateway/v1"
 logger = logging.getLogger(__name__)
+
+
+@get(
+    f"{BASE_PATH}/openapi.json", include_in_schema=False, sync_to_thread=False, media_type="application/json"
+)
+def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document where SPEC §1 puts it; the interactive docs are under /docs."""
+    return request.app.openapi_schema.to_schema()
 
 
 @get("/health", include_in_schema=False, sync_to_thread=False)
@@ -56,7 +65,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         security=[{"bearerAuth": []}],
     )
     return Litestar(
-        route_handlers=[partner_api, health],
+        route_handlers=[partner_api, openapi_document, health],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],
@@ -65,8 +74,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             title="Partner Gateway API",
             version="1.0.0",
             description="Send SMS, RCS and WhatsApp messages and follow what became of each one.",
-            path=BASE_PATH,
-            render_plugins=[ScalarRenderPlugin(path="/docs"), SwaggerRenderPlugin(path="/swagger")],
+            # Litestar answers unknown paths under its docs router itself (in HTML), so the docs
+            # get a router of their own rather than the API's base path.
+            path=f"{BASE_PATH}/docs",
+            render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
             components=Components(
                 security_schemes={
                     "bearerAuth": SecurityScheme(

@@ -7,7 +7,11 @@ PostgreSQL, and cheap to compare in keyset pagination.
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def now_ms() -> int:
@@ -31,10 +35,10 @@ def parse_date_or_datetime(value: str) -> int:
     text = value.strip()
     if len(text) == 10:
         day = date.fromisoformat(text)
-        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+        return (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // _ONE_MS
     if "T" not in text and "t" not in text:
         raise ValueError("expected an RFC 3339 date-time or a date (YYYY-MM-DD)")
     moment = datetime.fromisoformat(text.replace("z", "Z"))
     if moment.tzinfo is None:
         raise ValueError("a date-time needs a UTC offset or the Z suffix")
-    return int(moment.timestamp() * 1000 // 1)
+    return (moment - _EPOCH) // _ONE_MS

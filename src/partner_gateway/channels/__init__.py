@@ -1,0 +1,1 @@
+"""Delivery channels: one package per provider protocol (SMPP, WhatsApp, RCS)."""

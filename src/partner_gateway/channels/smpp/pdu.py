@@ -1,0 +1,674 @@
+"""SMPP 3.4 PDU codec: typed PDUs, ``encode``/``decode``, stream framing, time and UDH helpers.
+
+Pure: no I/O, no clock. A frame is one whole PDU: the 16-octet header (command_length, command_id,
+command_status, sequence_number, all big-endian) followed by the body. Malformed input raises
+:class:`PduError`, which carries the ``command_status`` a ``generic_nack`` (or the command's
+``*_resp``) should report. ``encode`` raises it too, e.g. ``ESME_RINVDSTADR`` for a 30-digit
+destination, so the caller can classify the failure like the carrier's own answer.
+
+C-Octet-Strings are ``str`` (Latin-1, so every octet round-trips); their maximum sizes below include
+the terminating NUL, as in the specification. TLVs the PDU types by name are fields; any other TLV is
+kept in ``extra_tlvs`` as a raw ``(tag, value)`` pair and written back after the typed ones.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from enum import IntEnum, IntFlag
+from typing import Any, ClassVar, Final, NamedTuple
+
+HEADER_LENGTH: Final = 16
+MAX_PDU_LENGTH: Final = 64 * 1024
+INTERFACE_VERSION_34: Final = 0x34
+MAX_SHORT_MESSAGE: Final = 254
+
+
+class CommandId(IntEnum):
+    GENERIC_NACK = 0x80000000
+    BIND_RECEIVER = 0x00000001
+    BIND_RECEIVER_RESP = 0x80000001
+    BIND_TRANSMITTER = 0x00000002
+    BIND_TRANSMITTER_RESP = 0x80000002
+    SUBMIT_SM = 0x00000004
+    SUBMIT_SM_RESP = 0x80000004
+    DELIVER_SM = 0x00000005
+    DELIVER_SM_RESP = 0x80000005
+    UNBIND = 0x00000006
+    UNBIND_RESP = 0x80000006
+    BIND_TRANSCEIVER = 0x00000009
+    BIND_TRANSCEIVER_RESP = 0x80000009
+    ENQUIRE_LINK = 0x00000015
+    ENQUIRE_LINK_RESP = 0x80000015
+
+
+class CommandStatus(IntEnum):
+    """SMPP 3.4 §5.1.3 error codes (0x400-0x4FF are vendor specific and stay plain ints)."""
+
+    ESME_ROK = 0x00
+    ESME_RINVMSGLEN = 0x01
+    ESME_RINVCMDLEN = 0x02
+    ESME_RINVCMDID = 0x03
+    ESME_RINVBNDSTS = 0x04
+    ESME_RALYBND = 0x05
+    ESME_RINVPRTFLG = 0x06
+    ESME_RINVREGDLVFLG = 0x07
+    ESME_RSYSERR = 0x08
+    ESME_RINVSRCADR = 0x0A
+    ESME_RINVDSTADR = 0x0B
+    ESME_RINVMSGID = 0x0C
+    ESME_RBINDFAIL = 0x0D
+    ESME_RINVPASWD = 0x0E
+    ESME_RINVSYSID = 0x0F
+    ESME_RCANCELFAIL = 0x11
+    ESME_RREPLACEFAIL = 0x13
+    ESME_RMSGQFUL = 0x14
+    ESME_RINVSERTYP = 0x15
+    ESME_RINVNUMDESTS = 0x33
+    ESME_RINVDLNAME = 0x34
+    ESME_RINVDESTFLAG = 0x40
+    ESME_RINVSUBREP = 0x42
+    ESME_RINVESMCLASS = 0x43
+    ESME_RCNTSUBDL = 0x44
+    ESME_RSUBMITFAIL = 0x45
+    ESME_RINVSRCTON = 0x48
+    ESME_RINVSRCNPI = 0x49
+    ESME_RINVDSTTON = 0x50
+    ESME_RINVDSTNPI = 0x51
+    ESME_RINVSYSTYP = 0x53
+    ESME_RINVREPFLAG = 0x54
+    ESME_RINVNUMMSGS = 0x55
+    ESME_RTHROTTLED = 0x58
+    ESME_RINVSCHED = 0x61
+    ESME_RINVEXPIRY = 0x62
+    ESME_RINVDFTMSGID = 0x63
+    ESME_RX_T_APPN = 0x64
+    ESME_RX_P_APPN = 0x65
+    ESME_RX_R_APPN = 0x66
+    ESME_RQUERYFAIL = 0x67
+    ESME_RINVOPTPARSTREAM = 0xC0
+    ESME_ROPTPARNOTALLWD = 0xC1
+    ESME_RINVPARLEN = 0xC2
+    ESME_RMISSINGOPTPARAM = 0xC3
+    ESME_RINVOPTPARAMVAL = 0xC4
+    ESME_RDELIVERYFAILURE = 0xFE
+    ESME_RUNKNOWNERR = 0xFF
+
+
+class Tag(IntEnum):
+    """TLV tags this codec types by name (others are kept raw in ``extra_tlvs``)."""
+
+    RECEIPTED_MESSAGE_ID = 0x001E
+    USER_MESSAGE_REFERENCE = 0x0204
+    SAR_MSG_REF_NUM = 0x020C
+    SAR_TOTAL_SEGMENTS = 0x020E
+    SAR_SEGMENT_SEQNUM = 0x020F
+    SC_INTERFACE_VERSION = 0x0210
+    NETWORK_ERROR_CODE = 0x0423
+    MESSAGE_PAYLOAD = 0x0424
+    MESSAGE_STATE = 0x0427
+
+
+class EsmClass(IntFlag):
+    """esm_class bits. Bits 5-2 are the message type: compare ``esm_class & TYPE_MASK``."""
+
+    DEFAULT = 0x00
+    DELIVERY_RECEIPT = 0x04  # deliver_sm: SMSC delivery receipt
+    SME_DELIVERY_ACK = 0x08
+    SME_MANUAL_ACK = 0x10
+    INTERMEDIATE_NOTIFICATION = 0x20  # deliver_sm: intermediate delivery notification
+    TYPE_MASK = 0x3C
+    UDHI = 0x40  # short_message starts with a User Data Header
+    REPLY_PATH = 0x80
+
+
+class RegisteredDelivery(IntFlag):
+    NONE = 0x00
+    RECEIPT_ON_FINAL = 0x01  # receipt on final delivery outcome, success or failure
+    RECEIPT_ON_FAILURE = 0x02
+    SME_DELIVERY_ACK = 0x04
+    SME_MANUAL_ACK = 0x08
+    INTERMEDIATE_NOTIFICATION = 0x10
+
+
+class NetworkErrorCode(NamedTuple):
+    """The 3-octet network_error_code TLV: network type (3 = GSM, 7 = SMPP, ...) and its error."""
+
+    network_type: int
+    error_code: int
+
+
+class PduError(ValueError):
+    """Malformed PDU (or a value ``encode`` cannot write); ``command_status`` is what to report."""
+
+    def __init__(
+        self,
+        command_status: int,
+        sequence_number: int = 0,
+        detail: str = "",
+        *,
+        command_id: int | None = None,
+    ) -> None:
+        name = getattr(_status(command_status), "name", f"0x{command_status:08x}")
+        super().__init__(f"{name} (sequence_number={sequence_number}): {detail}")
+        self.command_status = command_status
+        self.sequence_number = sequence_number
+        self.command_id = command_id
+        self.detail = detail
+
+
+Tlvs = tuple[tuple[int, bytes], ...]
+_S = CommandStatus
+# Body fields: (name, kind, max octets incl. NUL, status reported when invalid).
+# kinds: "c" C-Octet-String, "t" SMPP time (empty or 16 chars), "u8" integer, "sm" sm_length + short_message.
+_F = tuple[str, str, int, int]
+# Typed TLVs: (name, tag, kind); kinds "u8", "u16", "c" (C-Octet-String <= 65), "b" (octets), "ne".
+_T = tuple[str, int, str]
+
+_BIND: tuple[_F, ...] = (
+    ("system_id", "c", 16, _S.ESME_RINVSYSID),
+    ("password", "c", 9, _S.ESME_RINVPASWD),
+    ("system_type", "c", 13, _S.ESME_RINVSYSTYP),
+    ("interface_version", "u8", 1, _S.ESME_RINVPARLEN),
+    ("addr_ton", "u8", 1, _S.ESME_RINVSRCTON),
+    ("addr_npi", "u8", 1, _S.ESME_RINVSRCNPI),
+    ("address_range", "c", 41, _S.ESME_RINVPARLEN),
+)
+_SM: tuple[_F, ...] = (
+    ("service_type", "c", 6, _S.ESME_RINVSERTYP),
+    ("source_addr_ton", "u8", 1, _S.ESME_RINVSRCTON),
+    ("source_addr_npi", "u8", 1, _S.ESME_RINVSRCNPI),
+    ("source_addr", "c", 21, _S.ESME_RINVSRCADR),
+    ("dest_addr_ton", "u8", 1, _S.ESME_RINVDSTTON),
+    ("dest_addr_npi", "u8", 1, _S.ESME_RINVDSTNPI),
+    ("destination_addr", "c", 21, _S.ESME_RINVDSTADR),
+    ("esm_class", "u8", 1, _S.ESME_RINVESMCLASS),
+    ("protocol_id", "u8", 1, _S.ESME_RINVPARLEN),
+    ("priority_flag", "u8", 1, _S.ESME_RINVPRTFLG),
+    ("schedule_delivery_time", "t", 17, _S.ESME_RINVSCHED),
+    ("validity_period", "t", 17, _S.ESME_RINVEXPIRY),
+    ("registered_delivery", "u8", 1, _S.ESME_RINVREGDLVFLG),
+    ("replace_if_present_flag", "u8", 1, _S.ESME_RINVREPFLAG),
+    ("data_coding", "u8", 1, _S.ESME_RINVPARLEN),
+    ("sm_default_msg_id", "u8", 1, _S.ESME_RINVDFTMSGID),
+    ("short_message", "sm", MAX_SHORT_MESSAGE + 1, _S.ESME_RINVMSGLEN),
+)
+_MESSAGE_ID: tuple[_F, ...] = (("message_id", "c", 65, _S.ESME_RINVMSGID),)
+_SM_TLVS: tuple[_T, ...] = (
+    ("user_message_reference", Tag.USER_MESSAGE_REFERENCE, "u16"),
+    ("sar_msg_ref_num", Tag.SAR_MSG_REF_NUM, "u16"),
+    ("sar_total_segments", Tag.SAR_TOTAL_SEGMENTS, "u8"),
+    ("sar_segment_seqnum", Tag.SAR_SEGMENT_SEQNUM, "u8"),
+    ("message_payload", Tag.MESSAGE_PAYLOAD, "b"),
+)
+_RECEIPT_TLVS: tuple[_T, ...] = (
+    ("receipted_message_id", Tag.RECEIPTED_MESSAGE_ID, "c"),
+    ("message_state", Tag.MESSAGE_STATE, "u8"),
+    ("network_error_code", Tag.NETWORK_ERROR_CODE, "ne"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Header:
+    command_id: ClassVar[CommandId]
+    BODY: ClassVar[tuple[_F, ...]] = ()
+    TLVS: ClassVar[tuple[_T, ...]] = ()
+    HAS_BODY: ClassVar[bool] = False  # may carry a body and TLVs (``extra_tlvs``)
+    BODY_OPTIONAL: ClassVar[bool] = False  # a response whose body may be absent (e.g. on error)
+    sequence_number: int
+    command_status: int = CommandStatus.ESME_ROK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Body(_Header):
+    HAS_BODY = True
+    extra_tlvs: Tlvs = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Bind(_Body):
+    BODY = _BIND
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    interface_version: int = INTERFACE_VERSION_34
+    addr_ton: int = 0
+    addr_npi: int = 0
+    address_range: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _BindResp(_Body):
+    BODY = (("system_id", "c", 16, _S.ESME_RINVSYSID),)
+    TLVS = (("sc_interface_version", Tag.SC_INTERFACE_VERSION, "u8"),)
+    BODY_OPTIONAL = True
+    system_id: str = ""
+    sc_interface_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransmitter(_Bind):
+    command_id = CommandId.BIND_TRANSMITTER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransmitterResp(_BindResp):
+    command_id = CommandId.BIND_TRANSMITTER_RESP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindReceiver(_Bind):
+    command_id = CommandId.BIND_RECEIVER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindReceiverResp(_BindResp):
+    command_id = CommandId.BIND_RECEIVER_RESP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransceiver(_Bind):
+    command_id = CommandId.BIND_TRANSCEIVER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransceiverResp(_BindResp):
+    command_id = CommandId.BIND_TRANSCEIVER_RESP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unbind(_Header):
+    command_id = CommandId.UNBIND
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnbindResp(_Header):
+    command_id = CommandId.UNBIND_RESP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnquireLink(_Header):
+    command_id = CommandId.ENQUIRE_LINK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnquireLinkResp(_Header):
+    command_id = CommandId.ENQUIRE_LINK_RESP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenericNack(_Header):
+    command_id = CommandId.GENERIC_NACK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ShortMessage(_Body):
+    BODY = _SM
+    TLVS = _SM_TLVS
+    service_type: str = ""
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    source_addr: str = ""
+    dest_addr_ton: int = 0
+    dest_addr_npi: int = 0
+    destination_addr: str = ""
+    esm_class: int = 0
+    protocol_id: int = 0
+    priority_flag: int = 0
+    schedule_delivery_time: str = ""
+    validity_period: str = ""
+    registered_delivery: int = 0
+    replace_if_present_flag: int = 0
+    data_coding: int = 0
+    sm_default_msg_id: int = 0
+    short_message: bytes = b""
+    user_message_reference: int | None = None
+    sar_msg_ref_num: int | None = None
+    sar_total_segments: int | None = None
+    sar_segment_seqnum: int | None = None
+    message_payload: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitSm(_ShortMessage):
+    command_id = CommandId.SUBMIT_SM
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverSm(_ShortMessage):
+    command_id = CommandId.DELIVER_SM
+    TLVS = _SM_TLVS + _RECEIPT_TLVS
+    receipted_message_id: str | None = None
+    message_state: int | None = None
+    network_error_code: NetworkErrorCode | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MessageIdResp(_Body):
+    BODY = _MESSAGE_ID
+    BODY_OPTIONAL = True
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitSmResp(_MessageIdResp):
+    command_id = CommandId.SUBMIT_SM_RESP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverSmResp(_MessageIdResp):
+    command_id = CommandId.DELIVER_SM_RESP
+
+
+Pdu = (
+    BindTransmitter | BindTransmitterResp | BindReceiver | BindReceiverResp | BindTransceiver
+    | BindTransceiverResp | Unbind | UnbindResp | EnquireLink | EnquireLinkResp | GenericNack
+    | SubmitSm | SubmitSmResp | DeliverSm | DeliverSmResp
+)  # fmt: skip
+PDU_TYPES: Final[tuple[type[Pdu], ...]] = (
+    BindTransmitter, BindTransmitterResp, BindReceiver, BindReceiverResp, BindTransceiver,
+    BindTransceiverResp, Unbind, UnbindResp, EnquireLink, EnquireLinkResp, GenericNack,
+    SubmitSm, SubmitSmResp, DeliverSm, DeliverSmResp,
+)  # fmt: skip
+_BY_ID: Final[dict[int, type[Pdu]]] = {cls.command_id: cls for cls in PDU_TYPES}
+
+
+def _status(value: int) -> int:
+    """The value as a :class:`CommandStatus` when it is one (nicer reprs), else the plain int."""
+    try:
+        return CommandStatus(value)
+    except ValueError:
+        return value
+
+
+def _cstr(value: str, size: int, status: int, what: str) -> bytes:
+    problem = f"{what}: not a Latin-1 C-Octet-String of at most {size - 1} octets"
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise PduError(status, 0, problem) from None
+    if b"\0" in raw or len(raw) >= size:
+        raise PduError(status, 0, problem)
+    return raw + b"\0"
+
+
+def _int(value: int, width: int, status: int, what: str) -> bytes:
+    if not 0 <= value < 1 << (8 * width):
+        raise PduError(status, 0, f"{what}: {value} does not fit in {width} octet(s)")
+    return value.to_bytes(width, "big")
+
+
+def _tlv(tag: int, value: bytes, what: str) -> bytes:
+    if len(value) > 0xFFFF:
+        raise PduError(_S.ESME_RINVPARLEN, 0, f"{what}: {len(value)} octets is too long for a TLV")
+    return _int(tag, 2, _S.ESME_RINVOPTPARSTREAM, what) + len(value).to_bytes(2, "big") + value
+
+
+def _encode_tlv(kind: str, value: Any, what: str) -> bytes:
+    bad = _S.ESME_RINVOPTPARAMVAL
+    if kind == "u8" or kind == "u16":
+        return _int(value, 1 if kind == "u8" else 2, bad, what)
+    if kind == "c":
+        return _cstr(value, 65, bad, what)
+    if kind == "ne":
+        return _int(value.network_type, 1, bad, what) + _int(value.error_code, 2, bad, what)
+    return bytes(value)
+
+
+def encode(pdu: Pdu) -> bytes:
+    """One whole frame for ``pdu``; raises :class:`PduError` for a value the format cannot carry."""
+    body = bytearray()
+    try:
+        for name, kind, size, status in pdu.BODY:
+            value = getattr(pdu, name)
+            if kind == "u8":
+                body += _int(value, 1, status, name)
+            elif kind == "sm":
+                if len(value) > MAX_SHORT_MESSAGE:
+                    raise PduError(status, 0, f"short_message is {len(value)} octets (max 254)")
+                body += bytes((len(value),)) + value
+            elif kind == "t" and len(value) not in (0, 16):
+                raise PduError(status, 0, f"{name}: an SMPP time has 16 characters, got {value!r}")
+            else:
+                body += _cstr(value, size, status, name)
+        if isinstance(pdu, _Body):
+            typed = {tag for _, tag, _ in pdu.TLVS}
+            for name, tag, kind in pdu.TLVS:
+                if (value := getattr(pdu, name)) is not None:
+                    body += _tlv(tag, _encode_tlv(kind, value, name), name)
+            for tag, raw in pdu.extra_tlvs:
+                if tag in typed:
+                    raise PduError(
+                        _S.ESME_RINVOPTPARSTREAM, 0, f"TLV 0x{tag:04x} is a typed field of this PDU"
+                    )
+                body += _tlv(tag, bytes(raw), f"TLV 0x{tag:04x}")
+            if pdu.BODY_OPTIONAL and pdu.command_status != 0 and body == b"\0":
+                body.clear()  # SMPP 3.4 4.1.2/4.4.2: no body is returned with an error status
+        length = HEADER_LENGTH + len(body)
+        header = struct.pack(">IIII", length, pdu.command_id, pdu.command_status, pdu.sequence_number)
+    except struct.error as exc:
+        raise PduError(_S.ESME_RSYSERR, 0, f"header out of range: {exc}", command_id=pdu.command_id) from None
+    except PduError as exc:
+        raise PduError(
+            exc.command_status, pdu.sequence_number, exc.detail, command_id=pdu.command_id
+        ) from None
+    return header + bytes(body)
+
+
+def _decode_tlv(kind: str, raw: bytes, what: str) -> Any:
+    width = {"u8": 1, "u16": 2, "ne": 3}.get(kind)
+    if width is not None and len(raw) != width:
+        raise PduError(_S.ESME_RINVPARLEN, 0, f"{what}: {len(raw)} octets, expected {width}")
+    if kind == "ne":
+        return NetworkErrorCode(raw[0], int.from_bytes(raw[1:], "big"))
+    if kind == "c":  # tolerate a missing terminator, which some SMSCs omit
+        text = raw[:-1] if raw.endswith(b"\0") else raw
+        if b"\0" in text or len(text) > 64:
+            raise PduError(_S.ESME_RINVOPTPARAMVAL, 0, f"{what}: not a C-Octet-String of at most 64 octets")
+        return text.decode("latin-1")
+    return raw if width is None else int.from_bytes(raw, "big")
+
+
+def _decode_fields(cls: type[Pdu], frame: bytes, fields: dict[str, Any]) -> None:
+    pos, end = HEADER_LENGTH, len(frame)
+    for name, kind, size, status in cls.BODY:
+        if pos >= end:
+            raise PduError(_S.ESME_RINVCMDLEN, 0, f"body ends before {name}")
+        if kind == "u8":
+            fields[name], pos = frame[pos], pos + 1
+        elif kind == "sm":
+            n, pos = frame[pos], pos + 1
+            if n > MAX_SHORT_MESSAGE or pos + n > end:
+                raise PduError(status, 0, f"sm_length {n} with {end - pos} octets left in the body")
+            fields[name], pos = frame[pos : pos + n], pos + n
+        else:
+            nul = frame.find(b"\0", pos, min(end, pos + size))
+            if nul < 0:
+                short = end - pos < size
+                raise PduError(
+                    _S.ESME_RINVCMDLEN if short else status, 0, f"{name}: no NUL within {size} octets"
+                )
+            fields[name], pos = frame[pos:nul].decode("latin-1"), nul + 1
+            if kind == "t" and len(fields[name]) not in (0, 16):
+                raise PduError(status, 0, f"{name}: an SMPP time has 16 characters, got {fields[name]!r}")
+    if not cls.HAS_BODY:
+        if pos != end:
+            raise PduError(_S.ESME_RINVCMDLEN, 0, f"{cls.__name__} has no body, got {end - pos} octets")
+        return
+    typed = {tag: (name, kind) for name, tag, kind in cls.TLVS}
+    extra: list[tuple[int, bytes]] = []
+    while pos < end:
+        if end - pos < 4:
+            if not any(frame[pos:end]):
+                break  # NUL padding after the last field, which some peers send
+            raise PduError(_S.ESME_RINVOPTPARSTREAM, 0, f"{end - pos} stray octets after the TLVs")
+        tag, n = struct.unpack_from(">HH", frame, pos)
+        raw, pos = frame[pos + 4 : pos + 4 + n], pos + 4 + n
+        if pos > end:
+            raise PduError(_S.ESME_RINVOPTPARSTREAM, 0, f"TLV 0x{tag:04x} runs past the end of the PDU")
+        if tag not in typed:
+            extra.append((tag, raw))
+        elif fields.get(typed[tag][0]) is not None:
+            raise PduError(_S.ESME_RINVOPTPARSTREAM, 0, f"TLV 0x{tag:04x} appears twice")
+        else:
+            fields[typed[tag][0]] = _decode_tlv(typed[tag][1], raw, typed[tag][0])
+    fields["extra_tlvs"] = tuple(extra)
+
+
+def decode(frame: bytes) -> Pdu:
+    """The PDU in ``frame`` (exactly one PDU, header included); raises :class:`PduError`.
+
+    The error's ``command_status`` is ESME_RINVCMDLEN for a length problem (header, body shorter than
+    its fields, leftover octets), ESME_RINVCMDID for an unknown command_id, the field's own status
+    (ESME_RINVSRCADR, ESME_RINVMSGLEN, ESME_RINVSYSID, ...) for an over-long field, and
+    ESME_RINVOPTPARSTREAM / ESME_RINVPARLEN / ESME_RINVOPTPARAMVAL for broken TLVs. ``command_id``
+    and ``sequence_number`` are set whenever the header could be read.
+    """
+    frame = bytes(frame)
+    if len(frame) < HEADER_LENGTH:
+        raise PduError(_S.ESME_RINVCMDLEN, 0, f"{len(frame)} octets is shorter than a PDU header")
+    length, command_id, status, seq = struct.unpack_from(">IIII", frame)
+    try:
+        if length != len(frame):
+            raise PduError(_S.ESME_RINVCMDLEN, 0, f"command_length {length}, frame has {len(frame)} octets")
+        cls = _BY_ID.get(command_id)
+        if cls is None:
+            raise PduError(_S.ESME_RINVCMDID, 0, f"unknown command_id 0x{command_id:08x}")
+        fields: dict[str, Any] = {"sequence_number": seq, "command_status": _status(status)}
+        if not (cls.BODY_OPTIONAL and length == HEADER_LENGTH):
+            _decode_fields(cls, frame, fields)
+        return cls(**fields)
+    except PduError as exc:
+        raise PduError(exc.command_status, seq, exc.detail, command_id=command_id) from None
+
+
+class PduReader:
+    """Splits a TCP byte stream into whole frames (pass each to :func:`decode`).
+
+    A command_length below 16 or above ``max_length`` makes the stream unusable: the error (with the
+    sequence_number when the header was complete) is raised at once, or, when whole frames came
+    before it in the same chunk, those frames are returned and the error is raised by the next
+    ``feed`` (it is also available as ``error``). After ``feed`` returns, at most one partial frame
+    (fewer than ``max_length`` octets) is buffered.
+    """
+
+    def __init__(self, max_length: int = MAX_PDU_LENGTH) -> None:
+        if max_length < HEADER_LENGTH:
+            raise ValueError(f"max_length must be at least {HEADER_LENGTH}")
+        self.max_length = max_length
+        self._buffer = bytearray()
+        self.error: PduError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Octets held for a frame that has not fully arrived."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.error is not None:
+            raise self.error
+        buf = self._buffer
+        buf += data
+        frames: list[bytes] = []
+        pos = 0
+        while len(buf) - pos >= 4:
+            length = int.from_bytes(buf[pos : pos + 4], "big")
+            if HEADER_LENGTH <= length <= self.max_length:
+                if len(buf) - pos < length:
+                    break
+                frames.append(bytes(buf[pos : pos + length]))
+                pos += length
+                continue
+            header = len(buf) - pos >= HEADER_LENGTH
+            cid, _, seq = struct.unpack_from(">III", buf, pos + 4) if header else (None, 0, 0)
+            limit = f"at least {HEADER_LENGTH}" if length < HEADER_LENGTH else f"at most {self.max_length}"
+            self.error = PduError(
+                _S.ESME_RINVCMDLEN, seq, f"command_length {length}, {limit}", command_id=cid
+            )
+            buf.clear()
+            if not frames:
+                raise self.error
+            return frames
+        del buf[:pos]
+        return frames
+
+
+_SMPP_TIME = re.compile(
+    r"([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9])([0-9]{2})([-+R])"
+)
+
+
+def relative_validity(seconds: int) -> str:
+    """SMPP relative time ``YYMMDDhhmmss000R`` for ``seconds`` (1 s up to 99 days 23:59:59)."""
+    if not 0 < seconds < 100 * 86400:
+        raise ValueError(f"relative validity must be 1 s to under 100 days, got {seconds} s")
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"0000{days:02d}{hours:02d}{rest // 60:02d}{rest % 60:02d}000R"
+
+
+def absolute_time(moment: datetime) -> str:
+    """SMPP absolute time ``YYMMDDhhmmsst00+`` in UTC for an aware ``moment`` (years 2000-2099)."""
+    utc = moment.astimezone(UTC)
+    if not 2000 <= utc.year <= 2099:
+        raise ValueError(f"SMPP times cover 2000-2099, got {utc.year}")
+    return utc.strftime("%y%m%d%H%M%S") + f"{utc.microsecond // 100_000}00+"
+
+
+def parse_smpp_time(value: str) -> datetime | timedelta | None:
+    """Parse ``YYMMDDhhmmsstnnp``: None if empty, an aware UTC datetime for the absolute form
+    (``nn`` quarter hours ahead of (+) or behind (-) UTC, ``YY`` is 20YY), a timedelta for the
+    relative form (``R``; a year counts as 365 days and a month as 30, the usual SMSC reading).
+    Raises ValueError for anything else."""
+    if value == "":
+        return None
+    match = _SMPP_TIME.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not an SMPP time: {value!r}")
+    yy, mo, dd, hh, mi, ss, tenths, quarters, sign = match.groups()
+    if sign == "R":
+        days = 365 * int(yy) + 30 * int(mo) + int(dd)
+        return timedelta(days=days, hours=int(hh), minutes=int(mi), seconds=int(ss))
+    if int(quarters) > 48:
+        raise ValueError(f"UTC offset of {quarters} quarter hours in {value!r}")
+    offset = timedelta(minutes=15 * int(quarters)) * (1 if sign == "+" else -1)
+    local = datetime(2000 + int(yy), int(mo), int(dd), int(hh), int(mi), int(ss), 100_000 * int(tenths))
+    return local.replace(tzinfo=timezone(offset)).astimezone(UTC)
+
+
+class ConcatInfo(NamedTuple):
+    """A concatenation UDH: ``header_length`` octets (UDHL included) precede the part's text."""
+
+    reference: int
+    total: int
+    sequence: int
+    header_length: int
+
+
+def udh_concat(ref: int, total: int, seq: int) -> bytes:
+    """The 6-octet concatenation UDH with an 8-bit reference: ``05 00 03 RR TT NN``."""
+    if not (0 <= ref <= 255 and 1 <= seq <= total <= 255):
+        raise ValueError(f"bad concatenation header ref={ref} total={total} seq={seq}")
+    return bytes((0x05, 0x00, 0x03, ref, total, seq))
+
+
+def parse_udh_concat(short_message: bytes) -> ConcatInfo | None:
+    """The concatenation element (IEI 0x00, 8-bit ref, or 0x08, 16-bit ref) of the UDH that starts
+    ``short_message`` (send with esm_class UDHI), or None when there is none or it is malformed."""
+    if not short_message or len(short_message) < 1 + short_message[0]:
+        return None
+    end = 1 + short_message[0]
+    pos = 1
+    while pos + 2 <= end:
+        iei, size = short_message[pos], short_message[pos + 1]
+        data = short_message[pos + 2 : pos + 2 + size]
+        if pos + 2 + size > end:
+            return None
+        if (iei, size) in ((0x00, 3), (0x08, 4)):
+            ref = int.from_bytes(data[:-2], "big")
+            total, seq = data[-2], data[-1]
+            return ConcatInfo(ref, total, seq, end) if 1 <= seq <= total else None
+        pos += 2 + size
+    return None
