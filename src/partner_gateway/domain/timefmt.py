@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime, timedelta
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 

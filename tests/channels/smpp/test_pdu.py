@@ -17,8 +17,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.constants import (
     MAX_PDU_LENGTH,
+    CommandId,
+    CommandStatus,
+    Tag,
+)
+from partner_gateway.channels.smpp.framing import (
+    PduReader,
+)
+from partner_gateway.channels.smpp.pdu import (
     PDU_TYPES,
     BindReceiver,
     BindReceiverResp,
@@ -26,9 +34,6 @@ from partner_gateway.channels.smpp.pdu import (
     BindTransceiverResp,
     BindTransmitter,
     BindTransmitterResp,
-    CommandId,
-    CommandStatus,
-    ConcatInfo,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
@@ -37,18 +42,21 @@ from partner_gateway.channels.smpp.pdu import (
     NetworkErrorCode,
     Pdu,
     PduError,
-    PduReader,
     SubmitSm,
     SubmitSmResp,
-    Tag,
     Unbind,
     UnbindResp,
-    absolute_time,
     decode,
     encode,
+)
+from partner_gateway.channels.smpp.smpp_time import (
+    absolute_time,
     parse_smpp_time,
-    parse_udh_concat,
     relative_validity,
+)
+from partner_gateway.channels.smpp.udh import (
+    ConcatInfo,
+    parse_udh_concat,
     udh_concat,
 )
 

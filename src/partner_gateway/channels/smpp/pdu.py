@@ -1,4 +1,4 @@
-"""SMPP 3.4 PDU codec: typed PDUs, ``encode``/``decode``, stream framing, time and UDH helpers.
+"""SMPP 3.4 PDU codec: typed PDUs and ``encode``/``decode`` (framing, times and UDH beside it).
 
 Pure: no I/O, no clock. A frame is one whole PDU: the 16-octet header (command_length, command_id,
 command_status, sequence_number, all big-endian) followed by the body. Malformed input raises
@@ -13,124 +13,18 @@ kept in ``extra_tlvs`` as a raw ``(tag, value)`` pair and written back after the
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
-from enum import IntEnum, IntFlag
 from typing import Any, ClassVar, Final, NamedTuple
 
-HEADER_LENGTH: Final = 16
-MAX_PDU_LENGTH: Final = 64 * 1024
-INTERFACE_VERSION_34: Final = 0x34
-MAX_SHORT_MESSAGE: Final = 254
-
-
-class CommandId(IntEnum):
-    GENERIC_NACK = 0x80000000
-    BIND_RECEIVER = 0x00000001
-    BIND_RECEIVER_RESP = 0x80000001
-    BIND_TRANSMITTER = 0x00000002
-    BIND_TRANSMITTER_RESP = 0x80000002
-    SUBMIT_SM = 0x00000004
-    SUBMIT_SM_RESP = 0x80000004
-    DELIVER_SM = 0x00000005
-    DELIVER_SM_RESP = 0x80000005
-    UNBIND = 0x00000006
-    UNBIND_RESP = 0x80000006
-    BIND_TRANSCEIVER = 0x00000009
-    BIND_TRANSCEIVER_RESP = 0x80000009
-    ENQUIRE_LINK = 0x00000015
-    ENQUIRE_LINK_RESP = 0x80000015
-
-
-class CommandStatus(IntEnum):
-    """SMPP 3.4 §5.1.3 error codes (0x400-0x4FF are vendor specific and stay plain ints)."""
-
-    ESME_ROK = 0x00
-    ESME_RINVMSGLEN = 0x01
-    ESME_RINVCMDLEN = 0x02
-    ESME_RINVCMDID = 0x03
-    ESME_RINVBNDSTS = 0x04
-    ESME_RALYBND = 0x05
-    ESME_RINVPRTFLG = 0x06
-    ESME_RINVREGDLVFLG = 0x07
-    ESME_RSYSERR = 0x08
-    ESME_RINVSRCADR = 0x0A
-    ESME_RINVDSTADR = 0x0B
-    ESME_RINVMSGID = 0x0C
-    ESME_RBINDFAIL = 0x0D
-    ESME_RINVPASWD = 0x0E
-    ESME_RINVSYSID = 0x0F
-    ESME_RCANCELFAIL = 0x11
-    ESME_RREPLACEFAIL = 0x13
-    ESME_RMSGQFUL = 0x14
-    ESME_RINVSERTYP = 0x15
-    ESME_RINVNUMDESTS = 0x33
-    ESME_RINVDLNAME = 0x34
-    ESME_RINVDESTFLAG = 0x40
-    ESME_RINVSUBREP = 0x42
-    ESME_RINVESMCLASS = 0x43
-    ESME_RCNTSUBDL = 0x44
-    ESME_RSUBMITFAIL = 0x45
-    ESME_RINVSRCTON = 0x48
-    ESME_RINVSRCNPI = 0x49
-    ESME_RINVDSTTON = 0x50
-    ESME_RINVDSTNPI = 0x51
-    ESME_RINVSYSTYP = 0x53
-    ESME_RINVREPFLAG = 0x54
-    ESME_RINVNUMMSGS = 0x55
-    ESME_RTHROTTLED = 0x58
-    ESME_RINVSCHED = 0x61
-    ESME_RINVEXPIRY = 0x62
-    ESME_RINVDFTMSGID = 0x63
-    ESME_RX_T_APPN = 0x64
-    ESME_RX_P_APPN = 0x65
-    ESME_RX_R_APPN = 0x66
-    ESME_RQUERYFAIL = 0x67
-    ESME_RINVOPTPARSTREAM = 0xC0
-    ESME_ROPTPARNOTALLWD = 0xC1
-    ESME_RINVPARLEN = 0xC2
-    ESME_RMISSINGOPTPARAM = 0xC3
-    ESME_RINVOPTPARAMVAL = 0xC4
-    ESME_RDELIVERYFAILURE = 0xFE
-    ESME_RUNKNOWNERR = 0xFF
-
-
-class Tag(IntEnum):
-    """TLV tags this codec types by name (others are kept raw in ``extra_tlvs``)."""
-
-    RECEIPTED_MESSAGE_ID = 0x001E
-    USER_MESSAGE_REFERENCE = 0x0204
-    SAR_MSG_REF_NUM = 0x020C
-    SAR_TOTAL_SEGMENTS = 0x020E
-    SAR_SEGMENT_SEQNUM = 0x020F
-    SC_INTERFACE_VERSION = 0x0210
-    NETWORK_ERROR_CODE = 0x0423
-    MESSAGE_PAYLOAD = 0x0424
-    MESSAGE_STATE = 0x0427
-
-
-class EsmClass(IntFlag):
-    """esm_class bits. Bits 5-2 are the message type: compare ``esm_class & TYPE_MASK``."""
-
-    DEFAULT = 0x00
-    DELIVERY_RECEIPT = 0x04  # deliver_sm: SMSC delivery receipt
-    SME_DELIVERY_ACK = 0x08
-    SME_MANUAL_ACK = 0x10
-    INTERMEDIATE_NOTIFICATION = 0x20  # deliver_sm: intermediate delivery notification
-    TYPE_MASK = 0x3C
-    UDHI = 0x40  # short_message starts with a User Data Header
-    REPLY_PATH = 0x80
-
-
-class RegisteredDelivery(IntFlag):
-    NONE = 0x00
-    RECEIPT_ON_FINAL = 0x01  # receipt on final delivery outcome, success or failure
-    RECEIPT_ON_FAILURE = 0x02
-    SME_DELIVERY_ACK = 0x04
-    SME_MANUAL_ACK = 0x08
-    INTERMEDIATE_NOTIFICATION = 0x10
+from partner_gateway.channels.smpp.constants import (
+    HEADER_LENGTH,
+    INTERFACE_VERSION_34,
+    MAX_SHORT_MESSAGE,
+    CommandId,
+    CommandStatus,
+    Tag,
+)
 
 
 class NetworkErrorCode(NamedTuple):
@@ -542,133 +436,3 @@ def decode(frame: bytes) -> Pdu:
         return cls(**fields)
     except PduError as exc:
         raise PduError(exc.command_status, seq, exc.detail, command_id=command_id) from None
-
-
-class PduReader:
-    """Splits a TCP byte stream into whole frames (pass each to :func:`decode`).
-
-    A command_length below 16 or above ``max_length`` makes the stream unusable: the error (with the
-    sequence_number when the header was complete) is raised at once, or, when whole frames came
-    before it in the same chunk, those frames are returned and the error is raised by the next
-    ``feed`` (it is also available as ``error``). After ``feed`` returns, at most one partial frame
-    (fewer than ``max_length`` octets) is buffered.
-    """
-
-    def __init__(self, max_length: int = MAX_PDU_LENGTH) -> None:
-        if max_length < HEADER_LENGTH:
-            raise ValueError(f"max_length must be at least {HEADER_LENGTH}")
-        self.max_length = max_length
-        self._buffer = bytearray()
-        self.error: PduError | None = None
-
-    @property
-    def buffered(self) -> int:
-        """Octets held for a frame that has not fully arrived."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> list[bytes]:
-        if self.error is not None:
-            raise self.error
-        buf = self._buffer
-        buf += data
-        frames: list[bytes] = []
-        pos = 0
-        while len(buf) - pos >= 4:
-            length = int.from_bytes(buf[pos : pos + 4], "big")
-            if HEADER_LENGTH <= length <= self.max_length:
-                if len(buf) - pos < length:
-                    break
-                frames.append(bytes(buf[pos : pos + length]))
-                pos += length
-                continue
-            header = len(buf) - pos >= HEADER_LENGTH
-            cid, _, seq = struct.unpack_from(">III", buf, pos + 4) if header else (None, 0, 0)
-            limit = f"at least {HEADER_LENGTH}" if length < HEADER_LENGTH else f"at most {self.max_length}"
-            self.error = PduError(
-                _S.ESME_RINVCMDLEN, seq, f"command_length {length}, {limit}", command_id=cid
-            )
-            buf.clear()
-            if not frames:
-                raise self.error
-            return frames
-        del buf[:pos]
-        return frames
-
-
-_SMPP_TIME = re.compile(
-    r"([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9])([0-9]{2})([-+R])"
-)
-
-
-def relative_validity(seconds: int) -> str:
-    """SMPP relative time ``YYMMDDhhmmss000R`` for ``seconds`` (1 s up to 99 days 23:59:59)."""
-    if not 0 < seconds < 100 * 86400:
-        raise ValueError(f"relative validity must be 1 s to under 100 days, got {seconds} s")
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"0000{days:02d}{hours:02d}{rest // 60:02d}{rest % 60:02d}000R"
-
-
-def absolute_time(moment: datetime) -> str:
-    """SMPP absolute time ``YYMMDDhhmmsst00+`` in UTC for an aware ``moment`` (years 2000-2099)."""
-    utc = moment.astimezone(UTC)
-    if not 2000 <= utc.year <= 2099:
-        raise ValueError(f"SMPP times cover 2000-2099, got {utc.year}")
-    return utc.strftime("%y%m%d%H%M%S") + f"{utc.microsecond // 100_000}00+"
-
-
-def parse_smpp_time(value: str) -> datetime | timedelta | None:
-    """Parse ``YYMMDDhhmmsstnnp``: None if empty, an aware UTC datetime for the absolute form
-    (``nn`` quarter hours ahead of (+) or behind (-) UTC, ``YY`` is 20YY), a timedelta for the
-    relative form (``R``; a year counts as 365 days and a month as 30, the usual SMSC reading).
-    Raises ValueError for anything else."""
-    if value == "":
-        return None
-    match = _SMPP_TIME.fullmatch(value)
-    if match is None:
-        raise ValueError(f"not an SMPP time: {value!r}")
-    yy, mo, dd, hh, mi, ss, tenths, quarters, sign = match.groups()
-    if sign == "R":
-        days = 365 * int(yy) + 30 * int(mo) + int(dd)
-        return timedelta(days=days, hours=int(hh), minutes=int(mi), seconds=int(ss))
-    if int(quarters) > 48:
-        raise ValueError(f"UTC offset of {quarters} quarter hours in {value!r}")
-    offset = timedelta(minutes=15 * int(quarters)) * (1 if sign == "+" else -1)
-    local = datetime(2000 + int(yy), int(mo), int(dd), int(hh), int(mi), int(ss), 100_000 * int(tenths))
-    return local.replace(tzinfo=timezone(offset)).astimezone(UTC)
-
-
-class ConcatInfo(NamedTuple):
-    """A concatenation UDH: ``header_length`` octets (UDHL included) precede the part's text."""
-
-    reference: int
-    total: int
-    sequence: int
-    header_length: int
-
-
-def udh_concat(ref: int, total: int, seq: int) -> bytes:
-    """The 6-octet concatenation UDH with an 8-bit reference: ``05 00 03 RR TT NN``."""
-    if not (0 <= ref <= 255 and 1 <= seq <= total <= 255):
-        raise ValueError(f"bad concatenation header ref={ref} total={total} seq={seq}")
-    return bytes((0x05, 0x00, 0x03, ref, total, seq))
-
-
-def parse_udh_concat(short_message: bytes) -> ConcatInfo | None:
-    """The concatenation element (IEI 0x00, 8-bit ref, or 0x08, 16-bit ref) of the UDH that starts
-    ``short_message`` (send with esm_class UDHI), or None when there is none or it is malformed."""
-    if not short_message or len(short_message) < 1 + short_message[0]:
-        return None
-    end = 1 + short_message[0]
-    pos = 1
-    while pos + 2 <= end:
-        iei, size = short_message[pos], short_message[pos + 1]
-        data = short_message[pos + 2 : pos + 2 + size]
-        if pos + 2 + size > end:
-            return None
-        if (iei, size) in ((0x00, 3), (0x08, 4)):
-            ref = int.from_bytes(data[:-2], "big")
-            total, seq = data[-2], data[-1]
-            return ConcatInfo(ref, total, seq, end) if 1 <= seq <= total else None
-        pos += 2 + size
-    return None
