@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 
 from partner_gateway.domain.timefmt import now_ms
@@ -69,3 +70,29 @@ async def seed(
         if status is not None:
             await connection.execute(update(messages).where(messages.c.id.in_(ids)).values(status=status))
     return ids
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the installed `partner-gateway` command the way an operator or a script would."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    executable = Path(sys.executable).parent / "partner-gateway"
+    return subprocess.run(
+        [str(executable), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )

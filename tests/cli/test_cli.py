@@ -1,0 +1,61 @@
+"""The command line, as scripts use it: JSON out, non-zero exit on failure, any fresh store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from support import cli
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"PARTNER_GATEWAY_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_migrate_on_a_fresh_store_and_again(env: dict[str, str]) -> None:
+    first = cli(env, "migrate")
+    assert "schema at revision" in first.stdout
+    assert cli(env, "migrate").stdout == first.stdout
+
+
+def test_company_create_prints_id_and_key_once(env: dict[str, str]) -> None:
+    created = json.loads(cli(env, "company", "create", "Acme Ltd", "--json").stdout)
+    assert created["companyId"].startswith("cmp_")
+    assert created["apiKey"].startswith("pgw_")
+    listed = cli(env, "apikey", "list", "--company", created["companyId"], "--json").stdout
+    assert created["apiKey"] not in listed
+    keys = json.loads(listed)
+    assert [key["apiKeyId"] for key in keys] == [created["apiKeyId"]]
+    assert created["apiKey"].startswith(keys[0]["prefix"])
+
+
+def test_key_rotation_and_revocation(env: dict[str, str]) -> None:
+    company = json.loads(cli(env, "company", "create", "Acme", "--json").stdout)["companyId"]
+    second = json.loads(
+        cli(env, "apikey", "create", "--company", company, "--label", "rotation", "--json").stdout
+    )
+    assert second["apiKey"].startswith("pgw_")
+    revoked = json.loads(cli(env, "apikey", "revoke", second["apiKeyId"], "--json").stdout)
+    assert revoked == {"apiKeyId": second["apiKeyId"], "revoked": True}
+    keys = json.loads(cli(env, "apikey", "list", "--company", company, "--json").stdout)
+    assert [key["revokedAt"] is not None for key in keys] == [False, True]
+    again = cli(env, "apikey", "revoke", second["apiKeyId"], "--json", check=False)
+    assert again.returncode == 1
+    assert "error" in json.loads(again.stdout)
+
+
+def test_unknown_company_fails_cleanly(env: dict[str, str]) -> None:
+    for args in (("apikey", "create", "--company", "cmp_nope"), ("apikey", "list", "--company", "cmp_nope")):
+        result = cli(env, *args, check=False)
+        assert result.returncode == 1
+        assert "no company" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_human_output_without_json(env: dict[str, str]) -> None:
+    output = cli(env, "company", "create", "Acme").stdout
+    assert output.startswith("company cmp_")
+    assert "shown only now" in output

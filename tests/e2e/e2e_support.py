@@ -1,0 +1,70 @@
+"""Raw HTTP over a socket: requests written in small pieces, as slow networks deliver them."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    port: int
+    api_key: str
+    company_id: str
+    env: dict[str, str]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def send_in_pieces(
+    port: int, target: str, api_key: str, piece: int = 1024
+) -> tuple[int, dict[str, str], bytes]:
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api_key}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    deadline = time.monotonic() + 20
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for start in range(0, len(request), piece):
+            try:
+                connection.sendall(request[start : start + piece])
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server answered early and stopped reading: read its answer
+            time.sleep(0.0005)
+        return read_response(connection, deadline)
+
+
+def read_response(connection: socket.socket, deadline: float) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while time.monotonic() < deadline:
+        chunk = connection.recv(65_536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = _unchunk(body)
+    return status, headers, body
+
+
+def _unchunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return out
