@@ -56,15 +56,16 @@ def settings(tmp_path: Path, postgres_url: str | None) -> Settings:
 @pytest.fixture
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     started = await Runtime.start(settings)
+    if started.database.dialect == "postgresql":
+        # One database serves the session: each test starts from empty tables.
+        async with started.database.write() as connection:
+            names = ", ".join(
+                table.name for table in metadata.sorted_tables if table.name != "instance_secrets"
+            )
+            await connection.execute(text(f"TRUNCATE {names}"))
     try:
         yield started
     finally:
-        if started.database.dialect == "postgresql":
-            async with started.database.write() as connection:
-                names = ", ".join(
-                    table.name for table in metadata.sorted_tables if table.name != "instance_secrets"
-                )
-                await connection.execute(text(f"TRUNCATE {names}"))
         await started.close()
 
 

@@ -309,3 +309,14 @@ async def test_idempotency_key_too_long_is_400(client: httpx.AsyncClient, partne
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_nul_characters_are_refused_by_field(client: httpx.AsyncClient, partner: Partner) -> None:
+    response = await client.post(
+        f"{BASE}/rcs/messages",
+        json={"to": "+4915112345678", "text": "a\x00b", "suggestions": [{"type": "reply", "text": "\x00"}]},
+        headers=partner.headers,
+    )
+    assert response.status_code == 400
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert {"text", "suggestions[0].text"} <= fields

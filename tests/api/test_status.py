@@ -180,3 +180,17 @@ async def test_timeline_starts_with_the_acceptance(
     for headers, channel in ((other_partner.headers, "SMS"), (partner.headers, "RCS")):
         missing = await client.get(f"{BASE}/messages/{message_id}/events?channel={channel}", headers=headers)
         assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("weird", ["\x00", "msg_\x00", "é", "a b", "../etc/passwd", "x" * 65])
+async def test_ids_that_cannot_be_ours_match_nothing(
+    client: httpx.AsyncClient, partner: Partner, weird: str
+) -> None:
+    batch = await client.get(
+        f"{BASE}/messages/status", params={"ids": weird, "channel": "SMS"}, headers=partner.headers
+    )
+    assert (batch.status_code, batch.json()) == (200, [])
+    query = await client.post(
+        f"{BASE}/messages/status/query", json={"channel": "SMS", "ids": [weird]}, headers=partner.headers
+    )
+    assert (query.status_code, query.json()) == (200, [])

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import Gateway
 
+from e2e_support import Gateway
 from support import cli, free_port
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
     data = tmp_path_factory.mktemp("gateway")
     port = free_port()
     env = {"PARTNER_GATEWAY_DATA_DIR": str(data / "data"), "PARTNER_GATEWAY_PORT": str(port)}
-    database_url = os.environ.get("PARTNER_GATEWAY_TEST_DATABASE_URL")
-    if database_url:
-        env["PARTNER_GATEWAY_DATABASE_URL"] = database_url
+    if postgres_url:
+        env["PARTNER_GATEWAY_DATABASE_URL"] = postgres_url
     created = json.loads(cli(env, "company", "create", "E2E Ltd", "--json").stdout)
     log = (data / "serve.log").open("w")
     process = subprocess.Popen(

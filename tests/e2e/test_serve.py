@@ -7,8 +7,8 @@ import socket
 import time
 
 import httpx
-from e2e_support import Gateway, read_response, send_in_pieces
 
+from e2e_support import Gateway, read_response, send_in_pieces
 from support import BASE, cli
 
 

@@ -137,13 +137,26 @@ class SendController(Controller):
         return await _accept(runtime, company_id, Channel.RCS, data, problems, idempotency_key)
 
 
+def _fields_with_nul(value: object, path: str = "") -> list[str]:
+    """Fields holding U+0000, which no channel carries and PostgreSQL text cannot store."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [f for key, item in value.items() for f in _fields_with_nul(item, f"{path}.{key}".lstrip("."))]
+    if isinstance(value, list):
+        return [f for index, item in enumerate(value) for f in _fields_with_nul(item, f"{path}[{index}]")]
+    return []
+
+
 def _check_url(url: str | None, field: str, problems: sending.Problems) -> None:
     if url is not None and not url.startswith(("https://", "http://")):
         problems.append((field, "must be an http(s) URL"))
 
 
 def _common_checks(channel: Channel, data: SendRequest) -> sending.Problems:
-    problems: sending.Problems = []
+    problems: sending.Problems = [
+        (field, "must not contain the NUL character") for field in _fields_with_nul(msgspec.to_builtins(data))
+    ]
     sending.check_destination(data.to, problems)
     sending.check_validity(channel, data.validity_seconds, problems)
     sending.check_reference(data.reference, problems)

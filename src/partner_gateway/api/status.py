@@ -16,7 +16,7 @@ from partner_gateway.api.schemas import (
     StatusQuery,
 )
 from partner_gateway.api.views import CHANNEL_CHOICES, require_channel, status_response
-from partner_gateway.domain.ids import MAX_MESSAGE_ID_LENGTH
+from partner_gateway.domain.ids import could_be_message_id
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import format_ms
 from partner_gateway.store.repositories.messages import MessageRepository
@@ -34,12 +34,12 @@ ChannelParam = Annotated[
 def normalize_ids(raw: list[str]) -> list[str]:
     """Trim white space, drop empty items and repeats, keep the first occurrence's order.
 
-    Ids longer than any we issue cannot match and are dropped here rather than sent to the store.
+    Ids that cannot be ours cannot match, and are dropped here rather than sent to the store.
     """
     seen: dict[str, None] = {}
     for item in raw:
         candidate = item.strip()
-        if candidate and len(candidate) <= MAX_MESSAGE_ID_LENGTH:
+        if could_be_message_id(candidate):
             seen.setdefault(candidate, None)
     return list(seen)
 
@@ -62,7 +62,7 @@ class StatusController(Controller):
     ) -> DeliveryStatusResponse:
         customer_message_id = customerMessageId
         wanted = require_channel(channel)
-        if len(customer_message_id) <= MAX_MESSAGE_ID_LENGTH:
+        if could_be_message_id(customer_message_id):
             async with runtime.database.read() as connection:
                 found = await MessageRepository(connection).status(company_id, wanted, customer_message_id)
             if found is not None:
@@ -87,9 +87,9 @@ class StatusController(Controller):
         runtime: RuntimeDep,
     ) -> list[DeliveryStatusResponse]:
         wanted = require_channel(channel)
-        message_ids = normalize_ids(ids.split(","))
-        if not message_ids:
+        if not ids.strip(" ,"):
             raise invalid([("ids", "must name at least one customerMessageId")])
+        message_ids = normalize_ids(ids.split(","))
         async with runtime.database.read() as connection:
             found = await MessageRepository(connection).statuses(company_id, wanted, message_ids)
         return [status_response(message) for message in found]
@@ -108,9 +108,9 @@ class StatusController(Controller):
         limit = runtime.settings.max_query_ids
         if len(data.ids) > limit:
             raise invalid([("ids", f"must hold at most {limit} ids; split the query")])
-        message_ids = normalize_ids(data.ids)
-        if not message_ids:
+        if not any(item.strip() for item in data.ids):
             raise invalid([("ids", "must name at least one customerMessageId")])
+        message_ids = normalize_ids(data.ids)
         async with runtime.database.read() as connection:
             found = await MessageRepository(connection).statuses(company_id, data.channel, message_ids)
         return [status_response(message) for message in found]
@@ -132,7 +132,7 @@ class StatusController(Controller):
         customer_message_id = customerMessageId
         wanted = require_channel(channel)
         timeline = None
-        if len(customer_message_id) <= MAX_MESSAGE_ID_LENGTH:
+        if could_be_message_id(customer_message_id):
             async with runtime.database.read() as connection:
                 timeline = await MessageRepository(connection).events(company_id, wanted, customer_message_id)
         if timeline is None:

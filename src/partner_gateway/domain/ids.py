@@ -6,12 +6,20 @@ URL-safe, unique across processes without coordination, and never reused.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from ulid import ULID
 
 MESSAGE_ID_PREFIX = "msg_"
-MAX_MESSAGE_ID_LENGTH = 64  # longer look-up ids cannot be ours; the API answers 404 without a query
+MAX_MESSAGE_ID_LENGTH = 64
+_POSSIBLE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_MESSAGE_ID_LENGTH}}}")
+
+
+def could_be_message_id(text: str) -> bool:
+    """False for text that cannot be an id we issued; look-ups answer "not found" without a query
+    (and no stray byte, such as NUL, ever reaches the database)."""
+    return _POSSIBLE_ID.fullmatch(text) is not None
 
 
 def new_message_id(epoch_ms: int) -> str:
