@@ -41,6 +41,22 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
 
+    dispatch_batch: int = Field(200, ge=1, le=5000, description="Outbox items a worker claims at once.")
+    dispatch_max_in_flight: int = Field(2000, ge=1, description="Messages a worker hands over concurrently.")
+    dispatch_lease_seconds: int = Field(300, ge=10, description="How long a claimed item stays a worker's.")
+    dispatch_poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for due work.")
+    retry_max_attempts: int = Field(30, ge=1, description="Transient failures tolerated before ERROR.")
+    retry_max_delay_seconds: int = Field(300, ge=1, description="Longest wait between two attempts.")
+    resend_ambiguous: bool = Field(
+        False,
+        description="Resend a message whose hand-over got no answer (the provider may have it already). "
+        "Off: such a message ends UNKNOWN and is never sent twice.",
+    )
+    receipt_grace_seconds: int = Field(
+        3600, ge=0, description="How long after validity a SENT/RECEIVED message waits for a receipt."
+    )
+    sweep_interval_seconds: float = Field(30, gt=0, description="How often expiry is checked.")
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:

@@ -1,1 +1,1 @@
-"""Delivery channels: one package per provider protocol (SMPP, WhatsApp, RCS)."""
+"""Channel providers: one folder per provider, each implementing the contract in base.py."""

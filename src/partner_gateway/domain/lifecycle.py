@@ -49,3 +49,30 @@ def decide(current: CurrentState, report: Report) -> Transition:
         sets_read=report.is_read,
         new_rank=new_rank if changes else current.rank,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PartState:
+    part_no: int
+    status: DeliveryStatus
+    rank: Rank
+    description: str
+    error_code: str | None
+
+
+def aggregate(parts: list[PartState]) -> PartState:
+    """The status of a message sent in several parts (SMPP concatenation).
+
+    DELIVERED only when every part is; ERROR or EXPIRED as soon as any part failed (the first
+    failing part by number decides); otherwise the least advanced part's status.
+    """
+    ordered = sorted(parts, key=lambda part: part.part_no)
+    failed = [part for part in ordered if part.rank is Rank.FINAL_FAILURE]
+    if failed:
+        return failed[0]
+    if all(part.rank is Rank.DELIVERED for part in ordered):
+        if len(ordered) == 1:
+            return ordered[0]
+        first = ordered[0]
+        return PartState(0, first.status, first.rank, f"{first.description} (all {len(ordered)} parts)", None)
+    return min(ordered, key=lambda part: (part.rank, part.part_no))

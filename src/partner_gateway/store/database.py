@@ -31,7 +31,16 @@ class Database:
         url = settings.resolved_database_url()
         if url.startswith("sqlite"):
             _ensure_sqlite_dir(url)
-            reader = create_async_engine(url, pool_size=8, max_overflow=0)
+            # Readers run in autocommit: each statement is its own snapshot under WAL, and no
+            # BEGIN/ROLLBACK round trips through aiosqlite's thread are spent on them.
+            reader = create_async_engine(
+                url,
+                pool_size=8,
+                max_overflow=0,
+                isolation_level="AUTOCOMMIT",
+                skip_autocommit_rollback=True,
+                pool_reset_on_return=None,
+            )
             writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
             _configure_sqlite(reader, settings.sqlite_busy_timeout_ms, immediate=False)
             _configure_sqlite(writer, settings.sqlite_busy_timeout_ms, immediate=True)
@@ -77,6 +86,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, immediate: b
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if immediate:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

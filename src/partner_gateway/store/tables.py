@@ -77,6 +77,8 @@ messages = Table(
     Index("ix_messages_history_channel", "company_id", "channel", "created_at", "id"),
     Index("ix_messages_history_status", "company_id", "channel", "status", "created_at", "id"),
     Index("ix_messages_history_to", "company_id", "to_number", "created_at", "id"),
+    # The expiry sweep: messages still waiting for a receipt, by when they lapse.
+    Index("ix_messages_open", "status_rank", "expires_at"),
 )
 
 message_events = Table(
@@ -104,7 +106,46 @@ outbox = Table(
     Column("available_at", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
+    # queued: waiting; claimed: a worker holds it until lease_until (nothing written yet);
+    # written: durably marked just before the provider write (see dispatch/worker.py).
+    Column("state", String(10), nullable=False, server_default="queued"),
+    Column("lease_until", BigInteger),
+    Column("parts_done", SmallInteger, nullable=False, server_default="0"),
+    Column("last_error", String(300)),
     Index(None, "available_at"),
+    Index("ix_outbox_due", "state", "available_at"),
+)
+
+message_parts = Table(
+    "message_parts",
+    metadata,
+    Column("message_id", String(40), primary_key=True),
+    Column("part_no", SmallInteger, primary_key=True),
+    Column("parts_total", SmallInteger, nullable=False),
+    Column("provider", String(40), nullable=False),  # e.g. smpp:carrier-a, whatsapp, rcs
+    Column("provider_message_id", String(100), nullable=False),  # as the provider gave it
+    Column("provider_key", String(100), nullable=False),  # canonical form receipts are matched on
+    Column("status", String(10), nullable=False),
+    Column("status_rank", SmallInteger, nullable=False),
+    Column("error_code", String(40)),
+    Column("description", String(300), nullable=False),
+    Column("submitted_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("read_at", BigInteger),
+    UniqueConstraint("provider", "provider_key"),  # a receipt finds its part in one look-up
+)
+
+pending_reports = Table(
+    "pending_reports",
+    metadata,
+    # A receipt that arrived before its submission was recorded: kept, applied once it is.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("provider", String(40), nullable=False),
+    Column("provider_key", String(100), nullable=False),
+    Column("dedup_key", String(200), nullable=False),
+    Column("report", Text, nullable=False),  # the StatusReport as versioned JSON
+    Column("received_at", BigInteger, nullable=False),
+    UniqueConstraint("provider", "provider_key", "dedup_key"),
 )
 
 idempotency_keys = Table(

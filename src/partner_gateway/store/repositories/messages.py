@@ -211,7 +211,7 @@ class MessageRepository:
                 message_events.c.error_code,
             )
             .where(message_events.c.message_id == message_id)
-            .order_by(message_events.c.occurred_at, message_events.c.id)
+            .order_by(message_events.c.id)  # the order we learned them: provider clocks are coarse
         )
         return [
             MessageEvent(

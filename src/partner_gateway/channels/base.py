@@ -1,0 +1,133 @@
+"""The provider contract: what every channel implements, and what it may rely on.
+
+A provider hands messages to a carrier or a channel provider and turns what comes back (SMPP
+receipts, webhooks) into `StatusReport`s. It classifies its failures by what should happen next
+(`SendError.kind`), never by its own codes; the dispatcher alone turns that into a status.
+
+    SendError
+      kind "retry"      transient: nothing was accepted; try again after `retry_after`
+      kind "throttled"  the provider asked us to slow down; try again later
+      kind "permanent"  refused for good (invalid destination, ...): the message ends in ERROR
+      kind "ambiguous"  written, but no answer: the provider may have accepted it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A message as the dispatcher hands it to a provider."""
+
+    message_id: str
+    company_id: str
+    channel: Channel
+    to: str
+    sender: str | None
+    content: Mapping[str, Any]  # the channel's fields of the send request, as the partner sent them
+    created_at: int
+    expires_at: int
+    parts_done: int = 0  # parts accepted by an earlier attempt; send the rest
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedPart:
+    part_no: int
+    parts_total: int
+    provider_message_id: str
+    provider_key: str  # canonical form, the one receipts are matched on
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider accepted the message (all its remaining parts)."""
+
+    provider: str
+    parts: tuple[SubmittedPart, ...]
+    description: str = "Accepted by the provider"
+    raw_state: str = "ACCEPTED"
+
+
+SendErrorKind = Literal["retry", "throttled", "permanent", "ambiguous"]
+
+
+class SendError(Exception):
+    def __init__(
+        self,
+        kind: SendErrorKind,
+        description: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        provider: str = "",
+        accepted_parts: Sequence[SubmittedPart] = (),
+    ) -> None:
+        super().__init__(description)
+        self.kind = kind
+        self.description = description
+        self.code = code
+        self.retry_after = retry_after
+        self.provider = provider
+        self.accepted_parts = tuple(accepted_parts)  # parts accepted before the failure
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """One report from a provider, in the gateway's terms, with the provider's own words kept."""
+
+    provider: str
+    status: DeliveryStatus | None  # None: recorded in the timeline, changes no status
+    raw_state: str
+    description: str
+    occurred_at: int
+    dedup_key: str  # the same report delivered twice has the same key
+    provider_key: str | None = None  # canonical provider id of the part
+    message_id: str | None = None  # when the provider echoes ours
+    error_code: str | None = None
+    is_read: bool = False
+    is_final: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ReportSink(Protocol):
+    async def record(self, reports: Sequence[StatusReport]) -> None:
+        """Store reports durably; returns once they are committed (then acknowledge them)."""
+
+
+class HandoverGuard(Protocol):
+    async def before_write(self, message_id: str) -> None:
+        """Called right before the first byte of a message goes to the provider; returns once
+        that is durably recorded, so a crash afterwards is known to be ambiguous."""
+
+
+WebhookHandler = Callable[[bytes, Mapping[str, str], Mapping[str, str]], Awaitable[tuple[int, bytes, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRoute:
+    """An inbound route a provider needs (`/webhooks/<name>`), answered by `handler(body,
+    headers, query) -> (status, body, content type)`; it authenticates by signature itself."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    handler: WebhookHandler
+
+
+class Provider(Protocol):
+    name: str
+    channel: Channel
+
+    async def start(self, sink: ReportSink) -> None:
+        """Open connections (SMPP binds, HTTP clients); reports go to `sink`."""
+
+    async def stop(self) -> None: ...
+
+    async def send(self, message: OutboundMessage, guard: HandoverGuard) -> Accepted:
+        """Hand the message over, or raise SendError."""
+
+    def webhook_routes(self) -> Sequence[WebhookRoute]: ...

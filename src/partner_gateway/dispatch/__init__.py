@@ -1,0 +1,1 @@
+"""The delivery pipeline: outbox workers, group commits, report recording, expiry."""

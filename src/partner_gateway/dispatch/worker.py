@@ -1,0 +1,351 @@
+"""The dispatcher: takes due outbox items, hands each to its channel's provider, records the result.
+
+Nothing accepted is lost: an item leaves the outbox only in the transaction that records its
+outcome. Nothing is sent twice by a retry: an item is retried only when the provider said that
+nothing was accepted (SendError "retry"/"throttled"), and resumes after the parts already
+accepted.
+
+The one window no protocol closes: the process dies after writing a message to the provider and
+before recording the answer. Before its first byte goes out, each item is durably marked
+`written` (group-committed, see HandoverGuard); after a restart, an item still `written` is
+ambiguous and is treated like a hand-over that got no answer: by default it ends UNKNOWN, "may
+have been sent, not resent to avoid a duplicate" (PARTNER_GATEWAY_RESEND_AMBIGUOUS=true resends
+instead). Items claimed but never marked `written` are simply sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from partner_gateway.channels.base import Accepted, OutboundMessage, Provider, SendError
+from partner_gateway.config import Settings
+from partner_gateway.dispatch.batching import WriteBatcher
+from partner_gateway.dispatch.reports import apply_reports, from_payload
+from partner_gateway.domain import error_codes
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.store.repositories import delivery
+from partner_gateway.store.repositories.delivery import ClaimedItem, GatewayReport, PartRecord
+
+logger = logging.getLogger(__name__)
+
+AMBIGUOUS_DESCRIPTION = (
+    "The carrier did not answer the hand-over; the message may have been sent. "
+    "It was not sent again, to avoid a duplicate."
+)
+NO_RECEIPT_DESCRIPTION = "No delivery receipt from the carrier"
+_NO_RECEIPT = GatewayReport(
+    DeliveryStatus.UNKNOWN, NO_RECEIPT_DESCRIPTION, "NO_RECEIPT", "gateway:no-receipt"
+)
+
+
+class _Guard:
+    """Marks the item `written`, durably, before the provider writes its first byte."""
+
+    def __init__(self, batcher: WriteBatcher, outbox_id: int) -> None:
+        self._batcher = batcher
+        self._outbox_id = outbox_id
+        self.written = False
+
+    async def before_write(self, message_id: str) -> None:
+        if not self.written:
+            await self._batcher.submit(
+                lambda connection: delivery.mark_written(connection, [self._outbox_id])
+            )
+            self.written = True
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        batcher: WriteBatcher,
+        providers: Mapping[Channel, Provider],
+        *,
+        exclusive: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._batcher = batcher
+        self._providers = dict(providers)
+        self._exclusive = exclusive  # the only worker on this store: every claim found is a dead one's
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.delivered_to_provider = 0
+
+    def wake(self) -> None:
+        """New work was accepted (in this process): look now rather than at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self._recover(everything=self._exclusive)
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="dispatch-claims"),
+            asyncio.create_task(self._sweep_loop(), name="dispatch-expiry"),
+        ]
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._in_flight:
+            _done, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def drain(self, within_seconds: float) -> bool:
+        """Wait until nothing is in flight (for tests and benchmarks)."""
+        deadline = asyncio.get_running_loop().time() + within_seconds
+        while asyncio.get_running_loop().time() < deadline:
+            if not self._in_flight:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _recover(self, *, everything: bool) -> None:
+        cutoff = 2**62 if everything else now_ms()
+        stale = await self._batcher.submit(lambda c: delivery.release_expired_claims(c, cutoff))
+        for item in stale:
+            logger.warning("message %s was being handed over when a worker stopped", item.message_id)
+            await self._ambiguous(item, "worker stopped during the hand-over")
+
+    async def _claim_loop(self) -> None:
+        lease_ms = self._settings.dispatch_lease_seconds * 1000
+        channels = list(self._providers)
+        while not self._stopping:
+            capacity = self._settings.dispatch_max_in_flight - len(self._in_flight)
+            if capacity <= 0:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            self._wake.clear()
+            limit = min(self._settings.dispatch_batch, capacity)
+            try:
+                items = await self._batcher.submit(
+                    lambda c, limit=limit: delivery.claim_due(c, now_ms(), limit, lease_ms, channels)  # type: ignore[misc]
+                )
+            except Exception:
+                logger.exception("claiming outbox items failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            for item in items:
+                task = asyncio.create_task(self._deliver(item), name=f"deliver-{item.message_id}")
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if len(items) < limit:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.dispatch_poll_seconds)
+
+    async def _deliver(self, item: ClaimedItem) -> None:
+        try:
+            await self._deliver_once(item)
+        except Exception:
+            # Our own failure (store unavailable, a bug): the claim's lease returns the item.
+            logger.exception("delivering %s failed inside the gateway", item.message_id)
+
+    async def _deliver_once(self, item: ClaimedItem) -> None:
+        now = now_ms()
+        if now >= item.expires_at:
+            await self._fail(
+                item,
+                DeliveryStatus.EXPIRED,
+                error_codes.EXPIRED_BEFORE_HANDOVER.meaning,
+                error_codes.EXPIRED_BEFORE_HANDOVER.code,
+                "validity-ended",
+            )
+            return
+        provider = self._providers.get(item.channel)
+        if provider is None:
+            await self._fail(
+                item,
+                DeliveryStatus.ERROR,
+                error_codes.NO_PROVIDER.meaning,
+                error_codes.NO_PROVIDER.code,
+                "no-provider",
+            )
+            return
+        message = OutboundMessage(
+            message_id=item.message_id,
+            company_id=item.company_id,
+            channel=item.channel,
+            to=item.to,
+            sender=item.sender,
+            content=json.loads(item.body),
+            created_at=item.created_at,
+            expires_at=item.expires_at,
+            parts_done=item.parts_done,
+        )
+        guard = _Guard(self._batcher, item.outbox_id)
+        try:
+            accepted = await provider.send(message, guard)
+        except SendError as error:
+            await self._on_error(item, error, guard.written)
+            return
+        except Exception as error:
+            logger.exception("provider %s raised while sending %s", provider.name, item.message_id)
+            failure = f"Provider failure: {type(error).__name__}"
+            wrapped = SendError("ambiguous", failure) if guard.written else SendError("retry", failure)
+            await self._on_error(item, wrapped, guard.written)
+            return
+        await self._batcher.submit(lambda c: self._record_accepted(c, item, accepted))
+        self.delivered_to_provider += 1
+
+    async def _record_accepted(
+        self, connection: AsyncConnection, item: ClaimedItem, accepted: Accepted
+    ) -> None:
+        now = now_ms()
+        parts = [
+            PartRecord(p.part_no, p.parts_total, p.provider_message_id, p.provider_key)
+            for p in accepted.parts
+        ]
+        await delivery.record_parts(connection, item.message_id, accepted.provider, parts, now)
+        await delivery.apply_gateway_report(
+            connection,
+            item.message_id,
+            GatewayReport(DeliveryStatus.SENT, accepted.description, accepted.raw_state, "gateway:submitted"),
+            now,
+            source=accepted.provider,
+        )
+        await delivery.finish(connection, item.outbox_id)
+        waiting = await delivery.take_pending(
+            connection, accepted.provider, [part.provider_key for part in parts]
+        )
+        if waiting:
+            await apply_reports(connection, [from_payload(payload) for payload in waiting])
+
+    async def _on_error(self, item: ClaimedItem, error: SendError, written: bool) -> None:
+        if error.kind == "permanent":
+            await self._fail(
+                item,
+                DeliveryStatus.ERROR,
+                error.description,
+                error.code,
+                error.code or "rejected",
+                accepted=error,
+            )
+            return
+        if error.kind == "ambiguous" and not self._settings.resend_ambiguous:
+            await self._ambiguous(item, error.description, accepted=error)
+            return
+        delay = error.retry_after or min(
+            2.0 ** min(item.attempts, 16), self._settings.retry_max_delay_seconds
+        )
+        delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+        next_attempt = now_ms() + int(delay * 1000)
+        if next_attempt >= item.expires_at:
+            await self._fail(
+                item,
+                DeliveryStatus.EXPIRED,
+                error_codes.EXPIRED_BEFORE_HANDOVER.meaning,
+                error_codes.EXPIRED_BEFORE_HANDOVER.code,
+                "validity-ended",
+                accepted=error,
+            )
+            return
+        if item.attempts >= self._settings.retry_max_attempts:
+            await self._fail(
+                item,
+                DeliveryStatus.ERROR,
+                f"{error_codes.RETRIES_EXHAUSTED.meaning} Last: {error.description}",
+                error_codes.RETRIES_EXHAUSTED.code,
+                "retries-exhausted",
+                accepted=error,
+            )
+            return
+
+        async def reschedule(connection: AsyncConnection) -> None:
+            now = now_ms()
+            parts_done = item.parts_done + len(error.accepted_parts)
+            await self._record_partial(connection, item, error, now)
+            await delivery.reschedule(connection, item.outbox_id, next_attempt, error.description, parts_done)
+            await delivery.apply_gateway_report(
+                connection,
+                item.message_id,
+                GatewayReport(
+                    DeliveryStatus.UNKNOWN,
+                    f"Will retry: {error.description}",
+                    f"retry:{error.code or error.kind}",
+                    f"gateway:retry:{item.attempts}",
+                    queued=True,
+                ),
+                now,
+            )
+
+        await self._batcher.submit(reschedule)
+
+    async def _record_partial(
+        self, connection: AsyncConnection, item: ClaimedItem, error: SendError, now: int
+    ) -> None:
+        if error.accepted_parts:
+            parts = [
+                PartRecord(p.part_no, p.parts_total, p.provider_message_id, p.provider_key)
+                for p in error.accepted_parts
+            ]
+            await delivery.record_parts(connection, item.message_id, error.provider, parts, now)
+
+    async def _fail(
+        self,
+        item: ClaimedItem,
+        status: DeliveryStatus,
+        description: str,
+        code: str | None,
+        dedup: str,
+        accepted: SendError | None = None,
+    ) -> None:
+        async def fail(connection: AsyncConnection) -> None:
+            now = now_ms()
+            if accepted is not None:
+                await self._record_partial(connection, item, accepted, now)
+            await delivery.apply_gateway_report(
+                connection,
+                item.message_id,
+                GatewayReport(status, description, dedup, f"gateway:{dedup}", error_code=code),
+                now,
+            )
+            await delivery.finish(connection, item.outbox_id)
+
+        await self._batcher.submit(fail)
+
+    async def _ambiguous(self, item: ClaimedItem, reason: str, accepted: SendError | None = None) -> None:
+        if self._settings.resend_ambiguous:
+            await self._batcher.submit(
+                lambda c: delivery.reschedule(
+                    c, item.outbox_id, now_ms(), f"ambiguous: {reason}", item.parts_done
+                )
+            )
+            return
+        await self._fail(
+            item, DeliveryStatus.UNKNOWN, AMBIGUOUS_DESCRIPTION, None, "no-answer", accepted=accepted
+        )
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.sweep_once()
+            except Exception:
+                logger.exception("expiry sweep failed; retrying at the next interval")
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
+
+    async def sweep_once(self, now: int | None = None) -> int:
+        """Give up waiting for receipts of messages past validity plus grace: UNKNOWN."""
+        cutoff = (now if now is not None else now_ms()) - self._settings.receipt_grace_seconds * 1000
+        swept = 0
+        while True:
+            ids = await self._batcher.submit(lambda c: delivery.lapsed_without_receipt(c, cutoff, 500))
+            for message_id in ids:
+                await self._batcher.submit(
+                    lambda c, m=message_id: delivery.apply_gateway_report(c, m, _NO_RECEIPT, now_ms())  # type: ignore[misc]
+                )
+            swept += len(ids)
+            if len(ids) < 500:
+                return swept

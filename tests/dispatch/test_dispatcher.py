@@ -1,0 +1,344 @@
+"""The dispatcher and the report recorder on a real store, with a scripted provider at the edge.
+
+The provider stands in for the network to a carrier (the process edge); everything on our side
+of it (outbox, group commits, lifecycle, the store) is the real thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from partner_gateway.channels.base import (
+    Accepted,
+    HandoverGuard,
+    OutboundMessage,
+    ReportSink,
+    SendError,
+    StatusReport,
+    SubmittedPart,
+    WebhookRoute,
+)
+from partner_gateway.config import Settings
+from partner_gateway.dispatch.batching import WriteBatcher
+from partner_gateway.dispatch.reports import ReportRecorder
+from partner_gateway.dispatch.worker import Dispatcher
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.runtime import Runtime
+from partner_gateway.store.tables import messages, outbox
+from support import BASE, Partner
+
+
+@dataclass
+class ScriptedProvider:
+    """Decides by the destination's last two digits, like the simulators (SPEC §6)."""
+
+    name: str = "scripted"
+    channel: Channel = Channel.SMS
+    parts: int = 1
+    sent: list[str] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
+    sink: ReportSink | None = None
+
+    async def start(self, sink: ReportSink) -> None:
+        self.sink = sink
+
+    async def stop(self) -> None:
+        return None
+
+    def webhook_routes(self) -> Sequence[WebhookRoute]:
+        return ()
+
+    async def send(self, message: OutboundMessage, guard: HandoverGuard) -> Accepted:
+        tail = message.to[-2:]
+        self.attempts[message.message_id] = self.attempts.get(message.message_id, 0) + 1
+        if tail == "88" and self.attempts[message.message_id] <= 2:
+            raise SendError("throttled", "ESME_RTHROTTLED", code="smpp:0x00000058", retry_after=0.01)
+        if tail == "90":
+            raise SendError("permanent", "Invalid destination address", code="smpp:0x0000000B")
+        await guard.before_write(message.message_id)
+        if tail == "97":
+            raise SendError("ambiguous", "No submit_sm_resp within 10 s")
+        self.sent.append(message.message_id)
+        parts = tuple(
+            SubmittedPart(
+                n, self.parts, f"ID{message.message_id[-6:]}{n}", f"id{message.message_id[-6:]}{n}".lower()
+            )
+            for n in range(message.parts_done + 1, self.parts + 1)
+        )
+        return Accepted(self.name, parts, "Accepted by the carrier", "ESME_ROK")
+
+
+def receipt(
+    key: str, status: DeliveryStatus | None, raw: str, *, at: int = 0, read: bool = False
+) -> StatusReport:
+    return StatusReport(
+        provider="scripted",
+        status=status,
+        raw_state=raw,
+        description=f"carrier says {raw}",
+        occurred_at=at or now_ms(),
+        dedup_key=f"{key}:{raw}:{at}",
+        provider_key=key,
+        error_code="smpp-err:001" if status is DeliveryStatus.ERROR else None,
+        is_read=read,
+    )
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"dispatch_poll_seconds": 0.02, "sweep_interval_seconds": 3600})
+
+
+@pytest.fixture
+async def pipeline(
+    runtime: Runtime, fast_settings: Settings
+) -> AsyncIterator[tuple[Dispatcher, ScriptedProvider, ReportRecorder]]:
+    batcher = WriteBatcher(runtime.database)
+    batcher.start()
+    provider = ScriptedProvider()
+    recorder = ReportRecorder(batcher)
+    await provider.start(recorder)
+    dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: provider})
+    await dispatcher.start()
+    yield dispatcher, provider, recorder
+    await dispatcher.stop()
+    await batcher.stop()
+
+
+async def send(client: httpx.AsyncClient, partner: Partner, to: str, **extra: object) -> str:
+    response = await client.post(
+        f"{BASE}/sms/messages", json={"to": to, "text": "hello", **extra}, headers=partner.headers
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["customerMessageId"])
+
+
+async def status_of(client: httpx.AsyncClient, partner: Partner, message_id: str) -> dict[str, object]:
+    response = await client.get(f"{BASE}/messages/status/{message_id}?channel=SMS", headers=partner.headers)
+    return dict(response.json())
+
+
+async def wait_for(
+    client: httpx.AsyncClient, partner: Partner, message_id: str, status: str
+) -> dict[str, object]:
+    for _ in range(200):
+        body = await status_of(client, partner, message_id)
+        if body["deliveryStatus"] == status:
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{message_id} never reached {status}: {body}")
+
+
+async def events_of(
+    client: httpx.AsyncClient, partner: Partner, message_id: str
+) -> list[tuple[object, object]]:
+    response = await client.get(f"{BASE}/messages/{message_id}/events?channel=SMS", headers=partner.headers)
+    return [(event["deliveryStatus"], event["rawState"]) for event in response.json()["events"]]
+
+
+async def test_accepted_message_is_handed_over_and_becomes_sent(
+    client: httpx.AsyncClient,
+    partner: Partner,
+    pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder],
+    runtime: Runtime,
+) -> None:
+    dispatcher, provider, _ = pipeline
+    message_id = await send(client, partner, "+4915112345600")
+    dispatcher.wake()
+    body = await wait_for(client, partner, message_id, "SENT")
+    assert body["deliveryStatusDescription"] == "Accepted by the carrier"
+    assert provider.sent == [message_id]
+    async with runtime.database.read() as connection:
+        assert (await connection.execute(select(func.count()).select_from(outbox))).scalar() == 0
+    assert await events_of(client, partner, message_id) == [("UNKNOWN", "ACCEPTED"), ("SENT", "ESME_ROK")]
+
+
+async def test_receipts_drive_the_status_and_duplicates_change_nothing(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, _, recorder = pipeline
+    message_id = await send(client, partner, "+4915112345601")
+    await wait_for(client, partner, message_id, "SENT")
+    key = f"id{message_id[-6:]}1".lower()
+    await recorder.record([receipt(key, DeliveryStatus.RECEIVED, "ENROUTE", at=1)])
+    await recorder.record([receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=2)])
+    await recorder.record([receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=2)])  # duplicate
+    await recorder.record([receipt(key, DeliveryStatus.SENT, "LATE", at=3)])  # never undoes DELIVERED
+    body = await status_of(client, partner, message_id)
+    assert body["deliveryStatus"] == "DELIVERED"
+    assert body["errorCode"] is None
+    assert recorder.duplicates == 1
+    assert [raw for _, raw in await events_of(client, partner, message_id)] == [
+        "ACCEPTED", "ESME_ROK", "ENROUTE", "DELIVRD", "LATE",
+    ]  # fmt: skip
+
+
+async def test_a_receipt_before_its_submission_is_kept_and_applied(
+    client: httpx.AsyncClient,
+    partner: Partner,
+    pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder],
+    runtime: Runtime,
+) -> None:
+    dispatcher, _, recorder = pipeline
+    # Stop the dispatcher from picking the message up until the early receipt is stored.
+    await dispatcher.stop()
+    message_id = await send(client, partner, "+4915112345602")
+    key = f"id{message_id[-6:]}1".lower()
+    await recorder.record([receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=5)])
+    assert recorder.pending == 1
+    assert (await status_of(client, partner, message_id))["deliveryStatus"] == "UNKNOWN"
+    restarted = Dispatcher(
+        runtime.settings.model_copy(update={"dispatch_poll_seconds": 0.02}),
+        recorder._batcher,
+        {Channel.SMS: pipeline[1]},
+    )
+    await restarted.start()
+    try:
+        await wait_for(client, partner, message_id, "DELIVERED")
+    finally:
+        await restarted.stop()
+
+
+async def test_failure_then_delivery_is_believed_and_first_failure_stands(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, _, recorder = pipeline
+    first = await send(client, partner, "+4915112345603")
+    second = await send(client, partner, "+4915112345604")
+    await wait_for(client, partner, first, "SENT")
+    await wait_for(client, partner, second, "SENT")
+    key_1, key_2 = f"id{first[-6:]}1".lower(), f"id{second[-6:]}1".lower()
+    await recorder.record([receipt(key_1, DeliveryStatus.ERROR, "UNDELIV", at=1)])
+    failed = await status_of(client, partner, first)
+    assert (failed["deliveryStatus"], failed["errorCode"]) == ("ERROR", "smpp-err:001")
+    await recorder.record([receipt(key_1, DeliveryStatus.DELIVERED, "DELIVRD", at=2)])
+    delivered = await status_of(client, partner, first)
+    assert (delivered["deliveryStatus"], delivered["errorCode"]) == ("DELIVERED", None)
+    await recorder.record([receipt(key_2, DeliveryStatus.EXPIRED, "EXPIRED", at=1)])
+    await recorder.record([receipt(key_2, DeliveryStatus.ERROR, "UNDELIV", at=2)])
+    assert (await status_of(client, partner, second))["deliveryStatus"] == "EXPIRED"
+
+
+async def test_read_receipt_keeps_delivered_and_sets_read_at(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, _, recorder = pipeline
+    message_id = await send(client, partner, "+4915112345605")
+    await wait_for(client, partner, message_id, "SENT")
+    key = f"id{message_id[-6:]}1".lower()
+    await recorder.record([receipt(key, DeliveryStatus.DELIVERED, "read", at=1_795_000_000_000, read=True)])
+    body = await status_of(client, partner, message_id)
+    assert body["deliveryStatus"] == "DELIVERED"
+    assert body["readAt"] == "2026-11-18T11:06:40.000Z"
+
+
+async def test_permanent_rejection_ends_in_error_with_the_provider_code(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    message_id = await send(client, partner, "+4915112345690")
+    body = await wait_for(client, partner, message_id, "ERROR")
+    assert body["errorCode"] == "smpp:0x0000000B"
+    assert body["deliveryStatusDescription"] == "Invalid destination address"
+
+
+async def test_throttling_is_retried_and_then_sent_once(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, provider, _ = pipeline
+    message_id = await send(client, partner, "+4915112345688")
+    await wait_for(client, partner, message_id, "SENT")
+    assert provider.sent.count(message_id) == 1
+    raws = [raw for _, raw in await events_of(client, partner, message_id)]
+    assert raws.count("retry:smpp:0x00000058") == 2
+
+
+async def test_no_answer_ends_unknown_and_is_not_resent(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, provider, _ = pipeline
+    message_id = await send(client, partner, "+4915112345697")
+    body = await wait_for(client, partner, message_id, "UNKNOWN")
+    for _ in range(20):
+        body = await status_of(client, partner, message_id)
+        if "not sent again" in str(body["deliveryStatusDescription"]):
+            break
+        await asyncio.sleep(0.02)
+    assert "not sent again" in str(body["deliveryStatusDescription"])
+    assert message_id not in provider.sent
+
+
+async def test_validity_ending_before_handover_is_expired(
+    client: httpx.AsyncClient, partner: Partner, runtime: Runtime, fast_settings: Settings
+) -> None:
+    message_id = await send(client, partner, "+4915112345606")
+    async with runtime.database.write() as connection:
+        await connection.execute(
+            update(messages).where(messages.c.id == message_id).values(expires_at=now_ms() - 1)
+        )
+    batcher = WriteBatcher(runtime.database)
+    batcher.start()
+    dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: ScriptedProvider()})
+    await dispatcher.start()
+    try:
+        body = await wait_for(client, partner, message_id, "EXPIRED")
+    finally:
+        await dispatcher.stop()
+        await batcher.stop()
+    assert body["errorCode"] == "gw:expired-before-handover"
+
+
+async def test_sent_without_receipt_past_validity_and_grace_becomes_unknown(
+    client: httpx.AsyncClient,
+    partner: Partner,
+    pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder],
+    runtime: Runtime,
+) -> None:
+    dispatcher, _, _ = pipeline
+    message_id = await send(client, partner, "+4915112345694", validitySeconds=60)
+    await wait_for(client, partner, message_id, "SENT")
+    grace = runtime.settings.receipt_grace_seconds * 1000
+    assert await dispatcher.sweep_once(now=now_ms() + 59_000 + grace) == 0
+    assert await dispatcher.sweep_once(now=now_ms() + 61_000 + grace) == 1
+    body = await status_of(client, partner, message_id)
+    assert (body["deliveryStatus"], body["deliveryStatusDescription"]) == (
+        "UNKNOWN",
+        "No delivery receipt from the carrier",
+    )
+    assert body["errorCode"] is None
+
+
+async def test_multipart_is_delivered_only_when_every_part_is(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, provider, recorder = pipeline
+    provider.parts = 3
+    message_id = await send(client, partner, "+4915112345607")
+    await wait_for(client, partner, message_id, "SENT")
+    keys = [f"id{message_id[-6:]}{n}".lower() for n in (1, 2, 3)]
+    await recorder.record([receipt(keys[0], DeliveryStatus.DELIVERED, "DELIVRD", at=1)])
+    await recorder.record([receipt(keys[2], DeliveryStatus.DELIVERED, "DELIVRD", at=2)])
+    assert (await status_of(client, partner, message_id))["deliveryStatus"] == "SENT"
+    await recorder.record([receipt(keys[1], DeliveryStatus.DELIVERED, "DELIVRD", at=3)])
+    body = await status_of(client, partner, message_id)
+    assert body["deliveryStatus"] == "DELIVERED"
+    assert "all 3 parts" in str(body["deliveryStatusDescription"])
+
+
+async def test_multipart_fails_when_any_part_fails(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, provider, recorder = pipeline
+    provider.parts = 2
+    message_id = await send(client, partner, "+4915112345608")
+    await wait_for(client, partner, message_id, "SENT")
+    keys = [f"id{message_id[-6:]}{n}".lower() for n in (1, 2)]
+    await recorder.record([receipt(keys[0], DeliveryStatus.DELIVERED, "DELIVRD", at=1)])
+    await recorder.record([receipt(keys[1], DeliveryStatus.ERROR, "UNDELIV", at=2)])
+    assert (await status_of(client, partner, message_id))["deliveryStatus"] == "ERROR"
