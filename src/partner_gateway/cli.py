@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar, cast
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -17,9 +17,6 @@ from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository
-
-if TYPE_CHECKING:
-    from uvicorn._types import ASGIApplication
 
 app = typer.Typer(help="Partner Gateway: SMS, RCS and WhatsApp for partner companies.", no_args_is_help=True)
 company_app = typer.Typer(help="Manage companies.", no_args_is_help=True)
@@ -51,23 +48,56 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default PARTNER_GATEWAY_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default PARTNER_GATEWAY_PORT).")] = None,
 ) -> None:
-    """Run the gateway: the partner API on the embedded store, or the configured one."""
-    import uvicorn
-
-    from partner_gateway.api.app import create_app
-    from partner_gateway.api.server import build_config
+    """Run the whole gateway: partner API, delivery workers, and (with no carrier configured)
+    the built-in simulators."""
+    from partner_gateway.process import serve as serve_gateway
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = build_config(
-        cast("ASGIApplication", create_app(settings)),
-        host=settings.host,
-        port=settings.port,
-        max_request_target=settings.max_request_target_bytes,
-        log_level=settings.log_level.lower(),
+    _run(serve_gateway(settings))
+
+
+simulate_app = typer.Typer(help="Run a simulator alone.", no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.command("smsc")
+def simulate_smsc(
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port")] = 2775,
+    system_id: Annotated[str, typer.Option(help="The system_id binds must use")] = "gateway",
+    password: Annotated[
+        str, typer.Option(help="The password binds must use", envvar="SMSC_PASSWORD")
+    ] = "secret",  # noqa: S107 - the simulator's default, on loopback
+    receipt_delay: Annotated[float, typer.Option(help="Seconds before a receipt (upper bound)")] = 1.0,
+    max_throughput: Annotated[float | None, typer.Option(help="submit_sm/s per connection")] = None,
+) -> None:
+    """An SMPP 3.4 SMSC that decides each message's fate by the destination's last two digits."""
+    from partner_gateway.simulators.smsc import SmscConfig, serve_forever
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = SmscConfig(
+        host=host,
+        port=port,
+        system_id=system_id,
+        password=password,
+        receipt_delay_min_seconds=receipt_delay / 2,
+        receipt_delay_max_seconds=max(receipt_delay, 0.001),
+        max_throughput=max_throughput,
     )
-    uvicorn.Server(config).run()
+    _run(serve_forever(config))
+
+
+def _run(work: Awaitable[None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(work)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        asyncio.run(work)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()

@@ -7,9 +7,39 @@ Every setting is documented in docs/configuration.md; defaults give the embedded
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmppCarrier(BaseModel):
+    """One carrier account reached over SMPP 3.4 (PARTNER_GATEWAY_SMPP_CARRIERS is a JSON list)."""
+
+    name: str = Field(
+        "carrier", pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$", description="Label; receipts match per carrier."
+    )
+    host: str
+    port: int = Field(2775, gt=0, lt=65536)
+    system_id: str = Field(max_length=15)
+    password: SecretStr
+    system_type: str = Field("", max_length=12)
+    bind_mode: Literal["transceiver", "transmitter_receiver"] = "transceiver"
+    binds: int = Field(1, ge=1, le=32, description="Sessions kept open to this carrier.")
+    window: int = Field(10, ge=1, le=1000, description="Unanswered submit_sm per session.")
+    throughput_per_second: float | None = Field(None, gt=0, description="submit_sm per second per session.")
+    enquire_link_seconds: float = Field(30, gt=0)
+    response_timeout_seconds: float = Field(10, gt=0)
+    source_ton: int = Field(5, ge=0, le=6, description="TON for an alphanumeric sender (5).")
+    source_npi: int = Field(0, ge=0, le=18)
+    numeric_source_ton: int = Field(1, ge=0, le=6, description="TON for a numeric sender (1: international).")
+    numeric_source_npi: int = Field(1, ge=0, le=18)
+    dest_ton: int = Field(1, ge=0, le=6)
+    dest_npi: int = Field(1, ge=0, le=18)
+    default_source: str = Field("Gateway", max_length=20, description="Sender when the message names none.")
+    receipt_id_format: Literal["same", "hex_submit_decimal_receipt", "decimal_submit_hex_receipt"] = Field(
+        "same", description="How the carrier writes ids in receipts compared with submit_sm_resp."
+    )
 
 
 class Settings(BaseSettings):
@@ -44,7 +74,9 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(200, ge=1, le=5000, description="Outbox items a worker claims at once.")
     dispatch_max_in_flight: int = Field(2000, ge=1, description="Messages a worker hands over concurrently.")
     dispatch_lease_seconds: int = Field(300, ge=10, description="How long a claimed item stays a worker's.")
-    dispatch_poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for due work.")
+    dispatch_poll_seconds: float = Field(
+        0.5, gt=0, description="How often an idle worker looks for due work."
+    )
     retry_max_attempts: int = Field(30, ge=1, description="Transient failures tolerated before ERROR.")
     retry_max_delay_seconds: int = Field(300, ge=1, description="Longest wait between two attempts.")
     resend_ambiguous: bool = Field(
@@ -56,6 +88,14 @@ class Settings(BaseSettings):
         3600, ge=0, description="How long after validity a SENT/RECEIVED message waits for a receipt."
     )
     sweep_interval_seconds: float = Field(30, gt=0, description="How often expiry is checked.")
+
+    smpp_carriers: list[SmppCarrier] = Field(
+        default_factory=list,
+        description="SMPP carrier accounts (JSON). Empty: the built-in SMSC simulator is started.",
+    )
+    simulator_receipt_delay_seconds: float = Field(
+        0.2, ge=0, description="How long the built-in simulators wait before reporting delivery."
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from partner_gateway.api.cursor import CursorCodec
 from partner_gateway.config import Settings
@@ -17,6 +18,8 @@ class Runtime:
     settings: Settings
     database: Database
     cursors: CursorCodec
+    on_accepted: Callable[[], None] = field(default=lambda: None)
+    """Called after a message is committed: wakes this process's dispatcher, if it has one."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:

@@ -220,6 +220,7 @@ async def _accept(
     if idempotency_key is None:
         async with runtime.database.write() as connection:
             await MessageRepository(connection).add_accepted(message)
+        runtime.on_accepted()
         return _accepted(runtime, answer)
 
     request_hash = hashlib.sha256(channel.value.encode() + b"\x00" + body).hexdigest()
@@ -230,19 +231,17 @@ async def _accept(
                 stored = await keys.find(company_id, idempotency_key, now)
                 if stored is None:
                     await MessageRepository(connection).add_accepted(message)
-                    await keys.remember(
-                        company_id,
-                        idempotency_key,
-                        now,
-                        StoredResponse(request_hash, message.id, 202, msgspec.json.encode(answer)),
-                    )
-                    return _accepted(runtime, answer)
+                    first_answer = StoredResponse(request_hash, message.id, 202, msgspec.json.encode(answer))
+                    await keys.remember(company_id, idempotency_key, now, first_answer)
         except IntegrityError:
             # Another request with the same key committed first (only possible on PostgreSQL,
             # where writers run concurrently): read what it stored.
             if attempt:
                 raise
             continue
+        if stored is None:  # committed just now
+            runtime.on_accepted()
+            return _accepted(runtime, answer)
         if stored.request_hash != request_hash:
             raise IdempotencyConflict
         replayed = _accepted(runtime, msgspec.json.decode(stored.body, type=DeliveryStatusResponse))

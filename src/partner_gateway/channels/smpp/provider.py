@@ -1,0 +1,231 @@
+"""SMS over SMPP 3.4: the provider that hands messages to a carrier and reads its receipts.
+
+One provider per carrier account, holding `binds` sessions; a receipt arriving on any of them
+finds its message, because parts are keyed by (carrier, canonical SMSC id), not by session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+
+from partner_gateway.channels.base import (
+    Accepted,
+    HandoverGuard,
+    OutboundMessage,
+    ReportSink,
+    SendError,
+    StatusReport,
+    SubmittedPart,
+    WebhookRoute,
+)
+from partner_gateway.channels.smpp.constants import CommandStatus, EsmClass, RegisteredDelivery
+from partner_gateway.channels.smpp.esme import EsmeSession
+from partner_gateway.channels.smpp.esme_config import EsmeConfig
+from partner_gateway.channels.smpp.esme_errors import (
+    InvalidSubmit,
+    NotConnected,
+    OutcomeUnknown,
+    SubmitRejected,
+    status_name,
+)
+from partner_gateway.channels.smpp.pdu import DeliverSm, SubmitSm
+from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt
+from partner_gateway.channels.smpp.smpp_time import relative_validity
+from partner_gateway.channels.smpp.udh import udh_concat
+from partner_gateway.config import SmppCarrier
+from partner_gateway.domain.encoding import encode_parts
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.domain.timefmt import now_ms
+
+logger = logging.getLogger(__name__)
+
+# What a person should read for the statuses carriers commonly answer a submit with.
+_SUBMIT_STATUS_TEXT: dict[int, str] = {
+    CommandStatus.ESME_RINVDSTADR: "Invalid destination address",
+    CommandStatus.ESME_RINVSRCADR: "Invalid sender address",
+    CommandStatus.ESME_RINVMSGLEN: "The carrier refused the message length",
+    CommandStatus.ESME_RSUBMITFAIL: "The carrier rejected the submission",
+    CommandStatus.ESME_RTHROTTLED: "The carrier asked us to slow down",
+    CommandStatus.ESME_RMSGQFUL: "The carrier's queue is full",
+    CommandStatus.ESME_RSYSERR: "The carrier reported a system error",
+    CommandStatus.ESME_RINVEXPIRY: "The carrier refused the validity period",
+    CommandStatus.ESME_RX_T_APPN: "The carrier reported a temporary application error",
+    CommandStatus.ESME_RX_P_APPN: "The carrier reported a permanent application error",
+    CommandStatus.ESME_RX_R_APPN: "The carrier rejected the message",
+}
+MIN_VALIDITY_SECONDS = 60
+
+
+def smpp_code(status: int) -> str:
+    return f"smpp:0x{status:08X}"
+
+
+def describe_submit_status(status: int) -> str:
+    text = _SUBMIT_STATUS_TEXT.get(status, "The carrier rejected the message")
+    return f"{text} ({status_name(status)})"
+
+
+class SmppProvider:
+    channel = Channel.SMS
+
+    def __init__(self, carrier: SmppCarrier) -> None:
+        self.carrier = carrier
+        self.name = f"smpp:{carrier.name}"
+        self._sessions: list[EsmeSession] = []
+        self._sink: ReportSink | None = None
+        self.receipts = 0
+
+    def webhook_routes(self) -> Sequence[WebhookRoute]:
+        return ()
+
+    async def start(self, sink: ReportSink) -> None:
+        self._sink = sink
+        carrier = self.carrier
+        for number in range(carrier.binds):
+            config = EsmeConfig(
+                host=carrier.host,
+                port=carrier.port,
+                system_id=carrier.system_id,
+                password=carrier.password.get_secret_value(),
+                system_type=carrier.system_type,
+                bind_mode=carrier.bind_mode,
+                window=carrier.window,
+                throughput_per_second=carrier.throughput_per_second,
+                enquire_link_interval=carrier.enquire_link_seconds,
+                response_timeout=carrier.response_timeout_seconds,
+                name=f"{carrier.name}#{number + 1}",
+            )
+            session = EsmeSession(config, on_deliver=self._on_deliver)
+            await session.start()
+            self._sessions.append(session)
+
+    async def stop(self) -> None:
+        for session in self._sessions:
+            await session.stop()
+        self._sessions.clear()
+
+    async def wait_bound(self, within: float) -> bool:
+        for session in self._sessions:
+            if not await session.wait_bound(within):
+                return False
+        return True
+
+    def _session(self) -> EsmeSession:
+        bound = [session for session in self._sessions if session.is_bound]
+        return min(bound or self._sessions, key=lambda session: session.outstanding)
+
+    def provider_key(self, submit_id: str) -> str:
+        """The canonical id a receipt for this submission will carry."""
+        value = submit_id.strip()
+        try:
+            if self.carrier.receipt_id_format == "hex_submit_decimal_receipt":
+                value = str(int(value, 16))
+            elif self.carrier.receipt_id_format == "decimal_submit_hex_receipt":
+                value = format(int(value), "x")
+        except ValueError:
+            logger.warning("carrier %s: id %r is not in the configured format", self.carrier.name, value)
+        return canonical_message_id(value)
+
+    async def send(self, message: OutboundMessage, guard: HandoverGuard) -> Accepted:
+        text = str(message.content.get("text", ""))
+        try:
+            encoded = encode_parts(text)
+        except ValueError as error:
+            raise SendError(
+                "permanent", f"The text cannot be encoded: {error}", code="gw:invalid-content"
+            ) from None
+        total = len(encoded.parts)
+        sender = message.sender or self.carrier.default_source
+        numeric = sender.lstrip("+").isdigit()
+        remaining = max(MIN_VALIDITY_SECONDS, (message.expires_at - now_ms()) // 1000)
+        reference = int.from_bytes(hashlib.sha256(message.message_id.encode()).digest()[:1], "big") or 1
+        accepted: list[SubmittedPart] = []
+        for index in range(message.parts_done, total):
+            payload = encoded.parts[index]
+            if total > 1:
+                payload = udh_concat(reference, total, index + 1) + payload
+            pdu = SubmitSm(
+                sequence_number=0,
+                source_addr_ton=self.carrier.numeric_source_ton if numeric else self.carrier.source_ton,
+                source_addr_npi=self.carrier.numeric_source_npi if numeric else self.carrier.source_npi,
+                source_addr=sender.lstrip("+") if numeric else sender,
+                dest_addr_ton=self.carrier.dest_ton,
+                dest_addr_npi=self.carrier.dest_npi,
+                destination_addr=message.to.lstrip("+"),
+                esm_class=int(EsmClass.UDHI) if total > 1 else 0,
+                validity_period=relative_validity(int(remaining)),
+                registered_delivery=int(RegisteredDelivery.RECEIPT_ON_FINAL),
+                data_coding=encoded.data_coding,
+                short_message=payload,
+            )
+            await guard.before_write(message.message_id)
+            try:
+                response = await self._session().submit(pdu)
+            except NotConnected as error:
+                raise self._error("retry", f"No connection to the carrier: {error}", None, accepted) from None
+            except InvalidSubmit as error:
+                code = smpp_code(error.command_status)
+                raise self._error(
+                    "permanent", describe_submit_status(error.command_status), code, accepted
+                ) from None
+            except SubmitRejected as error:
+                kind = "throttled" if error.throttled else "retry" if error.transient else "permanent"
+                code = smpp_code(error.command_status)
+                raise self._error(
+                    kind, describe_submit_status(error.command_status), code, accepted
+                ) from None
+            except OutcomeUnknown as error:
+                raise self._error(
+                    "ambiguous", f"No answer from the carrier: {error}", None, accepted
+                ) from None
+            accepted.append(
+                SubmittedPart(index + 1, total, response.message_id, self.provider_key(response.message_id))
+            )
+        return Accepted(self.name, tuple(accepted), "Accepted by the carrier", "ESME_ROK")
+
+    def _error(
+        self, kind: str, description: str, code: str | None, accepted: list[SubmittedPart]
+    ) -> SendError:
+        return SendError(
+            kind,  # type: ignore[arg-type]
+            description,
+            code=code,
+            provider=self.name,
+            accepted_parts=accepted,
+            retry_after=1.0 if kind == "throttled" else None,
+        )
+
+    async def _on_deliver(self, pdu: DeliverSm) -> int:
+        receipt = parse_receipt(pdu)
+        if receipt is None:
+            # A mobile-originated message: inbound SMS is not a feature yet. Acknowledge it so
+            # the carrier does not redeliver it forever.
+            logger.info("carrier %s: ignoring a mobile-originated deliver_sm", self.carrier.name)
+            return int(CommandStatus.ESME_ROK)
+        outcome = receipt.outcome
+        status = DeliveryStatus(outcome.status)
+        key = canonical_message_id(receipt.message_id)
+        occurred = int(receipt.done_date.timestamp() * 1000) if receipt.done_date else now_ms()
+        error_code = None
+        if status in (DeliveryStatus.ERROR, DeliveryStatus.EXPIRED):
+            has_err = receipt.error_code and receipt.error_code.strip("0")
+            error_code = (
+                f"smpp-err:{receipt.error_code}" if has_err else f"smpp-stat:{receipt.state or 'UNKNOWN'}"
+            )
+        report = StatusReport(
+            provider=self.name,
+            status=status,
+            raw_state=receipt.state or "(none)",
+            description=outcome.description,
+            occurred_at=occurred,
+            dedup_key=f"smpp:{key}:{receipt.state}:{receipt.done_date}:{receipt.is_intermediate}",
+            provider_key=key,
+            error_code=error_code,
+            is_final=outcome.final,
+        )
+        assert self._sink is not None
+        await self._sink.record([report])
+        self.receipts += 1
+        return int(CommandStatus.ESME_ROK)
