@@ -370,7 +370,8 @@ class Smpp34Smsc:
 
 @pytest.fixture
 async def rust_smsc() -> AsyncIterator[Smpp34Smsc]:
-    pytest.importorskip("smpp34")
+    import smpp34  # noqa: F401 - a dev dependency: missing, this fails rather than skips
+
     server = Smpp34Smsc()
     await server.start()
     yield server
@@ -547,8 +548,8 @@ async def test_throttling_is_transient_and_pauses_new_submits(
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.19  # first pause
     assert gaps[1] >= 0.39  # repeated throttling doubles the pause
-    assert gaps[2] < 0.19  # no pause after a success
-    assert 0.19 <= gaps[3] < 0.7  # the success reset the pause to its initial length
+    assert gaps[2] < 0.6  # no pause after a success (a pause would now be 0.8 s)
+    assert 0.19 <= gaps[3] < 0.7  # the success reset the pause to 0.2 s (not 0.8 s)
     assert session.counters.throttle_pauses == 3
     assert session.counters.submit_responses[status] == 3
 

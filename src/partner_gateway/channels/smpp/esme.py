@@ -40,6 +40,7 @@ import asyncio
 import dataclasses
 import logging
 import struct
+from collections.abc import Awaitable, Callable
 
 from partner_gateway.channels.smpp.constants import CommandId
 from partner_gateway.channels.smpp.esme_config import BindMode, EsmeConfig, EsmeCounters
@@ -184,11 +185,15 @@ class EsmeSession:
             self._stopped.set()
 
     # -- submit ---------------------------------------------------------------------------------
-    async def submit(self, pdu: SubmitSm) -> SubmitSmResp:
+    async def submit(
+        self, pdu: SubmitSm, *, before_write: Callable[[], Awaitable[None]] | None = None
+    ) -> SubmitSmResp:
         """Write ``pdu`` (the session sets its sequence_number) and wait for its submit_sm_resp.
 
         Returns the ESME_ROK response (``message_id``); every other outcome raises an
-        :class:`EsmeError` (see the module docstring).
+        :class:`EsmeError` (see the module docstring). ``before_write`` runs once the PDU holds a
+        window slot and a throughput token, just before its bytes go out: the gateway records
+        there, durably, that the message is about to be handed over.
         """
         if not isinstance(pdu, SubmitSm):
             raise TypeError(f"submit() takes a SubmitSm, got {type(pdu).__name__}")
@@ -204,6 +209,8 @@ class EsmeSession:
             raise self._not_connected(f"{reason} within {self.config.submit_bind_wait}s")
         async with self._window:
             await self._pace()
+            if before_write is not None:
+                await before_write()
             connection = link.connection
             if self._stop_requested.is_set() or connection is None or not connection.bound:
                 raise self._not_connected("link went down before writing")

@@ -10,9 +10,9 @@ from collections.abc import Callable
 class RateLimiter:
     """Token bucket as a virtual schedule (GCRA): ``rate`` writes a second, bursts of ``burst``.
 
-    Each caller reserves the next free instant without awaiting (so concurrent callers never take
-    the same token), then sleeps until it. Over any window of ``t`` seconds at most
-    ``rate * t + burst`` callers pass.
+    Callers queue (FIFO) and each reserves its instant only when its turn comes, so a stalled
+    event loop cannot release a pile of pre-booked slots at once: over any window of ``t`` seconds
+    at most ``rate * t + burst`` callers pass.
     """
 
     def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] | None = None):
@@ -24,6 +24,7 @@ class RateLimiter:
         self._tolerance = (burst - 1.0) * self._interval
         self._clock = clock
         self._tat = float("-inf")  # theoretical arrival time of the next caller
+        self._turn = asyncio.Lock()
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
@@ -36,9 +37,10 @@ class RateLimiter:
         return at - now
 
     async def acquire(self) -> None:
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        async with self._turn:
+            delay = self.reserve()
+            if delay > 0:
+                await asyncio.sleep(delay)
 
 
 class ThrottlePause:

@@ -160,9 +160,10 @@ class SmppProvider:
                 data_coding=encoded.data_coding,
                 short_message=payload,
             )
-            await guard.before_write(message.message_id)
             try:
-                response = await self._session().submit(pdu)
+                response = await self._session().submit(
+                    pdu, before_write=lambda: guard.before_write(message.message_id)
+                )
             except NotConnected as error:
                 raise self._error("retry", f"No connection to the carrier: {error}", None, accepted) from None
             except InvalidSubmit as error:
