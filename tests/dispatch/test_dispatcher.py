@@ -342,3 +342,63 @@ async def test_multipart_fails_when_any_part_fails(
     await recorder.record([receipt(keys[0], DeliveryStatus.DELIVERED, "DELIVRD", at=1)])
     await recorder.record([receipt(keys[1], DeliveryStatus.ERROR, "UNDELIV", at=2)])
     assert (await status_of(client, partner, message_id))["deliveryStatus"] == "ERROR"
+
+
+def orphan_receipt(
+    key: str, to: str, excerpt: str, status: DeliveryStatus = DeliveryStatus.DELIVERED
+) -> StatusReport:
+    return StatusReport(
+        provider="scripted",
+        status=status,
+        raw_state="DELIVRD",
+        description="Delivered to the handset",
+        occurred_at=now_ms(),
+        dedup_key=f"{key}:DELIVRD",
+        provider_key=key,
+        details={"destination": to.lstrip("+"), "text_excerpt": excerpt},
+    )
+
+
+async def test_an_unanswered_handover_is_recognised_by_its_receipt(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, _, recorder = pipeline
+    message_id = await send(client, partner, "+4915112345697")  # the provider never answers
+    for _ in range(100):
+        if "not sent again" in str(
+            (await status_of(client, partner, message_id))["deliveryStatusDescription"]
+        ):
+            break
+        await asyncio.sleep(0.02)
+    await recorder.record([orphan_receipt("smsc-77", "+4915112345697", "hello")])
+    body = await status_of(client, partner, message_id)
+    assert body["deliveryStatus"] == "DELIVERED"
+    assert "RECONCILED" in [raw for _, raw in await events_of(client, partner, message_id)]
+
+
+async def test_a_receipt_waiting_before_the_handover_is_marked_unanswered_is_adopted(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    dispatcher, _, recorder = pipeline
+    await recorder.record([orphan_receipt("smsc-78", "+4915112345697", "hello")])
+    message_id = await send(client, partner, "+4915112345697")
+    dispatcher.wake()
+    await wait_for(client, partner, message_id, "DELIVERED")
+
+
+async def test_an_ambiguous_match_is_not_guessed(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, _, recorder = pipeline
+    first = await send(client, partner, "+4915112345697")
+    second = await send(client, partner, "+4915112345697")  # same destination, same text
+    for message_id in (first, second):
+        for _ in range(100):
+            if "not sent again" in str(
+                (await status_of(client, partner, message_id))["deliveryStatusDescription"]
+            ):
+                break
+            await asyncio.sleep(0.02)
+    await recorder.record([orphan_receipt("smsc-79", "+4915112345697", "hello")])
+    assert (await status_of(client, partner, first))["deliveryStatus"] == "UNKNOWN"
+    assert (await status_of(client, partner, second))["deliveryStatus"] == "UNKNOWN"

@@ -48,7 +48,18 @@ def _resolved(report: StatusReport) -> delivery.ProviderReport:
         dedup_key=report.dedup_key,
         is_read=report.is_read,
         payload=to_payload(report),
+        destination=_text(report.details.get("destination")),
+        text_excerpt=_excerpt(report.details.get("text_excerpt")),
     )
+
+
+def _excerpt(value: Any) -> str | None:
+    """The first 20 characters, as SMPP receipts quote them (see dispatch/worker.py)."""
+    return str(value)[:20].strip() or None if value else None
+
+
+def _text(value: Any) -> str | None:
+    return str(value).lstrip("+") if value else None
 
 
 async def apply_reports(connection: AsyncConnection, reports: Sequence[StatusReport]) -> list[str]:

@@ -29,6 +29,7 @@ from partner_gateway.config import Settings
 from partner_gateway.dispatch.batching import WriteBatcher
 from partner_gateway.dispatch.reports import apply_reports, from_payload
 from partner_gateway.domain import error_codes
+from partner_gateway.domain.encoding import analyze
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.repositories import delivery
@@ -41,6 +42,7 @@ AMBIGUOUS_DESCRIPTION = (
     "It was not sent again, to avoid a duplicate."
 )
 NO_RECEIPT_DESCRIPTION = "No delivery receipt from the carrier"
+RECEIPT_TEXT_EXCERPT = 20  # SMPP 3.4 Appendix B: a receipt quotes the first 20 characters
 _NO_RECEIPT = GatewayReport(
     DeliveryStatus.UNKNOWN, NO_RECEIPT_DESCRIPTION, "NO_RECEIPT", "gateway:no-receipt"
 )
@@ -327,6 +329,25 @@ class Dispatcher:
         await self._fail(
             item, DeliveryStatus.UNKNOWN, AMBIGUOUS_DESCRIPTION, None, "no-answer", accepted=accepted
         )
+        await self._watch_for_receipt(item)
+
+    async def _watch_for_receipt(self, item: ClaimedItem) -> None:
+        """If the carrier did take an unanswered single-part SMS, its receipt will name the
+        destination and the text's start: note them, so that receipt is recognised."""
+        provider = self._providers.get(item.channel)
+        text = str(json.loads(item.body).get("text", ""))
+        if provider is None or item.channel is not Channel.SMS or not text or analyze(text).segments != 1:
+            return
+        excerpt = text[:RECEIPT_TEXT_EXCERPT].strip()
+
+        async def remember(connection: AsyncConnection) -> None:
+            waiting = await delivery.remember_unconfirmed(
+                connection, item.message_id, provider.name, item.to.lstrip("+"), excerpt, now_ms()
+            )
+            if waiting:
+                await apply_reports(connection, [from_payload(payload) for payload in waiting])
+
+        await self._batcher.submit(remember)
 
     async def _sweep_loop(self) -> None:
         while not self._stopping:

@@ -145,7 +145,25 @@ pending_reports = Table(
     Column("dedup_key", String(200), nullable=False),
     Column("report", Text, nullable=False),  # the StatusReport as versioned JSON
     Column("received_at", BigInteger, nullable=False),
+    # Where the receipt says the message went, and how it began: enough to recognise the
+    # receipt of a hand-over that got no answer (see unconfirmed_handovers).
+    Column("destination", String(20)),
+    Column("text_excerpt", String(40)),
     UniqueConstraint("provider", "provider_key", "dedup_key"),
+    Index("ix_pending_reports_destination", "provider", "destination"),
+)
+
+unconfirmed_handovers = Table(
+    "unconfirmed_handovers",
+    metadata,
+    # A single-part message written to a provider that never answered. If a receipt turns up
+    # whose destination and text excerpt match exactly one such message, it is that message's.
+    Column("message_id", String(40), primary_key=True),
+    Column("provider", String(40), nullable=False),
+    Column("destination", String(20), nullable=False),
+    Column("text_excerpt", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_unconfirmed_handovers_destination", "provider", "destination"),
 )
 
 idempotency_keys = Table(

@@ -31,7 +31,7 @@ from partner_gateway.channels.smpp.esme_errors import (
     status_name,
 )
 from partner_gateway.channels.smpp.pdu import DeliverSm, SubmitSm
-from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt
+from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt, receipt_text_excerpt
 from partner_gateway.channels.smpp.smpp_time import relative_validity
 from partner_gateway.channels.smpp.udh import udh_concat
 from partner_gateway.config import SmppCarrier
@@ -225,6 +225,9 @@ class SmppProvider:
             provider_key=key,
             error_code=error_code,
             is_final=outcome.final,
+            # In a receipt the handset is the source: with the text excerpt, enough to recognise
+            # the receipt of a hand-over whose answer was lost (see delivery.remember_unconfirmed).
+            details={"destination": pdu.source_addr, "text_excerpt": receipt_text_excerpt(receipt.raw_text)},
         )
         assert self._sink is not None
         await self._sink.record([report])

@@ -130,6 +130,12 @@ def _text_fields(text: str) -> dict[str, str]:
     return fields
 
 
+def receipt_text_excerpt(raw_text: str) -> str | None:
+    """The `Text:` field of a receipt (the start of the original message), when it has one."""
+    excerpt = _text_fields(raw_text).get("text")
+    return excerpt.strip() if excerpt and excerpt.strip() else None
+
+
 def _date(value: str | None) -> datetime | None:
     """``YYMMDDhhmm`` or ``YYMMDDhhmmss`` (20YY, UTC); None when absent or not a valid date."""
     if value is None or not _DATE.fullmatch(value):

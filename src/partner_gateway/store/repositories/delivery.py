@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from partner_gateway.domain.lifecycle import CurrentState, PartState, Report, aggregate, decide
 from partner_gateway.domain.statuses import Channel, DeliveryStatus, Rank
 from partner_gateway.store.dialects import insert_ignoring_duplicates
-from partner_gateway.store.tables import message_events, message_parts, messages, outbox, pending_reports
+from partner_gateway.store.tables import (
+    message_events,
+    message_parts,
+    messages,
+    outbox,
+    pending_reports,
+    unconfirmed_handovers,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +261,19 @@ class ProviderReport:
     dedup_key: str
     is_read: bool
     payload: dict[str, Any]  # the whole report, kept if it has to wait for its submission
+    destination: str | None = None  # where the provider says the message went (digits)
+    text_excerpt: str | None = None  # how the provider says it began
 
 
 async def apply_provider_report(connection: AsyncConnection, report: ProviderReport, now: int) -> str:
     """Apply one provider report. Returns 'applied', 'duplicate' or 'pending' (no part yet)."""
     part = await _find_part(connection, report)
+    if (
+        part is None
+        and report.provider_key is not None
+        and await _adopt_for_unconfirmed(connection, report, now)
+    ):
+        part = await _find_part(connection, report)
     if part is None:
         if report.provider_key is None:
             return "pending"
@@ -272,6 +287,8 @@ async def apply_provider_report(connection: AsyncConnection, report: ProviderRep
                     "dedup_key": report.dedup_key,
                     "report": json.dumps(report.payload),
                     "received_at": now,
+                    "destination": report.destination,
+                    "text_excerpt": report.text_excerpt,
                 },
             )
         )
@@ -369,6 +386,85 @@ async def take_pending(
             delete(pending_reports).where(pending_reports.c.id.in_([row.id for row in rows]))
         )
     return [json.loads(row.report) for row in rows]
+
+
+async def _adopt_for_unconfirmed(connection: AsyncConnection, report: ProviderReport, now: int) -> bool:
+    """A receipt for no known submission may be that of a hand-over that got no answer: when its
+    destination and text excerpt match exactly one such message, record it as that message's."""
+    if not report.destination or not report.text_excerpt:
+        return False
+    candidates = (
+        await connection.execute(
+            select(unconfirmed_handovers.c.message_id).where(
+                unconfirmed_handovers.c.provider == report.provider,
+                unconfirmed_handovers.c.destination == report.destination,
+                unconfirmed_handovers.c.text_excerpt == report.text_excerpt[:40],
+            )
+        )
+    ).all()
+    if len(candidates) != 1:
+        return False
+    assert report.provider_key is not None
+    await _adopt(connection, candidates[0].message_id, report.provider, report.provider_key, now)
+    return True
+
+
+async def _adopt(
+    connection: AsyncConnection, message_id: str, provider: str, provider_key: str, now: int
+) -> None:
+    await record_parts(connection, message_id, provider, [PartRecord(1, 1, provider_key, provider_key)], now)
+    await connection.execute(
+        delete(unconfirmed_handovers).where(unconfirmed_handovers.c.message_id == message_id)
+    )
+    await _insert_event(
+        connection,
+        message_id,
+        occurred_at=now,
+        recorded_at=now,
+        source=provider,
+        status=None,
+        raw_state="RECONCILED",
+        description=f"A receipt from the carrier (id {provider_key}) matched this message's destination and "
+        "text: the hand-over had reached the carrier",
+        error_code=None,
+        dedup_key=f"gateway:reconciled:{provider_key}",
+    )
+
+
+async def remember_unconfirmed(
+    connection: AsyncConnection, message_id: str, provider: str, destination: str, text_excerpt: str, now: int
+) -> list[dict[str, Any]]:
+    """Note a single-part hand-over that got no answer. If receipts already wait that match it
+    (exactly one carrier id), adopt them: they are returned to be applied."""
+    excerpt = text_excerpt[:40]
+    keys = (
+        await connection.execute(
+            select(pending_reports.c.provider_key)
+            .where(
+                pending_reports.c.provider == provider,
+                pending_reports.c.destination == destination,
+                pending_reports.c.text_excerpt == excerpt,
+            )
+            .distinct()
+        )
+    ).all()
+    await connection.execute(
+        insert_ignoring_duplicates(
+            connection.dialect.name,
+            unconfirmed_handovers,
+            {
+                "message_id": message_id,
+                "provider": provider,
+                "destination": destination,
+                "text_excerpt": excerpt,
+                "created_at": now,
+            },
+        )
+    )
+    if len(keys) != 1:
+        return []
+    await _adopt(connection, message_id, provider, keys[0].provider_key, now)
+    return await take_pending(connection, provider, [keys[0].provider_key])
 
 
 async def lapsed_without_receipt(connection: AsyncConnection, cutoff: int, limit: int) -> list[str]:
