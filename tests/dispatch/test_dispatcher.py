@@ -402,3 +402,69 @@ async def test_an_ambiguous_match_is_not_guessed(
     await recorder.record([orphan_receipt("smsc-79", "+4915112345697", "hello")])
     assert (await status_of(client, partner, first))["deliveryStatus"] == "UNKNOWN"
     assert (await status_of(client, partner, second))["deliveryStatus"] == "UNKNOWN"
+
+
+@dataclass
+class UnreachableRcs(ScriptedProvider):
+    """An RCS provider for which every destination ending 98 is not RCS-capable."""
+
+    name: str = "rcs-scripted"
+    channel: Channel = Channel.RCS
+
+    async def send(self, message: OutboundMessage, guard: HandoverGuard) -> Accepted:
+        if message.to.endswith("98"):
+            raise SendError("permanent", "Not reachable over RCS", code="rbm:404", channel_unavailable=True)
+        return await super().send(message, guard)
+
+
+async def test_rcs_falls_back_to_sms_and_follows_it(
+    client: httpx.AsyncClient, partner: Partner, runtime: Runtime, fast_settings: Settings
+) -> None:
+    batcher = WriteBatcher(runtime.database)
+    batcher.start()
+    sms, rcs = ScriptedProvider(), UnreachableRcs()
+    recorder = ReportRecorder(batcher)
+    dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: sms, Channel.RCS: rcs})
+    await dispatcher.start()
+    try:
+        response = await client.post(
+            f"{BASE}/rcs/messages",
+            json={
+                "to": "+4915112345698",
+                "text": "Your parcel",
+                "fallbackSms": {"text": "Your parcel (SMS)", "from": "ACME"},
+            },
+            headers=partner.headers,
+        )
+        rcs_id = response.json()["customerMessageId"]
+        for _ in range(200):
+            original = (
+                await client.get(f"{BASE}/messages/status/{rcs_id}?channel=RCS", headers=partner.headers)
+            ).json()
+            if original["deliveryStatus"] == "SENT":
+                break
+            await asyncio.sleep(0.02)
+        assert original["deliveryStatus"] == "SENT", original
+        sms_id = str(original["deliveryStatusDescription"]).split()[3].rstrip(":")
+        assert sms_id.startswith("msg_")
+        assert sms_id != rcs_id
+        assert sms.sent == [sms_id]
+        rcs_events = (
+            await client.get(f"{BASE}/messages/{rcs_id}/events?channel=RCS", headers=partner.headers)
+        ).json()
+        assert "FALLBACK_SMS" in [event["rawState"] for event in rcs_events["events"]]
+        sms_events = (
+            await client.get(f"{BASE}/messages/{sms_id}/events?channel=SMS", headers=partner.headers)
+        ).json()
+        assert [event["rawState"] for event in sms_events["events"]][:2] == ["ACCEPTED", "FALLBACK_FOR"]
+        await recorder.record(
+            [receipt(f"id{sms_id[-6:]}1".lower(), DeliveryStatus.DELIVERED, "DELIVRD", at=9)]
+        )
+        final = (
+            await client.get(f"{BASE}/messages/status/{rcs_id}?channel=RCS", headers=partner.headers)
+        ).json()
+        assert final["deliveryStatus"] == "DELIVERED"
+        assert final["deliveryStatusDescription"] == f"Sent as SMS {sms_id}: carrier says DELIVRD"
+    finally:
+        await dispatcher.stop()
+        await batcher.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,8 @@ from partner_gateway.api.history import HistoryController
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.sending import SendController
 from partner_gateway.api.status import StatusController
+from partner_gateway.api.webhooks import webhook_handlers
+from partner_gateway.channels.base import WebhookRoute
 from partner_gateway.config import Settings
 from partner_gateway.runtime import Runtime
 
@@ -39,7 +41,9 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
+def create_app(
+    settings: Settings, runtime: Runtime | None = None, webhooks: Sequence[WebhookRoute] = ()
+) -> Litestar:
     """Build the app; with no runtime given, one is started (and closed) by the app's lifespan."""
     holder: dict[str, Runtime] = {} if runtime is None else {"runtime": runtime}
 
@@ -65,7 +69,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         security=[{"bearerAuth": []}],
     )
     return Litestar(
-        route_handlers=[partner_api, openapi_document, health],
+        route_handlers=[partner_api, openapi_document, health, *webhook_handlers(webhooks)],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         lifespan=[lifespan],

@@ -66,6 +66,7 @@ class SendError(Exception):
         retry_after: float | None = None,
         provider: str = "",
         accepted_parts: Sequence[SubmittedPart] = (),
+        channel_unavailable: bool = False,
     ) -> None:
         super().__init__(description)
         self.kind = kind
@@ -74,6 +75,9 @@ class SendError(Exception):
         self.retry_after = retry_after
         self.provider = provider
         self.accepted_parts = tuple(accepted_parts)  # parts accepted before the failure
+        # The destination cannot receive on this channel at all (RCS: not RCS-capable): the
+        # dispatcher may send the message's fallback instead.
+        self.channel_unavailable = channel_unavailable
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,10 +30,13 @@ from partner_gateway.dispatch.batching import WriteBatcher
 from partner_gateway.dispatch.reports import apply_reports, from_payload
 from partner_gateway.domain import error_codes
 from partner_gateway.domain.encoding import analyze
+from partner_gateway.domain.ids import new_message_id
+from partner_gateway.domain.messages import NewMessage
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.delivery import ClaimedItem, GatewayReport, PartRecord
+from partner_gateway.store.repositories.messages import MessageRepository
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +229,9 @@ class Dispatcher:
             await apply_reports(connection, [from_payload(payload) for payload in waiting])
 
     async def _on_error(self, item: ClaimedItem, error: SendError, written: bool) -> None:
+        if error.channel_unavailable and "fallbackSms" in json.loads(item.body):
+            await self._send_fallback(item, error)
+            return
         if error.kind == "permanent":
             await self._fail(
                 item,
@@ -284,6 +290,50 @@ class Dispatcher:
             )
 
         await self._batcher.submit(reschedule)
+
+    async def _send_fallback(self, item: ClaimedItem, error: SendError) -> None:
+        """Send the message's fallback SMS in its place, linked both ways in the timelines; the
+        original's status then follows the SMS's ("Sent as SMS msg_…: Delivered to the handset")."""
+        content = json.loads(item.body)
+        fallback = content["fallbackSms"]
+        text = str(fallback["text"])
+        analysis = analyze(text)
+
+        async def fallback_sms(connection: AsyncConnection) -> None:
+            now = now_ms()
+            sms_id = new_message_id(now)
+            body = {"to": item.to, "text": text, "from": fallback.get("from"), "fallbackFor": item.message_id}
+            await MessageRepository(connection).add_accepted(
+                NewMessage(
+                    id=sms_id,
+                    company_id=item.company_id,
+                    channel=Channel.SMS,
+                    to=item.to,
+                    sender=fallback.get("from"),
+                    reference=content.get("reference"),
+                    created_at=now,
+                    expires_at=item.expires_at,
+                    callback_url=content.get("callbackUrl"),
+                    body=json.dumps(body),
+                    encoding=analysis.encoding.value,
+                    segments=analysis.segments,
+                    fallback_for=item.message_id,
+                )
+            )
+            await delivery.add_note(
+                connection, sms_id, "FALLBACK_FOR",
+                f"Sent in place of RCS message {item.message_id}: {error.description}",
+                "gateway:fallback-for", now,
+            )  # fmt: skip
+            await delivery.add_note(
+                connection, item.message_id, "FALLBACK_SMS",
+                f"{error.description} ({error.code}); sent as SMS {sms_id} instead",
+                "gateway:fallback-sms", now,
+            )  # fmt: skip
+            await delivery.finish(connection, item.outbox_id)
+
+        await self._batcher.submit(fallback_sms)
+        self.wake()
 
     async def _record_partial(
         self, connection: AsyncConnection, item: ClaimedItem, error: SendError, now: int

@@ -23,6 +23,7 @@ class NewMessage:
     body: str  # the channel's content as JSON, read by the dispatcher
     encoding: str | None = None
     segments: int | None = None
+    fallback_for: str | None = None  # an SMS sent in place of this RCS message
 
 
 @dataclass(frozen=True, slots=True)

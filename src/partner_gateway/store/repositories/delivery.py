@@ -388,6 +388,24 @@ async def take_pending(
     return [json.loads(row.report) for row in rows]
 
 
+async def add_note(
+    connection: AsyncConnection, message_id: str, raw_state: str, description: str, dedup_key: str, now: int
+) -> None:
+    """A timeline entry that changes no status."""
+    await _insert_event(
+        connection,
+        message_id,
+        occurred_at=now,
+        recorded_at=now,
+        source="gateway",
+        status=None,
+        raw_state=raw_state,
+        description=description,
+        error_code=None,
+        dedup_key=dedup_key,
+    )
+
+
 async def _adopt_for_unconfirmed(connection: AsyncConnection, report: ProviderReport, now: int) -> bool:
     """A receipt for no known submission may be that of a hand-over that got no answer: when its
     destination and text excerpt match exactly one such message, record it as that message's."""
@@ -546,9 +564,9 @@ async def _apply_to_message(
 ) -> bool:
     row = (
         await connection.execute(
-            select(messages.c.status, messages.c.status_rank, messages.c.read_at).where(
-                messages.c.id == message_id
-            )
+            select(
+                messages.c.status, messages.c.status_rank, messages.c.read_at, messages.c.fallback_for
+            ).where(messages.c.id == message_id)
         )
     ).first()
     if row is None:
@@ -569,4 +587,14 @@ async def _apply_to_message(
         values["read_at"] = read_at
     if values:
         await connection.execute(update(messages).where(messages.c.id == message_id).values(**values))
+    if row.fallback_for and (transition.changes_status or read_at is not None):
+        # The RCS message this SMS stands in for shows how its delivery went.
+        mirrored = Report(
+            report.status,
+            f"Sent as SMS {message_id}: {report.description}",
+            report.error_code,
+            is_read=report.is_read,
+            queued=report.queued,
+        )
+        await _apply_to_message(connection, row.fallback_for, mirrored, now, read_at=read_at)
     return transition.changes_status

@@ -120,6 +120,7 @@ class MessageRepository:
                 segments=message.segments,
                 callback_url=message.callback_url,
                 body=message.body,
+                fallback_for=message.fallback_for,
             )
         )
         await self._connection.execute(
