@@ -238,6 +238,8 @@ def gateway_env(data_dir: Path, port: int) -> dict[str, str]:
     env["PARTNER_GATEWAY_PORT"] = str(port)
     env["PARTNER_GATEWAY_HOST"] = "127.0.0.1"
     env["PARTNER_GATEWAY_LOG_LEVEL"] = "WARNING"
+    # The seeded history is months old: keep the expiry sweep from rewriting it mid-measurement.
+    env["PARTNER_GATEWAY_RECEIPT_GRACE_SECONDS"] = str(10 * 365 * 86_400)
     return env
 
 

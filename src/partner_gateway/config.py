@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from partner_gateway.channels.rcs.settings import RbmSettings
+from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
+
 
 class SmppCarrier(BaseModel):
     """One carrier account reached over SMPP 3.4 (PARTNER_GATEWAY_SMPP_CARRIERS is a JSON list)."""
@@ -93,8 +96,17 @@ class Settings(BaseSettings):
         default_factory=list,
         description="SMPP carrier accounts (JSON). Empty: the built-in SMSC simulator is started.",
     )
+    whatsapp: WhatsAppSettings | None = Field(
+        None, description="WhatsApp Cloud API account (JSON). None: the built-in simulator is started."
+    )
+    rbm: RbmSettings | None = Field(
+        None, description="RCS Business Messaging agent (JSON). None: the built-in simulator is started."
+    )
     simulator_receipt_delay_seconds: float = Field(
         0.2, ge=0, description="How long the built-in simulators wait before reporting delivery."
+    )
+    simulator_ttl_cap_seconds: float | None = Field(
+        2.0, gt=0, description="The built-in RBM simulator reports TTL expiry after at most this long."
     )
 
     @field_validator("log_level")

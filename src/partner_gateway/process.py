@@ -9,22 +9,31 @@ import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from secrets import token_urlsafe
 from typing import TYPE_CHECKING, cast
 
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from partner_gateway.api.app import create_app
 from partner_gateway.api.server import build_config
 from partner_gateway.channels.base import Provider
+from partner_gateway.channels.rcs.provider import RbmProvider
+from partner_gateway.channels.rcs.settings import RbmSettings
 from partner_gateway.channels.smpp.provider import SmppProvider
+from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
+from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.config import Settings, SmppCarrier
 from partner_gateway.dispatch.batching import WriteBatcher
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.runtime import Runtime
+from partner_gateway.simulators.rbm import RbmSimConfig, RbmSimulator
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
+from partner_gateway.simulators.whatsapp import WhatsAppSimulator, WhatsAppSimulatorConfig
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIApplication
@@ -37,6 +46,22 @@ SIMULATOR_PASSWORD = "sim-only"  # noqa: S105 - the embedded simulator's, on loo
 @dataclass
 class Simulators:
     smsc: SmscSimulator | None = None
+    whatsapp: WhatsAppSimulator | None = None
+    whatsapp_settings: WhatsAppSettings | None = None
+    rbm: RbmSimulator | None = None
+    rbm_settings: RbmSettings | None = None
+
+    def point_webhooks_at(self, gateway_url: str) -> None:
+        """The simulators call the gateway back, as Meta and Google would."""
+        if self.whatsapp is not None:
+            self.whatsapp.webhook_url = f"{gateway_url}/webhooks/whatsapp"
+        if self.rbm is not None:
+            self.rbm.webhook_url = f"{gateway_url}/webhooks/rcs"
+
+    async def stop(self) -> None:
+        for simulator in (self.smsc, self.whatsapp, self.rbm):
+            if simulator is not None:
+                await simulator.stop()
 
 
 @dataclass
@@ -54,8 +79,7 @@ class Pipeline:
         for provider in self.providers.values():
             await provider.stop()
         await self.batcher.stop()
-        if self.simulators.smsc is not None:
-            await self.simulators.smsc.stop()
+        await self.simulators.stop()
 
 
 async def start_simulators(settings: Settings) -> Simulators:
@@ -73,6 +97,53 @@ async def start_simulators(settings: Settings) -> Simulators:
         )
         port = await simulators.smsc.start()
         logger.info("no SMPP carrier configured: built-in SMSC simulator on 127.0.0.1:%d", port)
+    if settings.whatsapp is None:
+        secrets = [token_urlsafe(24) for _ in range(3)]
+        simulators.whatsapp = WhatsAppSimulator(
+            WhatsAppSimulatorConfig(
+                access_token=secrets[0],
+                app_secret=secrets[1],
+                status_delay_seconds=settings.simulator_receipt_delay_seconds,
+            )
+        )
+        await simulators.whatsapp.start()
+        simulators.whatsapp_settings = WhatsAppSettings(
+            base_url=simulators.whatsapp.base_url,
+            phone_number_id=simulators.whatsapp.config.phone_number_id,
+            access_token=SecretStr(secrets[0]),
+            app_secret=SecretStr(secrets[1]),
+            verify_token=SecretStr(secrets[2]),
+        )
+        logger.info("no WhatsApp account configured: built-in simulator at %s", simulators.whatsapp.base_url)
+    if settings.rbm is None:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        public_pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        client_token = token_urlsafe(24)
+        rbm_config = RbmSimConfig(
+            public_key_pem=public_pem,
+            client_token=client_token,
+            event_delay_seconds=settings.simulator_receipt_delay_seconds,
+            read_delay_seconds=settings.simulator_receipt_delay_seconds,
+            ttl_cap_seconds=settings.simulator_ttl_cap_seconds,
+        )
+        simulators.rbm = RbmSimulator(rbm_config)
+        await simulators.rbm.start()
+        simulators.rbm_settings = RbmSettings(
+            base_url=simulators.rbm.base_url,
+            agent_id=rbm_config.agent_id,
+            service_account_email=rbm_config.service_account_email,
+            service_account_private_key=SecretStr(private_pem),
+            token_uri=simulators.rbm.token_uri,
+            webhook_client_token=SecretStr(client_token),
+        )
+        logger.info("no RBM agent configured: built-in simulator at %s", simulators.rbm.base_url)
     return simulators
 
 
@@ -94,6 +165,12 @@ def build_providers(settings: Settings, simulators: Simulators) -> dict[Channel,
     if carriers:
         # Routing between several carriers is a later feature: the first carrier sends.
         providers[Channel.SMS] = SmppProvider(carriers[0])
+    whatsapp = settings.whatsapp or simulators.whatsapp_settings
+    if whatsapp is not None:
+        providers[Channel.WHATSAPP] = WhatsAppProvider(whatsapp)
+    rbm = settings.rbm or simulators.rbm_settings
+    if rbm is not None:
+        providers[Channel.RCS] = RbmProvider(rbm)
     return providers
 
 
@@ -123,8 +200,10 @@ async def serve(settings: Settings) -> None:
     """API and worker in one process: the embedded gateway (`partner-gateway serve`)."""
     runtime = await Runtime.start(settings)
     pipeline = await start_pipeline(settings, runtime)
+    pipeline.simulators.point_webhooks_at(f"http://127.0.0.1:{settings.port}")
+    webhooks = [route for provider in pipeline.providers.values() for route in provider.webhook_routes()]
     config = build_config(
-        cast("ASGIApplication", create_app(settings, runtime)),
+        cast("ASGIApplication", create_app(settings, runtime, webhooks)),
         host=settings.host,
         port=settings.port,
         max_request_target=settings.max_request_target_bytes,

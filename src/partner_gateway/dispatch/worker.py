@@ -229,7 +229,7 @@ class Dispatcher:
             await apply_reports(connection, [from_payload(payload) for payload in waiting])
 
     async def _on_error(self, item: ClaimedItem, error: SendError, written: bool) -> None:
-        if error.channel_unavailable and "fallbackSms" in json.loads(item.body):
+        if error.channel_unavailable and json.loads(item.body).get("fallbackSms"):
             await self._send_fallback(item, error)
             return
         if error.kind == "permanent":
