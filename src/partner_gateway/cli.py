@@ -47,12 +47,15 @@ def _print(data: object, as_json: bool, text: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default PARTNER_GATEWAY_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default PARTNER_GATEWAY_PORT).")] = None,
+    role: Annotated[
+        str | None, typer.Option(help="all (default), api or worker (default PARTNER_GATEWAY_ROLE).")
+    ] = None,
 ) -> None:
-    """Run the whole gateway: partner API, delivery workers, and (with no carrier configured)
-    the built-in simulators."""
+    """Run the gateway: partner API and delivery workers (and, with nothing configured, the
+    built-in simulators), or only the API or only the workers of a cluster."""
     from partner_gateway.process import serve as serve_gateway
 
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("role", role)) if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _run(serve_gateway(settings))

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the store; default: SQLite in data_dir. "
         "PostgreSQL: postgresql+asyncpg://user@host/db.",
     )
+    amqp_url: SecretStr | None = Field(
+        None,
+        description="RabbitMQ URL (amqp://user:pass@host/vhost). Set: due work is published to "
+        "durable quorum queues and consumed by worker processes anywhere; unset: each worker "
+        "claims work from the store itself.",
+    )
+    role: Literal["all", "api", "worker"] = Field(
+        "all", description="What this process runs: the API, the delivery workers, or both."
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP API listens on.")
     public_base_url: str | None = Field(

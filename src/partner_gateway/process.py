@@ -27,6 +27,7 @@ from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.config import Settings, SmppCarrier
 from partner_gateway.dispatch.batching import WriteBatcher
+from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
@@ -73,9 +74,12 @@ class Pipeline:
     dispatcher: Dispatcher
     providers: dict[Channel, Provider]
     simulators: Simulators = field(default_factory=Simulators)
+    queue: RabbitWorkQueue | None = None
 
     async def stop(self) -> None:
         await self.dispatcher.stop()
+        if self.queue is not None:
+            await self.queue.close()
         for provider in self.providers.values():
             await provider.stop()
         await self.batcher.stop()
@@ -175,17 +179,36 @@ def build_providers(settings: Settings, simulators: Simulators) -> dict[Channel,
 
 
 async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
-    simulators = await start_simulators(settings)
+    """The delivery side. In the embedded gateway (role "all", no broker) this process is the
+    only worker and starts simulators for what is not configured; in a cluster it is one of
+    many, and every provider must be configured."""
+    embedded = settings.role == "all" and settings.amqp_url is None
+    simulators = await start_simulators(settings) if embedded else Simulators()
     batcher = WriteBatcher(runtime.database)
     batcher.start()
     recorder = ReportRecorder(batcher)
     providers = build_providers(settings, simulators)
+    if settings.role == "api":
+        # An API process serves the providers' webhooks; it opens no carrier connection.
+        providers = {channel: p for channel, p in providers.items() if p.webhook_routes()}
     for provider in providers.values():
         await provider.start(recorder)
-    dispatcher = Dispatcher(settings, batcher, providers)
-    await dispatcher.start()
-    runtime.on_accepted = dispatcher.wake
-    return Pipeline(batcher, recorder, dispatcher, providers, simulators)
+    queue = RabbitWorkQueue(settings.amqp_url.get_secret_value()) if settings.amqp_url else None
+    dispatcher = Dispatcher(
+        settings, batcher, providers if settings.role != "api" else {}, exclusive=embedded, queue=queue
+    )
+    if settings.role != "api":
+        await dispatcher.start()
+        runtime.on_accepted = dispatcher.wake
+    return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
+
+
+async def _run_until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 class _Server(uvicorn.Server):
@@ -197,9 +220,15 @@ class _Server(uvicorn.Server):
 
 
 async def serve(settings: Settings) -> None:
-    """API and worker in one process: the embedded gateway (`partner-gateway serve`)."""
+    """Run this process's role: API and worker together (the embedded gateway), or one of them."""
     runtime = await Runtime.start(settings)
     pipeline = await start_pipeline(settings, runtime)
+    if settings.role == "worker":
+        await _run_until_signalled()
+        logger.info("stopping: dispatcher, providers, store")
+        await pipeline.stop()
+        await runtime.close()
+        return
     pipeline.simulators.point_webhooks_at(f"http://127.0.0.1:{settings.port}")
     webhooks = [route for provider in pipeline.providers.values() for route in provider.webhook_routes()]
     config = build_config(

@@ -40,6 +40,12 @@ def _rabbitmqctl(*args: str, timeout: float = 60) -> None:
     result = subprocess.run(
         ["rabbitmqctl", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
+    if result.returncode and "start_app" in result.stderr:
+        # Another test restarts the broker; wait for it to be back rather than fail.
+        subprocess.run(["rabbitmqctl", "await_startup"], capture_output=True, timeout=timeout, check=False)
+        result = subprocess.run(
+            ["rabbitmqctl", *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
     if result.returncode:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
 

@@ -12,8 +12,8 @@ from partner_gateway.api.cursor import InvalidCursor
 from partner_gateway.api.deps import CompanyId, RuntimeDep
 from partner_gateway.api.problems import invalid, problem_responses
 from partner_gateway.api.schemas import HistoryPage
-from partner_gateway.api.views import CHANNEL_CHOICES, status_response
-from partner_gateway.domain.messages import HistoryFilter, HistoryPosition
+from partner_gateway.api.views import CHANNEL_CHOICES, status_item
+from partner_gateway.domain.messages import HistoryFilter
 from partner_gateway.domain.phone import InvalidNumber, normalize_e164
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import parse_date_or_datetime
@@ -112,15 +112,11 @@ class HistoryController(Controller):
                 raise invalid([("cursor", f"{error}; start again without a cursor")]) from None
 
         async with runtime.database.read() as connection:
-            found = await MessageRepository(connection).history(filters, after, page_size + 1)
-        items = found[:page_size]
+            page = await MessageRepository(connection).history_page(filters, after, page_size, status_item)
         next_cursor = None
         headers: dict[str, str] = {}
-        if len(found) > page_size:
-            last = items[-1]
-            next_cursor = runtime.cursors.encode(
-                company_id, scope, HistoryPosition(created_at=last.created_at, message_id=last.id)
-            )
+        if page.next_after is not None:
+            next_cursor = runtime.cursors.encode(company_id, scope, page.next_after)
             params = {
                 key: value
                 for key, value in (
@@ -137,7 +133,7 @@ class HistoryController(Controller):
             base = (runtime.settings.public_base_url or "").rstrip("/")
             headers["Link"] = f'<{base}/partner-gateway/v1/messages/history?{urlencode(params)}>; rel="next"'
         return Response(
-            content=HistoryPage(items=[status_response(item) for item in items], next_cursor=next_cursor),
+            content=HistoryPage(items=page.items, next_cursor=next_cursor),
             headers=headers,
         )
 

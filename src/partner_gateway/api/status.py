@@ -15,7 +15,7 @@ from partner_gateway.api.schemas import (
     MessageEventResponse,
     StatusQuery,
 )
-from partner_gateway.api.views import CHANNEL_CHOICES, require_channel, status_response
+from partner_gateway.api.views import CHANNEL_CHOICES, require_channel, status_item
 from partner_gateway.domain.ids import could_be_message_id
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import format_ms
@@ -64,9 +64,11 @@ class StatusController(Controller):
         wanted = require_channel(channel)
         if could_be_message_id(customer_message_id):
             async with runtime.database.read() as connection:
-                found = await MessageRepository(connection).status(company_id, wanted, customer_message_id)
+                found = await MessageRepository(connection).status(
+                    company_id, wanted, customer_message_id, status_item
+                )
             if found is not None:
-                return status_response(found)
+                return found
         raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
 
     @get(
@@ -91,8 +93,7 @@ class StatusController(Controller):
             raise invalid([("ids", "must name at least one customerMessageId")])
         message_ids = normalize_ids(ids.split(","))
         async with runtime.database.read() as connection:
-            found = await MessageRepository(connection).statuses(company_id, wanted, message_ids)
-        return [status_response(message) for message in found]
+            return await MessageRepository(connection).statuses(company_id, wanted, message_ids, status_item)
 
     @post(
         "/messages/status/query",
@@ -112,8 +113,9 @@ class StatusController(Controller):
             raise invalid([("ids", "must name at least one customerMessageId")])
         message_ids = normalize_ids(data.ids)
         async with runtime.database.read() as connection:
-            found = await MessageRepository(connection).statuses(company_id, data.channel, message_ids)
-        return [status_response(message) for message in found]
+            return await MessageRepository(connection).statuses(
+                company_id, data.channel, message_ids, status_item
+            )
 
     @get(
         "/messages/{customerMessageId:str}/events",

@@ -5,26 +5,58 @@ from __future__ import annotations
 from partner_gateway.api.problems import invalid
 from partner_gateway.api.schemas import DeliveryStatusResponse
 from partner_gateway.domain.messages import MessageStatus
-from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import format_ms
 
 CHANNEL_CHOICES = ", ".join(channel.value for channel in Channel)
 
 
-def status_response(message: MessageStatus) -> DeliveryStatusResponse:
+def status_item(
+    message_id: str,
+    channel: Channel,
+    to: str,
+    reference: str | None,
+    status: DeliveryStatus,
+    description: str,
+    error_code: str | None,
+    created_at: int,
+    updated_at: int,
+    read_at: int | None,
+    encoding: str | None,
+    segments: int | None,
+    /,
+) -> DeliveryStatusResponse:
+    """The wire shape of one message's status, made from its fields: a StatusBuilder for the store."""
     return DeliveryStatusResponse(
-        customer_message_id=message.id,
-        channel=message.channel,
-        to=message.to,
-        reference=message.reference,
-        delivery_status=message.status,
-        delivery_status_description=message.description,
-        error_code=message.error_code,
-        created_at=format_ms(message.created_at),
-        updated_at=format_ms(message.updated_at),
-        encoding="GSM7" if message.encoding == "GSM7" else "UCS2" if message.encoding == "UCS2" else None,
-        segments=message.segments,
-        read_at=format_ms(message.read_at) if message.read_at is not None else None,
+        customer_message_id=message_id,
+        channel=channel,
+        to=to,
+        reference=reference,
+        delivery_status=status,
+        delivery_status_description=description,
+        error_code=error_code,
+        created_at=format_ms(created_at),
+        updated_at=format_ms(updated_at),
+        encoding="GSM7" if encoding == "GSM7" else "UCS2" if encoding == "UCS2" else None,
+        segments=segments,
+        read_at=format_ms(read_at) if read_at is not None else None,
+    )
+
+
+def status_response(message: MessageStatus) -> DeliveryStatusResponse:
+    return status_item(
+        message.id,
+        message.channel,
+        message.to,
+        message.reference,
+        message.status,
+        message.description,
+        message.error_code,
+        message.created_at,
+        message.updated_at,
+        message.read_at,
+        message.encoding,
+        message.segments,
     )
 
 

@@ -21,12 +21,14 @@ import json
 import logging
 import random
 from collections.abc import Mapping
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.channels.base import Accepted, OutboundMessage, Provider, SendError
 from partner_gateway.config import Settings
 from partner_gateway.dispatch.batching import WriteBatcher
+from partner_gateway.dispatch.queues.base import WorkItem, WorkQueue
 from partner_gateway.dispatch.reports import apply_reports, from_payload
 from partner_gateway.domain import error_codes
 from partner_gateway.domain.encoding import analyze
@@ -75,13 +77,18 @@ class Dispatcher:
         providers: Mapping[Channel, Provider],
         *,
         exclusive: bool = True,
+        queue: WorkQueue | None = None,
     ) -> None:
         self._settings = settings
         self._batcher = batcher
         self._providers = dict(providers)
         self._exclusive = exclusive  # the only worker on this store: every claim found is a dead one's
+        # With a queue (RabbitMQ), a relay publishes due items and workers anywhere consume them;
+        # without one, this worker claims due items from the store itself.
+        self._queue = queue
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._held: set[int] = set()  # outbox ids this worker is handing over: their leases are renewed
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.delivered_to_provider = 0
@@ -93,9 +100,23 @@ class Dispatcher:
     async def start(self) -> None:
         await self._recover(everything=self._exclusive)
         self._tasks = [
-            asyncio.create_task(self._claim_loop(), name="dispatch-claims"),
             asyncio.create_task(self._sweep_loop(), name="dispatch-expiry"),
+            asyncio.create_task(self._renew_loop(), name="dispatch-lease-renewal"),
         ]
+        if self._queue is None:
+            self._tasks.append(asyncio.create_task(self._claim_loop(), name="dispatch-claims"))
+        else:
+            self._tasks.append(asyncio.create_task(self._relay_loop(self._queue), name="dispatch-relay"))
+            prefetch = max(1, self._settings.dispatch_max_in_flight // max(1, len(self._providers)))
+            for channel in self._providers:
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._queue.consume(channel.value, self._handle_work, prefetch=prefetch),
+                        name=f"dispatch-consume-{channel.value}",
+                    )
+                )
+        if not self._exclusive:
+            self._tasks.append(asyncio.create_task(self._recovery_loop(), name="dispatch-recovery"))
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         self._stopping = True
@@ -124,6 +145,77 @@ class Dispatcher:
         for item in stale:
             logger.warning("message %s was being handed over when a worker stopped", item.message_id)
             await self._ambiguous(item, "worker stopped during the hand-over")
+
+    async def _renew_loop(self) -> None:
+        """Keep the leases of items still being handed over (a slow carrier, a full window), so
+        no other worker mistakes them for a dead worker's."""
+        lease_ms = self._settings.dispatch_lease_seconds * 1000
+        interval = max(0.5, self._settings.dispatch_lease_seconds / 3)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            held = list(self._held)
+            if not held:
+                continue
+            until = now_ms() + lease_ms
+            try:
+                await self._batcher.submit(partial(delivery.renew_leases, outbox_ids=held, until=until))
+            except Exception:
+                logger.exception("renewing %d leases failed; retrying", len(held))
+
+    async def _recovery_loop(self) -> None:
+        """Return the items of workers that died (their leases ran out) to the queue."""
+        interval = max(1.0, self._settings.dispatch_lease_seconds / 4)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                await self._recover(everything=False)
+            except Exception:
+                logger.exception("recovering expired claims failed; retrying")
+
+    async def _relay_loop(self, queue: WorkQueue) -> None:
+        """The outbox relay: publish due items, confirmed by the broker, then leave them to the
+        workers. A publish that fails puts the items back; an item published but never taken
+        (its message lost, or dead-lettered) is due again when its lease runs out."""
+        lease_ms = self._settings.dispatch_lease_seconds * 1000
+        limit = self._settings.dispatch_batch
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                taken = await self._batcher.submit(
+                    lambda c: delivery.take_for_publishing(c, now_ms(), limit, lease_ms)
+                )
+            except Exception:
+                logger.exception("reading due outbox items failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            if taken:
+                items = [
+                    WorkItem(outbox_id, message_id, channel, attempts)
+                    for outbox_id, message_id, channel, attempts in taken
+                ]
+                try:
+                    await queue.publish(items)
+                except Exception:
+                    logger.exception("publishing %d items failed; they are due again", len(items))
+                    ids = [item.outbox_id for item in items]
+                    await self._batcher.submit(lambda c, ids=ids: delivery.unpublish(c, ids))  # type: ignore[misc]
+                    await asyncio.sleep(1)
+                    continue
+            if len(taken) < limit:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.dispatch_poll_seconds)
+
+    async def _handle_work(self, work: WorkItem) -> None:
+        """One item from the queue: take it in the store (another worker may have it already, if
+        the queue delivered it twice), hand it over, record the outcome; the queue message is
+        acknowledged after this returns, so after the outcome is committed."""
+        lease_ms = self._settings.dispatch_lease_seconds * 1000
+        item = await self._batcher.submit(
+            lambda c: delivery.claim_published(c, work.outbox_id, now_ms(), lease_ms)
+        )
+        if item is None:
+            return
+        await self._deliver_once(item)
 
     async def _claim_loop(self) -> None:
         lease_ms = self._settings.dispatch_lease_seconds * 1000
@@ -159,6 +251,13 @@ class Dispatcher:
             logger.exception("delivering %s failed inside the gateway", item.message_id)
 
     async def _deliver_once(self, item: ClaimedItem) -> None:
+        self._held.add(item.outbox_id)
+        try:
+            await self._hand_over(item)
+        finally:
+            self._held.discard(item.outbox_id)
+
+    async def _hand_over(self, item: ClaimedItem) -> None:
         now = now_ms()
         if now >= item.expires_at:
             await self._fail(

@@ -106,7 +106,11 @@ class CompanyRepository:
 
     async def company_for_key(self, plain_key: str) -> str | None:
         """The company an active key belongs to: one unique-index look-up."""
-        result = await self._connection.execute(_COMPANY_FOR_KEY, {"key_hash": hash_api_key(plain_key)})
+        return await self.company_for_key_hash(hash_api_key(plain_key))
+
+    async def company_for_key_hash(self, key_hash: str) -> str | None:
+        """The same, for a key already hashed with hash_api_key."""
+        result = await self._connection.execute(_COMPANY_FOR_KEY, {"key_hash": key_hash})
         row = result.first()
         return str(row[0]) if row else None
 

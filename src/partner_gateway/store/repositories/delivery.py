@@ -119,6 +119,79 @@ async def claim_due(
     return sorted(items, key=lambda item: item.outbox_id)
 
 
+async def take_for_publishing(
+    connection: AsyncConnection, now: int, limit: int, lease_ms: int
+) -> list[tuple[int, str, str, int]]:
+    """The relay's claim: due items become `published` until `now + lease_ms` (then, if no worker
+    took them, they are due again). Returns (outbox id, message id, channel, attempts)."""
+    due = (
+        select(outbox.c.id)
+        .where(outbox.c.state == "queued", outbox.c.available_at <= now)
+        .order_by(outbox.c.available_at, outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (
+        await connection.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(state="published", lease_until=now + lease_ms)
+            .returning(outbox.c.id, outbox.c.message_id, outbox.c.channel, outbox.c.attempts)
+        )
+    ).all()
+    return [(row.id, row.message_id, row.channel, row.attempts) for row in rows]
+
+
+async def unpublish(connection: AsyncConnection, outbox_ids: Sequence[int]) -> None:
+    """The publish failed: the items are due again."""
+    await connection.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(list(outbox_ids)), outbox.c.state == "published")
+        .values(state="queued", lease_until=None)
+    )
+
+
+async def claim_published(
+    connection: AsyncConnection, outbox_id: int, now: int, lease_ms: int
+) -> ClaimedItem | None:
+    """A worker takes one published item it received from the queue; None when another worker
+    has it already or it is done (a redelivered or duplicate queue message)."""
+    claimed = (
+        await connection.execute(
+            update(outbox)
+            .where(outbox.c.id == outbox_id, outbox.c.state == "published")
+            .values(state="claimed", lease_until=now + lease_ms, attempts=outbox.c.attempts + 1)
+            .returning(outbox.c.id, outbox.c.message_id, outbox.c.attempts, outbox.c.parts_done)
+        )
+    ).first()
+    if claimed is None:
+        return None
+    row = (await connection.execute(select(messages).where(messages.c.id == claimed.message_id))).first()
+    if row is None:
+        return None
+    return ClaimedItem(
+        outbox_id=claimed.id,
+        attempts=claimed.attempts,
+        parts_done=claimed.parts_done,
+        message_id=row.id,
+        company_id=row.company_id,
+        channel=Channel(row.channel),
+        to=row.to_number,
+        sender=row.sender,
+        body=row.body,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+async def renew_leases(connection: AsyncConnection, outbox_ids: Sequence[int], until: int) -> None:
+    await connection.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(list(outbox_ids)), outbox.c.state.in_(["claimed", "written"]))
+        .values(lease_until=until)
+    )
+
+
 async def mark_written(connection: AsyncConnection, outbox_ids: Sequence[int]) -> None:
     await connection.execute(update(outbox).where(outbox.c.id.in_(list(outbox_ids))).values(state="written"))
 
@@ -131,7 +204,7 @@ async def release_expired_claims(connection: AsyncConnection, now: int) -> list[
     """
     await connection.execute(
         update(outbox)
-        .where(outbox.c.state == "claimed", outbox.c.lease_until < now)
+        .where(outbox.c.state.in_(["claimed", "published"]), outbox.c.lease_until < now)
         .values(state="queued", lease_until=None)
     )
     stale = (

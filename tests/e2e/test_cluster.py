@@ -1,0 +1,188 @@
+"""Scale-out on one machine: two API and two worker processes on PostgreSQL and RabbitMQ.
+
+10,000 SMS through the SMSC simulator (in this test's process, so its counters are the carrier's
+own view); during the run one worker is killed with SIGKILL and RabbitMQ is restarted. Every
+message must reach a final status, and the carrier's count of duplicates is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
+from support import BASE, cli, free_port
+
+MESSAGES = 10_000
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+async def cluster_store() -> AsyncIterator[tuple[str, str]]:
+    name = f"pgw_cluster_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await asyncio.to_thread(rabbitmqctl, "add_vhost", name)
+    await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    try:
+        yield (
+            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
+            f"amqp://guest:guest@127.0.0.1:5672/{name}",
+        )
+    finally:
+        await asyncio.to_thread(rabbitmqctl, "start_app")  # in case the test stopped inside the restart
+        await asyncio.to_thread(rabbitmqctl, "delete_vhost", name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def spawn(env: dict[str, str], role: str, log: Path) -> asyncio.subprocess.Process:
+    with log.open("a") as output:
+        return await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "partner-gateway"), "serve", "--role", role,
+            env={**os.environ, **env}, stdout=output, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+
+async def wait_healthy(port: int) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/health", timeout=1)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    raise AssertionError(f"API on {port} did not start")
+
+
+def is_final(item: dict[str, str]) -> bool:
+    queued = item["deliveryStatusDescription"].startswith(("Accepted, queued", "Will retry"))
+    return item["deliveryStatus"] != "UNKNOWN" or not queued
+
+
+async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
+    tmp_path: Path, cluster_store: tuple[str, str]
+) -> None:
+    database_url, amqp_url = cluster_store
+    smsc = SmscSimulator(SmscConfig(port=0, system_id="cluster", password="clusterp",
+                                    receipt_delay_min_seconds=0.05, receipt_delay_max_seconds=0.3))  # fmt: skip
+    smsc_port = await smsc.start()
+    carriers = [{"name": "cluster", "host": "127.0.0.1", "port": smsc_port, "system_id": "cluster",
+                 "password": "clusterp", "window": 50, "throughput_per_second": 1000}]  # fmt: skip
+    base_env = {
+        "PARTNER_GATEWAY_DATABASE_URL": database_url,
+        "PARTNER_GATEWAY_AMQP_URL": amqp_url,
+        "PARTNER_GATEWAY_SMPP_CARRIERS": json.dumps(carriers),
+        "PARTNER_GATEWAY_DISPATCH_LEASE_SECONDS": "10",
+        "PARTNER_GATEWAY_DISPATCH_POLL_SECONDS": "0.1",
+        "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+        "PARTNER_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+    }
+    key = json.loads(
+        (await asyncio.to_thread(cli, base_env, "company", "create", "Cluster", "--json")).stdout
+    )["apiKey"]
+    api_ports = [free_port(), free_port()]
+    log = tmp_path / "cluster.log"
+    processes: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        for number, port in enumerate(api_ports):
+            processes[f"api{number}"] = await spawn(
+                {**base_env, "PARTNER_GATEWAY_PORT": str(port)}, "api", log
+            )
+        for number in range(2):
+            processes[f"worker{number}"] = await spawn(base_env, "worker", log)
+        for port in api_ports:
+            await wait_healthy(port)
+
+        headers = {"Authorization": f"Bearer {key}"}
+        clients = [
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60)
+            for port in api_ports
+        ]
+        ids: list[str] = []
+        semaphore = asyncio.Semaphore(64)
+
+        async def send(number: int) -> None:
+            async with semaphore:
+                response = await clients[number % 2].post(
+                    f"{BASE}/sms/messages",
+                    json={"to": f"+4915{number:07d}{number % 90:02d}", "text": f"cluster message #{number}"},
+                )
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["customerMessageId"])
+
+        started = time.monotonic()
+        sending = asyncio.gather(*(send(n) for n in range(MESSAGES)))
+        while smsc.stats.submits < MESSAGES // 5 and time.monotonic() - started < 120:
+            await asyncio.sleep(0.05)
+        processes["worker0"].send_signal(signal.SIGKILL)
+        await processes["worker0"].wait()
+        killed_at = smsc.stats.submits
+        while smsc.stats.submits < MESSAGES // 2 and time.monotonic() - started < 180:
+            await asyncio.sleep(0.05)
+        restart_at = smsc.stats.submits
+        await asyncio.to_thread(rabbitmqctl, "stop_app")
+        await asyncio.sleep(1)
+        await asyncio.to_thread(rabbitmqctl, "start_app")
+        await sending
+        accepted_seconds = time.monotonic() - started
+
+        deadline = time.monotonic() + 300
+        items: list[dict[str, str]] = []
+        while time.monotonic() < deadline:
+            items = []
+            for start in range(0, len(ids), 5000):
+                response = await clients[0].post(
+                    f"{BASE}/messages/status/query", json={"channel": "SMS", "ids": ids[start : start + 5000]}
+                )
+                items += response.json()
+            if len(items) == len(ids) and all(is_final(item) for item in items):
+                break
+            await asyncio.sleep(1)
+        elapsed = time.monotonic() - started
+        for client in clients:
+            await client.aclose()
+    finally:
+        for process in processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            if process.returncode is None:
+                try:
+                    await asyncio.wait_for(process.wait(), 30)
+                except TimeoutError:
+                    process.kill()
+        await smsc.stop()
+
+    statuses = [item["deliveryStatus"] for item in items]
+    report = {
+        "accepted": len(ids),
+        "carrier_submits": smsc.stats.submits,
+        "carrier_duplicates": smsc.stats.duplicates,
+        "worker_killed_at_submits": killed_at,
+        "broker_restarted_at_submits": restart_at,
+        "statuses": {status: statuses.count(status) for status in sorted(set(statuses))},
+        "seconds_to_accept_all": round(accepted_seconds, 1),
+        "seconds_to_final": round(elapsed, 1),
+    }
+    print("cluster test:", json.dumps(report))
+    assert len(ids) == MESSAGES
+    assert len(items) == MESSAGES, f"messages missing: {report} {log.read_text()[-3000:]}"
+    assert all(is_final(item) for item in items), report
+    assert smsc.stats.duplicates == 0, report
