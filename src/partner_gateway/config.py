@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     max_request_target_bytes: int = Field(
         65_535, ge=65_523, le=1_048_576, description="Longest request target served; longer gets 414."
     )
+    api_key_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long a verified API key is trusted without asking the store "
+        "again: the longest a revoked key still works in a running API process. 0: no cache.",
+    )
+    api_key_cache_size: int = Field(10_000, ge=0, description="Most verified keys one process remembers.")
     max_body_bytes: int = Field(1_048_576, ge=65_536, description="Largest request body; larger gets 413.")
     max_query_ids: int = Field(10_000, ge=10_000, description="Most ids in one POST /messages/status/query.")
     cursor_secret: SecretStr | None = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from partner_gateway.api.auth import KEY_CACHE_TTL_SECONDS, api_key_cache
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
@@ -46,7 +47,9 @@ async def test_keys_are_stored_only_as_hashes(runtime: Runtime, partner: Partner
     assert rows[0]["key_hash"] == hash_api_key(partner.api_key)
 
 
-async def test_rotation_and_revocation(client: httpx.AsyncClient, runtime: Runtime, partner: Partner) -> None:
+async def test_rotation_and_revocation(
+    client: httpx.AsyncClient, runtime: Runtime, partner: Partner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with runtime.database.write() as connection:
         second = await CompanyRepository(connection).issue_key(partner.company_id, now_ms(), label="rotation")
     url = f"{BASE}/messages/history"
@@ -55,6 +58,10 @@ async def test_rotation_and_revocation(client: httpx.AsyncClient, runtime: Runti
     async with runtime.database.write() as connection:
         assert await CompanyRepository(connection).revoke_key(partner.api_key_id, now_ms())
         assert not await CompanyRepository(connection).revoke_key(partner.api_key_id, now_ms())
+    # A verified key is remembered for KEY_CACHE_TTL_SECONDS: its revocation counts once that is over.
+    cache = api_key_cache(runtime.database)
+    later = cache.clock() + KEY_CACHE_TTL_SECONDS
+    monkeypatch.setattr(cache, "clock", lambda: later)
     assert (await client.get(url, headers=partner.headers)).status_code == 401
     assert (await client.get(url, headers={"Authorization": f"Bearer {second.plain_key}"})).status_code == 200
 

@@ -19,6 +19,7 @@ from litestar import Request
 
 from partner_gateway.api.deps import RuntimeDep
 from partner_gateway.api.problems import unauthorized
+from partner_gateway.config import Settings
 from partner_gateway.store.database import Database
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
 
@@ -84,11 +85,15 @@ class ApiKeyCache:
 _caches: WeakKeyDictionary[Database, ApiKeyCache] = WeakKeyDictionary()
 
 
-def api_key_cache(database: Database) -> ApiKeyCache:
+def api_key_cache(database: Database, settings: Settings | None = None) -> ApiKeyCache:
     """The verified-key cache of one store: it mirrors that store's keys, so it is per store."""
     cache = _caches.get(database)
     if cache is None:
-        cache = _caches[database] = ApiKeyCache()
+        if settings is None:
+            cache = ApiKeyCache()
+        else:
+            cache = ApiKeyCache(ttl=settings.api_key_cache_seconds, max_entries=settings.api_key_cache_size)
+        _caches[database] = cache
     return cache
 
 
@@ -102,7 +107,7 @@ async def authenticated_company(request: Request[Any, Any, Any], runtime: Runtim
     if scheme.lower() != "bearer" or not key or len(key) > MAX_KEY_LENGTH:
         raise unauthorized("Send your API key as 'Authorization: Bearer <apiKey>'.")
     key_hash = hash_api_key(key)
-    cache = api_key_cache(runtime.database)
+    cache = api_key_cache(runtime.database, runtime.settings)
     company_id = cache.get(key_hash)
     if company_id is not None:
         return company_id
