@@ -87,19 +87,13 @@ async def claim_due(
     ).all()
     if not claimed:
         return []
+    return await _with_messages(connection, claimed)
+
+
+async def _with_messages(connection: AsyncConnection, claimed: Sequence[Any]) -> list[ClaimedItem]:
+    """Claimed outbox rows (id, message_id, attempts, parts_done) joined with their messages."""
     by_message = {row.message_id: row for row in claimed}
-    rows = await connection.execute(
-        select(
-            messages.c.id,
-            messages.c.company_id,
-            messages.c.channel,
-            messages.c.to_number,
-            messages.c.sender,
-            messages.c.body,
-            messages.c.created_at,
-            messages.c.expires_at,
-        ).where(messages.c.id.in_(list(by_message)))
-    )
+    rows = await connection.execute(select(messages).where(messages.c.id.in_(list(by_message))))
     items = [
         ClaimedItem(
             outbox_id=by_message[row.id].id,
@@ -166,22 +160,8 @@ async def claim_published(
     ).first()
     if claimed is None:
         return None
-    row = (await connection.execute(select(messages).where(messages.c.id == claimed.message_id))).first()
-    if row is None:
-        return None
-    return ClaimedItem(
-        outbox_id=claimed.id,
-        attempts=claimed.attempts,
-        parts_done=claimed.parts_done,
-        message_id=row.id,
-        company_id=row.company_id,
-        channel=Channel(row.channel),
-        to=row.to_number,
-        sender=row.sender,
-        body=row.body,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
+    items = await _with_messages(connection, [claimed])
+    return items[0] if items else None
 
 
 async def renew_leases(connection: AsyncConnection, outbox_ids: Sequence[int], until: int) -> None:
@@ -217,26 +197,7 @@ async def release_expired_claims(connection: AsyncConnection, now: int) -> list[
     ).all()
     if not stale:
         return []
-    rows = await connection.execute(
-        select(messages).where(messages.c.id.in_([row.message_id for row in stale]))
-    )
-    by_message = {row.message_id: row for row in stale}
-    return [
-        ClaimedItem(
-            outbox_id=by_message[row.id].id,
-            attempts=by_message[row.id].attempts,
-            parts_done=by_message[row.id].parts_done,
-            message_id=row.id,
-            company_id=row.company_id,
-            channel=Channel(row.channel),
-            to=row.to_number,
-            sender=row.sender,
-            body=row.body,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
-        for row in rows
-    ]
+    return await _with_messages(connection, stale)
 
 
 async def reschedule(
