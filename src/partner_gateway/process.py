@@ -26,7 +26,6 @@ from partner_gateway.channels.smpp.provider import SmppProvider
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.config import Settings, SmppCarrier
-from partner_gateway.dispatch.batching import WriteBatcher
 from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
@@ -35,6 +34,7 @@ from partner_gateway.runtime import Runtime
 from partner_gateway.simulators.rbm import RbmSimConfig, RbmSimulator
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
 from partner_gateway.simulators.whatsapp import WhatsAppSimulator, WhatsAppSimulatorConfig
+from partner_gateway.store.batching import WriteBatcher
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIApplication
@@ -184,7 +184,7 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
     many, and every provider must be configured."""
     embedded = settings.role == "all" and settings.amqp_url is None
     simulators = await start_simulators(settings) if embedded else Simulators()
-    batcher = WriteBatcher(runtime.database)
+    batcher = runtime.writes  # the API's sends share the group commits
     batcher.start()
     recorder = ReportRecorder(batcher)
     providers = build_providers(settings, simulators)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from partner_gateway.api.cursor import CursorCodec
 from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.database import Database
 from partner_gateway.store.migrate import upgrade_to_head
 from partner_gateway.store.repositories import secrets
@@ -18,8 +19,14 @@ class Runtime:
     settings: Settings
     database: Database
     cursors: CursorCodec
+    writes: WriteBatcher = field(init=False)
+    """Group commit for the many small writes (sends, receipts, outcomes); started by a serving
+    process. Not started, it runs each write in its own transaction."""
     on_accepted: Callable[[], None] = field(default=lambda: None)
     """Called after a message is committed: wakes this process's dispatcher, if it has one."""
+
+    def __post_init__(self) -> None:
+        self.writes = WriteBatcher(self.database)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -40,4 +47,5 @@ class Runtime:
         return cls(settings=settings, database=database, cursors=CursorCodec(cursor_key))
 
     async def close(self) -> None:
+        await self.writes.stop()
         await self.database.dispose()

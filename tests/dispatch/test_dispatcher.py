@@ -25,12 +25,12 @@ from partner_gateway.channels.base import (
     WebhookRoute,
 )
 from partner_gateway.config import Settings
-from partner_gateway.dispatch.batching import WriteBatcher
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
+from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.tables import messages, outbox
 from support import BASE, Partner
 

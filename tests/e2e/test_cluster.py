@@ -81,7 +81,9 @@ async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
 ) -> None:
     database_url, amqp_url = cluster_store
     smsc = SmscSimulator(SmscConfig(port=0, system_id="cluster", password="clusterp",
-                                    receipt_delay_min_seconds=0.05, receipt_delay_max_seconds=0.3))  # fmt: skip
+                                    receipt_delay_min_seconds=0.05, receipt_delay_max_seconds=0.3,
+                                    # Carriers retry unacknowledged receipts for hours, not 3 times.
+                                    max_receipt_resends=50))  # fmt: skip
     smsc_port = await smsc.start()
     carriers = [{"name": "cluster", "host": "127.0.0.1", "port": smsc_port, "system_id": "cluster",
                  "password": "clusterp", "window": 50, "throughput_per_second": 1000}]  # fmt: skip
@@ -175,6 +177,8 @@ async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
         "accepted": len(ids),
         "carrier_submits": smsc.stats.submits,
         "carrier_duplicates": smsc.stats.duplicates,
+        "receipts_resent": smsc.stats.receipts_resent,
+        "receipts_abandoned": smsc.stats.receipts_abandoned,
         "worker_killed_at_submits": killed_at,
         "broker_restarted_at_submits": restart_at,
         "statuses": {status: statuses.count(status) for status in sorted(set(statuses))},

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Response, post
 from litestar.params import HeaderParameter, JSONBody
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.api.deps import CompanyId, RuntimeDep
 from partner_gateway.api.problems import invalid, problem_responses
@@ -218,21 +219,28 @@ async def _accept(
         segments=segments,
     )
     if idempotency_key is None:
-        async with runtime.database.write() as connection:
-            await MessageRepository(connection).add_accepted(message)
+        # Group-committed: many sends share one transaction and one fsync; each answer waits
+        # until its own message is durable.
+        await runtime.writes.submit(lambda connection: MessageRepository(connection).add_accepted(message))
         runtime.on_accepted()
         return _accepted(runtime, answer)
 
     request_hash = hashlib.sha256(channel.value.encode() + b"\x00" + body).hexdigest()
+    key = idempotency_key
+
+    async def accept_once(connection: AsyncConnection) -> StoredResponse | None:
+        """The message, or the answer stored for this key before; in one transaction (savepoint)."""
+        keys = IdempotencyRepository(connection)
+        stored = await keys.find(company_id, key, now)
+        if stored is None:
+            await MessageRepository(connection).add_accepted(message)
+            first_answer = StoredResponse(request_hash, message.id, 202, msgspec.json.encode(answer))
+            await keys.remember(company_id, key, now, first_answer)
+        return stored
+
     for attempt in range(2):
         try:
-            async with runtime.database.write() as connection:
-                keys = IdempotencyRepository(connection)
-                stored = await keys.find(company_id, idempotency_key, now)
-                if stored is None:
-                    await MessageRepository(connection).add_accepted(message)
-                    first_answer = StoredResponse(request_hash, message.id, 202, msgspec.json.encode(answer))
-                    await keys.remember(company_id, idempotency_key, now, first_answer)
+            stored = await runtime.writes.submit(accept_once)
         except IntegrityError:
             # Another request with the same key committed first (only possible on PostgreSQL,
             # where writers run concurrently): read what it stored.

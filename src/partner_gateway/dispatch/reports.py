@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.channels.base import StatusReport
-from partner_gateway.dispatch.batching import WriteBatcher
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import delivery
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.channels.base import Accepted, OutboundMessage, Provider, SendError
 from partner_gateway.config import Settings
-from partner_gateway.dispatch.batching import WriteBatcher
 from partner_gateway.dispatch.queues.base import WorkItem, WorkQueue
 from partner_gateway.dispatch.reports import apply_reports, from_payload
 from partner_gateway.domain import error_codes
@@ -36,6 +35,7 @@ from partner_gateway.domain.ids import new_message_id
 from partner_gateway.domain.messages import NewMessage
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.delivery import ClaimedItem, GatewayReport, PartRecord
 from partner_gateway.store.repositories.messages import MessageRepository
