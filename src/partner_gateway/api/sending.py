@@ -221,7 +221,7 @@ async def _accept(
     if idempotency_key is None:
         # Group-committed: many sends share one transaction and one fsync; each answer waits
         # until its own message is durable.
-        await runtime.writes.submit(lambda connection: MessageRepository(connection).add_accepted(message))
+        await runtime.writes.accept(message)
         runtime.on_accepted()
         return _accepted(runtime, answer)
 

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partner_gateway.domain.messages import NewMessage
 from partner_gateway.store.database import Database
+from partner_gateway.store.repositories.messages import MessageRepository
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,6 +28,9 @@ class WriteBatcher:
         self._database = database
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Operation, asyncio.Future[Any]]] = asyncio.Queue()
+        # Accepted messages are the hottest write of all: a batch stores them with three
+        # multi-row statements instead of three statements each.
+        self._accepts: list[tuple[NewMessage, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.operations = 0
@@ -62,6 +67,18 @@ class WriteBatcher:
         await self._queue.put((operation, future))
         return await future
 
+    async def accept(self, message: NewMessage) -> None:
+        """Store an accepted message with its first event and outbox item; returns once committed."""
+        if self._task is None:
+            async with self._database.write() as connection:
+                await MessageRepository(connection).add_accepted(message)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._accepts.append((message, future))
+        if len(self._accepts) == 1:
+            await self._queue.put((_nothing, asyncio.get_running_loop().create_future()))  # wake the loop
+        await future
+
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
@@ -71,8 +88,11 @@ class WriteBatcher:
 
     async def _commit(self, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        accepts, self._accepts = self._accepts, []
         try:
             async with self._database.write() as connection:
+                if accepts:
+                    await self._store_accepts(connection, accepts, results)
                 for operation, future in batch:
                     if future.cancelled():
                         continue
@@ -82,13 +102,13 @@ class WriteBatcher:
                     except Exception as error:
                         results.append((future, False, error))
         except Exception as error:
-            logger.warning("group commit of %d operations failed: %s", len(batch), error)
-            for _operation, future in batch:
+            logger.warning("group commit of %d operations failed: %s", len(batch) + len(accepts), error)
+            for future in [f for _operation, f in batch] + [f for _message, f in accepts]:
                 if not future.done():
                     future.set_exception(error)
             return
         self.batches += 1
-        self.operations += len(batch)
+        self.operations += len(batch) + len(accepts)
         for future, ok, value in results:
             if future.done():
                 continue
@@ -96,3 +116,26 @@ class WriteBatcher:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    async def _store_accepts(
+        self,
+        connection: AsyncConnection,
+        accepts: list[tuple[NewMessage, asyncio.Future[None]]],
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+    ) -> None:
+        try:
+            async with connection.begin_nested():
+                await MessageRepository(connection).add_accepted_many([message for message, _ in accepts])
+            results.extend((future, True, None) for _, future in accepts)
+        except Exception:
+            for message, future in accepts:
+                try:
+                    async with connection.begin_nested():
+                        await MessageRepository(connection).add_accepted(message)
+                    results.append((future, True, None))
+                except Exception as error:
+                    results.append((future, False, error))
+
+
+async def _nothing(_connection: AsyncConnection) -> None:
+    return None

@@ -166,48 +166,68 @@ class MessageRepository:
         Run inside the caller's transaction: the three rows commit together or not at all, so an
         accepted message always has the work item that will deliver it.
         """
+        await self.add_accepted_many([message])
+
+    async def add_accepted_many(self, accepted: Sequence[NewMessage]) -> None:
+        """The same for many messages at once: three multi-row statements, whatever their number."""
+        if not accepted:
+            return
         await self._connection.execute(
-            insert(messages).values(
-                id=message.id,
-                company_id=message.company_id,
-                channel=message.channel.value,
-                to_number=message.to,
-                sender=message.sender,
-                reference=message.reference,
-                status=DeliveryStatus.UNKNOWN.value,
-                status_rank=int(Rank.QUEUED),
-                status_description=ACCEPTED_DESCRIPTION,
-                error_code=None,
-                created_at=message.created_at,
-                updated_at=message.created_at,
-                expires_at=message.expires_at,
-                encoding=message.encoding,
-                segments=message.segments,
-                callback_url=message.callback_url,
-                body=message.body,
-                fallback_for=message.fallback_for,
-            )
+            insert(messages),
+            [
+                {
+                    "id": message.id,
+                    "company_id": message.company_id,
+                    "channel": message.channel.value,
+                    "to_number": message.to,
+                    "sender": message.sender,
+                    "reference": message.reference,
+                    "status": DeliveryStatus.UNKNOWN.value,
+                    "status_rank": int(Rank.QUEUED),
+                    "status_description": ACCEPTED_DESCRIPTION,
+                    "error_code": None,
+                    "created_at": message.created_at,
+                    "updated_at": message.created_at,
+                    "read_at": None,
+                    "expires_at": message.expires_at,
+                    "encoding": message.encoding,
+                    "segments": message.segments,
+                    "callback_url": message.callback_url,
+                    "body": message.body,
+                    "fallback_for": message.fallback_for,
+                }
+                for message in accepted
+            ],
         )
         await self._connection.execute(
-            insert(message_events).values(
-                message_id=message.id,
-                occurred_at=message.created_at,
-                recorded_at=message.created_at,
-                source="gateway",
-                status=DeliveryStatus.UNKNOWN.value,
-                raw_state="ACCEPTED",
-                description=ACCEPTED_DESCRIPTION,
-                dedup_key="gateway:accepted",
-            )
+            insert(message_events),
+            [
+                {
+                    "message_id": message.id,
+                    "occurred_at": message.created_at,
+                    "recorded_at": message.created_at,
+                    "source": "gateway",
+                    "status": DeliveryStatus.UNKNOWN.value,
+                    "raw_state": "ACCEPTED",
+                    "description": ACCEPTED_DESCRIPTION,
+                    "error_code": None,
+                    "dedup_key": "gateway:accepted",
+                }
+                for message in accepted
+            ],
         )
         await self._connection.execute(
-            insert(outbox).values(
-                message_id=message.id,
-                channel=message.channel.value,
-                available_at=message.created_at,
-                attempts=0,
-                created_at=message.created_at,
-            )
+            insert(outbox),
+            [
+                {
+                    "message_id": message.id,
+                    "channel": message.channel.value,
+                    "available_at": message.created_at,
+                    "attempts": 0,
+                    "created_at": message.created_at,
+                }
+                for message in accepted
+            ],
         )
 
     @overload
