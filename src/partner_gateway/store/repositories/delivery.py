@@ -1,6 +1,6 @@
 """The delivery pipeline's queries: the outbox, message parts, reports and status changes.
 
-Every function runs inside the caller's write transaction (see dispatch/batching.py), so a
+Every function runs inside the caller's write transaction (see store/batching.py), so a
 status change, its timeline entry and the outbox change commit together.
 """
 
