@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from secrets import token_urlsafe
@@ -221,6 +222,9 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings) -> None:
     """Run this process's role: API and worker together (the embedded gateway), or one of them."""
+    # The API's port is taken first: a port in use fails at once, and no simulator started
+    # below can be handed the same port by the kernel.
+    listener = None if settings.role == "worker" else socket.create_server((settings.host, settings.port))
     runtime = await Runtime.start(settings)
     pipeline = await start_pipeline(settings, runtime)
     if settings.role == "worker":
@@ -229,12 +233,14 @@ async def serve(settings: Settings) -> None:
         await pipeline.stop()
         await runtime.close()
         return
-    pipeline.simulators.point_webhooks_at(f"http://127.0.0.1:{settings.port}")
+    assert listener is not None
+    port = listener.getsockname()[1]
+    pipeline.simulators.point_webhooks_at(f"http://127.0.0.1:{port}")
     webhooks = [route for provider in pipeline.providers.values() for route in provider.webhook_routes()]
     config = build_config(
         cast("ASGIApplication", create_app(settings, runtime, webhooks)),
         host=settings.host,
-        port=settings.port,
+        port=port,
         max_request_target=settings.max_request_target_bytes,
         log_level=settings.log_level.lower(),
     )
@@ -243,7 +249,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         logger.info("stopping: dispatcher, providers, store")
         await pipeline.stop()
