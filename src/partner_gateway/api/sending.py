@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
@@ -60,11 +61,12 @@ class SendController(Controller):
         runtime: RuntimeDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[DeliveryStatusResponse]:
-        problems = _common_checks(Channel.SMS, data)
+        common = _common_checks(Channel.SMS, data)
+        problems = common.problems
         sending.check_sms_sender(data.from_, problems)
         text = sending.check_sms_text(data.text, problems)
         return await _accept(
-            runtime, company_id, Channel.SMS, data, problems, idempotency_key,
+            runtime, company_id, Channel.SMS, data, common, idempotency_key,
             sender=data.from_, encoding=text.encoding, segments=text.segments,
         )  # fmt: skip
 
@@ -82,14 +84,15 @@ class SendController(Controller):
         runtime: RuntimeDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[DeliveryStatusResponse]:
-        problems = _common_checks(Channel.WHATSAPP, data)
+        common = _common_checks(Channel.WHATSAPP, data)
+        problems = common.problems
         if (data.text is None) == (data.template is None):
             problems.append(("text", "give either text (a session message) or template, not both"))
         sending.check_text(data.text, sending.WHATSAPP_TEXT_MAX, "text", problems)
         if data.template is not None:
             template = data.template
             sending.check_template(template.name, template.language, template.parameters, problems)
-        return await _accept(runtime, company_id, Channel.WHATSAPP, data, problems, idempotency_key)
+        return await _accept(runtime, company_id, Channel.WHATSAPP, data, common, idempotency_key)
 
     @post(
         "/rcs/messages",
@@ -105,7 +108,8 @@ class SendController(Controller):
         runtime: RuntimeDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[DeliveryStatusResponse]:
-        problems = _common_checks(Channel.RCS, data)
+        common = _common_checks(Channel.RCS, data)
+        problems = common.problems
         if (data.text is None) == (data.rich_card is None):
             problems.append(("text", "give either text or richCard, not both"))
         sending.check_text(data.text, sending.RCS_TEXT_MAX, "text", problems)
@@ -135,7 +139,7 @@ class SendController(Controller):
         if data.fallback_sms is not None:
             sending.check_sms_text(data.fallback_sms.text, problems, field="fallbackSms.text")
             sending.check_sms_sender(data.fallback_sms.from_, problems, field="fallbackSms.from")
-        return await _accept(runtime, company_id, Channel.RCS, data, problems, idempotency_key)
+        return await _accept(runtime, company_id, Channel.RCS, data, common, idempotency_key)
 
 
 def _fields_with_nul(value: object, path: str = "") -> list[str]:
@@ -154,15 +158,24 @@ def _check_url(url: str | None, field: str, problems: sending.Problems) -> None:
         problems.append((field, "must be an http(s) URL"))
 
 
-def _common_checks(channel: Channel, data: SendRequest) -> sending.Problems:
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """What every channel checks, with the normalised values the message is stored with."""
+
+    problems: sending.Problems
+    to: str
+    validity_seconds: int
+
+
+def _common_checks(channel: Channel, data: SendRequest) -> _Common:
     problems: sending.Problems = [
         (field, "must not contain the NUL character") for field in _fields_with_nul(msgspec.to_builtins(data))
     ]
-    sending.check_destination(data.to, problems)
-    sending.check_validity(channel, data.validity_seconds, problems)
+    to = sending.check_destination(data.to, problems)
+    validity = sending.check_validity(channel, data.validity_seconds, problems)
     sending.check_reference(data.reference, problems)
     sending.check_callback_url(data.callback_url, problems)
-    return problems
+    return _Common(problems, to, validity)
 
 
 async def _accept(
@@ -170,7 +183,7 @@ async def _accept(
     company_id: str,
     channel: Channel,
     data: SendRequest,
-    problems: sending.Problems,
+    common: _Common,
     idempotency_key: str | None,
     *,
     sender: str | None = None,
@@ -182,13 +195,14 @@ async def _accept(
         and idempotency_key.isascii()
         and idempotency_key.isprintable()
     ):
-        problems.append(("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters"))
-    if problems:
-        raise invalid(problems)
+        common.problems.append(
+            ("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters")
+        )
+    if common.problems:
+        raise invalid(common.problems)
 
     now = now_ms()
-    to = sending.check_destination(data.to, [])
-    validity = sending.check_validity(channel, data.validity_seconds, [])
+    to, validity = common.to, common.validity_seconds
     body = msgspec.json.encode(data)
     message = NewMessage(
         id=new_message_id(now),

@@ -60,19 +60,11 @@ def status_response(message: MessageStatus) -> DeliveryStatusResponse:
     )
 
 
-def parse_channel(value: str | None, *, required: bool = True, field: str = "channel") -> Channel | None:
+def require_channel(value: str | None) -> Channel:
     """Exactly SMS, RCS or WHATSAPP (SPEC §1); anything else is a 400 naming the allowed values."""
-    if value is None or value == "":
-        if required:
-            raise invalid([(field, f"is required; one of {CHANNEL_CHOICES}")])
-        return None
+    if not value:
+        raise invalid([("channel", f"is required; one of {CHANNEL_CHOICES}")])
     try:
         return Channel(value)
     except ValueError:
-        raise invalid([(field, f"must be one of {CHANNEL_CHOICES}")]) from None
-
-
-def require_channel(value: str | None) -> Channel:
-    channel = parse_channel(value, required=True)
-    assert channel is not None
-    return channel
+        raise invalid([("channel", f"must be one of {CHANNEL_CHOICES}")]) from None

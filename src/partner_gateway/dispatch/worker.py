@@ -47,6 +47,7 @@ AMBIGUOUS_DESCRIPTION = (
     "It was not sent again, to avoid a duplicate."
 )
 NO_RECEIPT_DESCRIPTION = "No delivery receipt from the carrier"
+SWEEP_PAGE = 500
 RECEIPT_TEXT_EXCERPT = 20  # SMPP 3.4 Appendix B: a receipt quotes the first 20 characters
 _NO_RECEIPT = GatewayReport(
     DeliveryStatus.UNKNOWN, NO_RECEIPT_DESCRIPTION, "NO_RECEIPT", "gateway:no-receipt"
@@ -509,13 +510,18 @@ class Dispatcher:
     async def sweep_once(self, now: int | None = None) -> int:
         """Give up waiting for receipts of messages past validity plus grace: UNKNOWN."""
         cutoff = (now if now is not None else now_ms()) - self._settings.receipt_grace_seconds * 1000
+
+        async def sweep_page(connection: AsyncConnection) -> int:
+            """One page found and given up on in one transaction, not one write each."""
+            ids = await delivery.lapsed_without_receipt(connection, cutoff, SWEEP_PAGE)
+            now = now_ms()
+            for message_id in ids:
+                await delivery.apply_gateway_report(connection, message_id, _NO_RECEIPT, now)
+            return len(ids)
+
         swept = 0
         while True:
-            ids = await self._batcher.submit(lambda c: delivery.lapsed_without_receipt(c, cutoff, 500))
-            for message_id in ids:
-                await self._batcher.submit(
-                    lambda c, m=message_id: delivery.apply_gateway_report(c, m, _NO_RECEIPT, now_ms())  # type: ignore[misc]
-                )
-            swept += len(ids)
-            if len(ids) < 500:
+            page = await self._batcher.submit(sweep_page)
+            swept += page
+            if page < SWEEP_PAGE:
                 return swept
