@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     max_request_target_bytes: int = Field(
         65_535, ge=65_523, le=1_048_576, description="Longest request target served; longer gets 414."
     )
+    keep_alive_seconds: float = Field(
+        75,
+        gt=0,
+        description="How long an idle partner connection is kept open. Longer than the clients' "
+        "and load balancers' own idle timeouts (httpx 5 s, AWS ALB 60 s), so the client side closes "
+        "first and never sends a request into a connection we are closing.",
+    )
     api_key_cache_seconds: float = Field(
         2.0,
         ge=0,

@@ -242,6 +242,7 @@ async def serve(settings: Settings) -> None:
         host=settings.host,
         port=port,
         max_request_target=settings.max_request_target_bytes,
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level=settings.log_level.lower(),
     )
     server = _Server(config)
