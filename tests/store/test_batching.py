@@ -1,0 +1,92 @@
+"""Group commit: writes share a transaction, yet one failing write fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from partner_gateway.runtime import Runtime
+from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.tables import instance_secrets
+
+
+@pytest.fixture
+async def batcher(runtime: Runtime) -> AsyncIterator[WriteBatcher]:
+    started = WriteBatcher(runtime.database)
+    started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+@pytest.fixture
+def run() -> str:
+    """instance_secrets outlives a test on PostgreSQL (the session's database keeps it)."""
+    return f"batch-{uuid.uuid4().hex[:8]}"
+
+
+def put(name: str) -> object:
+    async def operation(connection: AsyncConnection) -> str:
+        await connection.execute(insert(instance_secrets).values(name=name, value="v", created_at=1))
+        return name
+
+    return operation
+
+
+async def stored(runtime: Runtime, run: str) -> set[str]:
+    async with runtime.database.read() as connection:
+        rows = await connection.execute(
+            select(instance_secrets.c.name).where(instance_secrets.c.name.like(f"{run}-%"))
+        )
+        return {row.name for row in rows}
+
+
+async def test_writes_submitted_together_commit_together(
+    runtime: Runtime, batcher: WriteBatcher, run: str
+) -> None:
+    names = [f"{run}-{number}" for number in range(50)]
+    results = await asyncio.gather(*(batcher.submit(put(name)) for name in names))  # type: ignore[arg-type]
+    assert results == names
+    assert await stored(runtime, run) == set(names)
+    assert batcher.batches < len(names)  # they shared transactions
+
+
+async def test_a_failing_write_fails_alone_and_the_rest_commit(
+    runtime: Runtime, batcher: WriteBatcher, run: str
+) -> None:
+    await batcher.submit(put(f"{run}-taken"))  # type: ignore[arg-type]
+    names = [f"{run}-{number}" for number in range(20)]
+    outcomes = await asyncio.gather(
+        *(batcher.submit(put(name)) for name in names[:10]),  # type: ignore[arg-type]
+        batcher.submit(put(f"{run}-taken")),  # type: ignore[arg-type]
+        *(batcher.submit(put(name)) for name in names[10:]),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[10], IntegrityError)
+    assert [outcome for number, outcome in enumerate(outcomes) if number != 10] == names
+    assert await stored(runtime, run) == {*names, f"{run}-taken"}
+
+
+async def test_an_operation_sees_the_writes_of_earlier_ones_in_its_batch(
+    runtime: Runtime, batcher: WriteBatcher, run: str
+) -> None:
+    async def count(connection: AsyncConnection) -> int:
+        total = await connection.scalar(
+            select(func.count()).select_from(instance_secrets).where(instance_secrets.c.name.like(f"{run}-%"))
+        )
+        return int(total or 0)
+
+    first, _, seen = await asyncio.gather(
+        batcher.submit(put(f"{run}-a")),  # type: ignore[arg-type]
+        batcher.submit(put(f"{run}-b")),  # type: ignore[arg-type]
+        batcher.submit(count),
+    )
+    assert first == f"{run}-a"
+    assert seen == 2
