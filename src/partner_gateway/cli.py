@@ -1,4 +1,5 @@
-"""The `partner-gateway` command: serve, migrate, and manage companies and API keys.
+"""The `partner-gateway` command: serve, migrate, manage companies and API keys, and inspect and
+replay the RabbitMQ dead-letter queue.
 
 Every command works on a fresh, empty store: each brings the schema up to date first.
 """
@@ -9,20 +10,28 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
 from partner_gateway.config import Settings
+from partner_gateway.dispatch.queues.base import DeadLetter, WorkQueueError
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository
 
+if TYPE_CHECKING:
+    from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
+
 app = typer.Typer(help="Partner Gateway: SMS, RCS and WhatsApp for partner companies.", no_args_is_help=True)
 company_app = typer.Typer(help="Manage companies.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys (several per company, for rotation).", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Inspect and replay the dead-letter queue (PARTNER_GATEWAY_AMQP_URL).", no_args_is_help=True
+)
 app.add_typer(company_app, name="company")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(dlq_app, name="dlq")
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
@@ -206,12 +215,100 @@ def apikey_revoke(key_id: str, as_json: JsonFlag = False) -> None:
     _print({"apiKeyId": key_id, "revoked": True}, as_json, f"revoked {key_id}")
 
 
-def _fail(message: str, as_json: bool) -> None:
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many.")]
+NO_BROKER = 2  # exit code: the command cannot run here at all (no broker configured)
+
+
+def _with_queue(work: Callable[[RabbitWorkQueue], Awaitable[T]], as_json: bool) -> T:
+    """Run `work` against the cluster's work queue; exit 2 when none is configured, 1 when the
+    broker cannot be reached."""
+    from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
+
+    url = Settings().amqp_url
+    if url is None or not url.get_secret_value():
+        _fail(
+            "no RabbitMQ configured: set PARTNER_GATEWAY_AMQP_URL (amqp://user:pass@host/vhost) "
+            "to the broker the workers use",
+            as_json,
+            code=NO_BROKER,
+        )
+
+    async def run() -> T:
+        async with RabbitWorkQueue(url.get_secret_value(), connection_name="partner-gateway cli") as queue:
+            return await work(queue)
+
+    try:
+        return asyncio.run(run())
+    except WorkQueueError as error:  # the message names the broker without its password
+        _fail(str(error), as_json)
+    except (OSError, TimeoutError) as error:  # the connection broke off mid-way
+        _fail(f"RabbitMQ: {type(error).__name__}: {error}", as_json)
+
+
+def _dead_letter_json(letter: DeadLetter) -> dict[str, object]:
+    item = letter.item
+    return {
+        "outboxId": item.outbox_id if item else None,
+        "messageId": item.message_id if item else None,
+        "channel": item.channel if item else None,
+        "attempt": item.attempt if item else None,
+        "queue": letter.queue,
+        "reason": letter.reason,
+        "deathCount": letter.death_count,
+        "replays": letter.replays,
+        "deadLetteredAt": letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else None,
+        "error": letter.error,
+        "payload": None if item else _printable(letter.payload[:1000]),
+    }
+
+
+def _printable(payload: bytes) -> str:
+    """An undecodable payload as a person can read it: text as it is, anything else escaped."""
+    text = payload.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+@dlq_app.command("list")
+def dlq_list(limit: LimitOption = 100, as_json: JsonFlag = False) -> None:
+    """Show dead letters, oldest first; they stay in the dead-letter queue."""
+
+    async def work(queue: RabbitWorkQueue) -> list[DeadLetter]:
+        return await queue.dead_letters(limit)
+
+    letters = _with_queue(work, as_json)
+    result = [_dead_letter_json(letter) for letter in letters]
+    lines = []
+    for entry in result:
+        what = (
+            f"{entry['messageId']} ({entry['channel']}, outbox {entry['outboxId']}, attempt {entry['attempt']})"
+            if entry["messageId"]
+            else f"undecodable: {entry['error']}"
+        )
+        lines.append(
+            f"{what}  from {entry['queue'] or '?'}: {entry['reason']} x{entry['deathCount']}, "
+            f"replayed {entry['replays']}x, at {entry['deadLetteredAt'] or '?'}"
+        )
+    _print(result, as_json, "\n".join(lines) or "no dead letters")
+
+
+@dlq_app.command("replay")
+def dlq_replay(limit: LimitOption = 100, as_json: JsonFlag = False) -> None:
+    """Move dead letters back to their channel's queue, for the workers to try again. Undecodable
+    ones stay (they would only come straight back)."""
+
+    async def work(queue: RabbitWorkQueue) -> int:
+        return await queue.replay_dead_letters(limit)
+
+    replayed = _with_queue(work, as_json)
+    _print({"replayed": replayed}, as_json, f"replayed {replayed} dead letters")
+
+
+def _fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
     if as_json:
         typer.echo(json.dumps({"error": message}))
     else:
         typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=code)
 
 
 def main() -> None:

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="SMPP carrier accounts (JSON). Empty: the built-in SMSC simulator is started.",
     )
+    smpp_bind_lease_seconds: float = Field(
+        30,
+        ge=1,
+        description="How long a worker's hold on one of a carrier's binds lasts without renewal "
+        "(renewed every third of it). A worker that dies gives its binds up to others after this.",
+    )
     whatsapp: WhatsAppSettings | None = Field(
         None, description="WhatsApp Cloud API account (JSON). None: the built-in simulator is started."
     )

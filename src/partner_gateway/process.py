@@ -23,6 +23,7 @@ from partner_gateway.api.server import build_config
 from partner_gateway.channels.base import Provider
 from partner_gateway.channels.rcs.provider import RbmProvider
 from partner_gateway.channels.rcs.settings import RbmSettings
+from partner_gateway.channels.smpp.bind_slots import BindLeasing, new_holder_id
 from partner_gateway.channels.smpp.provider import SmppProvider
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
@@ -36,6 +37,7 @@ from partner_gateway.simulators.rbm import RbmSimConfig, RbmSimulator
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
 from partner_gateway.simulators.whatsapp import WhatsAppSimulator, WhatsAppSimulatorConfig
 from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.repositories.bind_slots import BindSlotStore
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIApplication
@@ -152,7 +154,11 @@ async def start_simulators(settings: Settings) -> Simulators:
     return simulators
 
 
-def build_providers(settings: Settings, simulators: Simulators) -> dict[Channel, Provider]:
+def build_providers(
+    settings: Settings, simulators: Simulators, runtime: Runtime | None = None, *, exclusive: bool = False
+) -> dict[Channel, Provider]:
+    """With `runtime`, a carrier's binds are a cluster-wide total, shared through leases in its
+    store; `exclusive`: this is the only worker on that store (the embedded gateway)."""
     carriers = list(settings.smpp_carriers)
     if not carriers and simulators.smsc is not None:
         carriers = [
@@ -169,7 +175,15 @@ def build_providers(settings: Settings, simulators: Simulators) -> dict[Channel,
     providers: dict[Channel, Provider] = {}
     if carriers:
         # Routing between several carriers is a later feature: the first carrier sends.
-        providers[Channel.SMS] = SmppProvider(carriers[0])
+        leasing = None
+        if runtime is not None:
+            leasing = BindLeasing(
+                BindSlotStore(runtime.database),
+                holder=new_holder_id(),
+                lease_seconds=settings.smpp_bind_lease_seconds,
+                exclusive=exclusive,
+            )
+        providers[Channel.SMS] = SmppProvider(carriers[0], leasing=leasing)
     whatsapp = settings.whatsapp or simulators.whatsapp_settings
     if whatsapp is not None:
         providers[Channel.WHATSAPP] = WhatsAppProvider(whatsapp)
@@ -188,7 +202,7 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
     batcher = runtime.writes  # the API's sends share the group commits
     batcher.start()
     recorder = ReportRecorder(batcher)
-    providers = build_providers(settings, simulators)
+    providers = build_providers(settings, simulators, runtime, exclusive=embedded)
     if settings.role == "api":
         # An API process serves the providers' webhooks; it opens no carrier connection.
         providers = {channel: p for channel, p in providers.items() if p.webhook_routes()}

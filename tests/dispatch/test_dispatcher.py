@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from partner_gateway.channels.base import (
     Accepted,
+    AlwaysAccepting,
     HandoverGuard,
     OutboundMessage,
     ReportSink,
@@ -36,7 +37,7 @@ from support import BASE, Partner
 
 
 @dataclass
-class ScriptedProvider:
+class ScriptedProvider(AlwaysAccepting):
     """Decides by the destination's last two digits, like the simulators (SPEC §6)."""
 
     name: str = "scripted"

@@ -482,3 +482,27 @@ async def test_broker_restart_loses_nothing_and_the_consumer_resumes(make_queue:
         f"consumer caught up {resumed - started:.1f} s after start_app"
     )
     assert len(seen.items) >= 15  # at least once: a delivery unacked at the drop may come twice
+
+
+async def test_a_paused_consumer_finishes_what_it_runs_and_takes_nothing_more(
+    make_queue: MakeQueue, url: str
+) -> None:
+    """A worker that loses its carrier bind pauses: hand-overs running finish (acknowledged),
+    the rest stays queued for the workers that can send."""
+    queue = await make_queue()
+    await queue.publish([item(number) for number in range(1, 21)])
+    handler = Recorder(delay=0.3)
+    pause = asyncio.Event()
+    consumer = asyncio.create_task(queue.consume("SMS", handler, prefetch=4, until=pause.wait()))
+    await wait_for_consumers(url, queue.queue_name("SMS"), 1)
+    await asyncio.sleep(0.1)  # four deliveries are with their handlers now
+    pause.set()
+    await asyncio.wait_for(consumer, 15)  # returns once the running handlers are done
+    assert len(handler.items) == 4
+    assert await consumer_count(url, queue.queue_name("SMS")) == 0
+
+    rest = Recorder()
+    async with consuming(queue, "SMS", rest):
+        await wait_until(lambda: len(rest.items) == 16, "the other 16 items")
+    assert rest.ids.isdisjoint(handler.ids)
+    assert handler.ids | rest.ids == set(range(1, 21))

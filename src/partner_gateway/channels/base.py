@@ -13,6 +13,7 @@ receipts, webhooks) into `StatusReport`s. It classifies its failures by what sho
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -135,3 +136,23 @@ class Provider(Protocol):
         """Hand the message over, or raise SendError."""
 
     def webhook_routes(self) -> Sequence[WebhookRoute]: ...
+
+    @property
+    def accepting(self) -> bool:
+        """Whether this process can hand messages over now; False, for instance, while other
+        workers hold every SMPP bind of the carrier. A dispatcher takes no work for it then."""
+
+    async def wait_accepting(self, state: bool = True) -> None:
+        """Return once :attr:`accepting` is `state` (a dispatcher pauses or resumes on it)."""
+
+
+class AlwaysAccepting:
+    """For providers with nothing to share between workers (HTTP APIs): always accepting."""
+
+    @property
+    def accepting(self) -> bool:
+        return True
+
+    async def wait_accepting(self, state: bool = True) -> None:
+        if not state:
+            await asyncio.Event().wait()  # never stops accepting

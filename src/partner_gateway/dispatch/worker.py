@@ -109,10 +109,10 @@ class Dispatcher:
         else:
             self._tasks.append(asyncio.create_task(self._relay_loop(self._queue), name="dispatch-relay"))
             prefetch = max(1, self._settings.dispatch_max_in_flight // max(1, len(self._providers)))
-            for channel in self._providers:
+            for channel, provider in self._providers.items():
                 self._tasks.append(
                     asyncio.create_task(
-                        self._queue.consume(channel.value, self._handle_work, prefetch=prefetch),
+                        self._consume_while_accepting(self._queue, channel, provider, prefetch),
                         name=f"dispatch-consume-{channel.value}",
                     )
                 )
@@ -206,6 +206,17 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._settings.dispatch_poll_seconds)
 
+    async def _consume_while_accepting(
+        self, queue: WorkQueue, channel: Channel, provider: Provider, prefetch: int
+    ) -> None:
+        """Take the channel's work only while this worker can hand it over (it holds one of the
+        carrier's binds, say): a worker without one would only hand every message back."""
+        while not self._stopping:
+            await provider.wait_accepting(True)
+            await queue.consume(
+                channel.value, self._handle_work, prefetch=prefetch, until=provider.wait_accepting(False)
+            )
+
     async def _handle_work(self, work: WorkItem) -> None:
         """One item from the queue: take it in the store (another worker may have it already, if
         the queue delivered it twice), hand it over, record the outcome; the queue message is
@@ -220,8 +231,9 @@ class Dispatcher:
 
     async def _claim_loop(self) -> None:
         lease_ms = self._settings.dispatch_lease_seconds * 1000
-        channels = list(self._providers)
         while not self._stopping:
+            # Only channels this worker can hand over now (see _consume_while_accepting).
+            channels = [channel for channel, provider in self._providers.items() if provider.accepting]
             capacity = self._settings.dispatch_max_in_flight - len(self._in_flight)
             if capacity <= 0:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -230,7 +242,9 @@ class Dispatcher:
             limit = min(self._settings.dispatch_batch, capacity)
             try:
                 items = await self._batcher.submit(
-                    lambda c, limit=limit: delivery.claim_due(c, now_ms(), limit, lease_ms, channels)  # type: ignore[misc]
+                    lambda c, limit=limit, channels=channels: delivery.claim_due(
+                        c, now_ms(), limit, lease_ms, channels
+                    )  # type: ignore[misc]
                 )
             except Exception:
                 logger.exception("claiming outbox items failed; retrying")

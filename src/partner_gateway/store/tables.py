@@ -188,3 +188,15 @@ instance_secrets = Table(
     Column("value", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+bind_slots = Table(
+    "bind_slots",
+    metadata,
+    # A carrier's `binds` are a total across the cluster: a worker opens bind `slot` of `carrier`
+    # only while it holds this lease (see channels/smpp/bind_slots.py).
+    Column("carrier", String(40), primary_key=True),
+    Column("slot", SmallInteger, primary_key=True),  # 1 .. binds, as in the session names
+    Column("holder", String(100), nullable=False),  # host-pid-random of the worker process
+    Column("expires_at", BigInteger, nullable=False),
+    Column("acquired_at", BigInteger, nullable=False),  # when this holder took it (renewals keep it)
+)

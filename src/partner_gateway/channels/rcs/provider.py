@@ -30,6 +30,7 @@ import httpx
 
 from partner_gateway.channels.base import (
     Accepted,
+    AlwaysAccepting,
     HandoverGuard,
     OutboundMessage,
     ReportSink,
@@ -62,7 +63,7 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
 RevokeOutcome = Literal["revoked", "not_found"]
 
 
-class RbmProvider:
+class RbmProvider(AlwaysAccepting):
     """One RBM agent. ``transport`` replaces the network (tests pass an ``httpx.MockTransport``)."""
 
     name: str = PROVIDER_NAME

@@ -2,13 +2,18 @@
 
 One provider per carrier account, holding `binds` sessions; a receipt arriving on any of them
 finds its message, because parts are keyed by (carrier, canonical SMSC id), not by session.
+With `leasing` (every gateway process), `binds` is a total across the cluster: this provider opens
+only the binds whose slot leases it holds (see bind_slots.py), possibly none.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from partner_gateway.channels.base import (
     Accepted,
@@ -20,6 +25,7 @@ from partner_gateway.channels.base import (
     SubmittedPart,
     WebhookRoute,
 )
+from partner_gateway.channels.smpp.bind_slots import BindLeasing, SlotKeeper
 from partner_gateway.channels.smpp.constants import CommandStatus, EsmClass, RegisteredDelivery
 from partner_gateway.channels.smpp.esme import EsmeSession
 from partner_gateway.channels.smpp.esme_config import EsmeConfig
@@ -70,11 +76,13 @@ def describe_submit_status(status: int) -> str:
 class SmppProvider:
     channel = Channel.SMS
 
-    def __init__(self, carrier: SmppCarrier) -> None:
+    def __init__(self, carrier: SmppCarrier, *, leasing: BindLeasing | None = None) -> None:
         self.carrier = carrier
         self.name = f"smpp:{carrier.name}"
-        self._sessions: list[EsmeSession] = []
+        self._sessions: dict[int, EsmeSession] = {}  # by bind slot, 1..binds
         self._sink: ReportSink | None = None
+        self._leasing = leasing
+        self._keeper: SlotKeeper | None = None
         self.receipts = 0
 
     def webhook_routes(self) -> Sequence[WebhookRoute]:
@@ -82,39 +90,82 @@ class SmppProvider:
 
     async def start(self, sink: ReportSink) -> None:
         self._sink = sink
+        if self._leasing is None:
+            for slot in range(1, self.carrier.binds + 1):
+                await self._open_slot(slot)
+            return
+        self._keeper = SlotKeeper(
+            self.carrier.name, self.carrier.binds, self._leasing, self._open_slot, self._close_slot
+        )
+        await self._keeper.start()
+
+    async def _open_slot(self, slot: int) -> None:
         carrier = self.carrier
-        for number in range(carrier.binds):
-            config = EsmeConfig(
-                host=carrier.host,
-                port=carrier.port,
-                system_id=carrier.system_id,
-                password=carrier.password.get_secret_value(),
-                system_type=carrier.system_type,
-                bind_mode=carrier.bind_mode,
-                window=carrier.window,
-                throughput_per_second=carrier.throughput_per_second,
-                enquire_link_interval=carrier.enquire_link_seconds,
-                response_timeout=carrier.response_timeout_seconds,
-                name=f"{carrier.name}#{number + 1}",
-            )
-            session = EsmeSession(config, on_deliver=self._on_deliver)
-            await session.start()
-            self._sessions.append(session)
+        config = EsmeConfig(
+            host=carrier.host,
+            port=carrier.port,
+            system_id=carrier.system_id,
+            password=carrier.password.get_secret_value(),
+            system_type=carrier.system_type,
+            bind_mode=carrier.bind_mode,
+            window=carrier.window,
+            throughput_per_second=carrier.throughput_per_second,
+            enquire_link_interval=carrier.enquire_link_seconds,
+            response_timeout=carrier.response_timeout_seconds,
+            name=f"{carrier.name}#{slot}",
+        )
+        session = EsmeSession(config, on_deliver=self._on_deliver)
+        await session.start()
+        self._sessions[slot] = session
+
+    def _close_slot(self, slot: int, grace: float | None = None) -> Coroutine[Any, Any, None]:
+        # Taken out at once, not when the returned stop runs: no new submit picks it from now on.
+        session = self._sessions.pop(slot, None)
+        return session.stop(grace) if session is not None else asyncio.sleep(0)
 
     async def stop(self) -> None:
-        for session in self._sessions:
-            await session.stop()
-        self._sessions.clear()
+        if self._keeper is not None:
+            await self._keeper.stop()  # closes its sessions first, then gives the leases up
+            self._keeper = None
+        for slot in list(self._sessions):
+            await self._close_slot(slot)
+
+    @property
+    def bound_slots(self) -> frozenset[int]:
+        """The bind slots this provider holds whose session is bound right now."""
+        return frozenset(slot for slot, session in self._sessions.items() if session.is_bound)
+
+    @property
+    def accepting(self) -> bool:
+        """This worker holds at least one of the carrier's binds: it can hand messages over.
+        A dispatcher should not take this carrier's work while it is False (see `wait_accepting`)."""
+        return bool(self._sessions)
+
+    async def wait_accepting(self, state: bool = True) -> None:
+        """Return once :attr:`accepting` is `state` (a dispatcher pauses or resumes on it)."""
+        if self._keeper is None:  # without leasing every bind is this provider's: always accepting
+            if not state:
+                await asyncio.Event().wait()
+            return
+        async with self._keeper.changed:
+            await self._keeper.changed.wait_for(lambda: self.accepting is state)
 
     async def wait_bound(self, within: float) -> bool:
-        for session in self._sessions:
-            if not await session.wait_bound(within):
+        """Every bind this provider holds is bound (and it holds at least one) within `within` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.wait_accepting()
+        for session in list(self._sessions.values()):
+            if not await session.wait_bound(deadline - loop.time()):
                 return False
-        return True
+        return bool(self._sessions)
 
-    def _session(self) -> EsmeSession:
-        bound = [session for session in self._sessions if session.is_bound]
-        return min(bound or self._sessions, key=lambda session: session.outstanding)
+    def _session(self) -> EsmeSession | None:
+        sessions = list(self._sessions.values())
+        bound = [session for session in sessions if session.is_bound]
+        return min(bound or sessions, key=lambda session: session.outstanding, default=None)
 
     def provider_key(self, submit_id: str) -> str:
         """The canonical id a receipt for this submission will carry."""
@@ -160,8 +211,21 @@ class SmppProvider:
                 data_coding=encoded.data_coding,
                 short_message=payload,
             )
+            session = self._session()
+            if session is None:
+                # Other workers hold this carrier's binds. Until the dispatcher skips this
+                # carrier's work while `accepting` is False, hand it back for a later attempt
+                # (likely on another worker): not sent, so a retry is safe.
+                interval = self._leasing.interval if self._leasing is not None else None
+                raise self._error(
+                    "retry",
+                    "No connection to the carrier: its binds are held by other workers",
+                    None,
+                    accepted,
+                    retry_after=interval,
+                )
             try:
-                response = await self._session().submit(
+                response = await session.submit(
                     pdu, before_write=lambda: guard.before_write(message.message_id)
                 )
             except NotConnected as error:
@@ -187,7 +251,13 @@ class SmppProvider:
         return Accepted(self.name, tuple(accepted), "Accepted by the carrier", "ESME_ROK")
 
     def _error(
-        self, kind: str, description: str, code: str | None, accepted: list[SubmittedPart]
+        self,
+        kind: str,
+        description: str,
+        code: str | None,
+        accepted: list[SubmittedPart],
+        *,
+        retry_after: float | None = None,
     ) -> SendError:
         return SendError(
             kind,  # type: ignore[arg-type]
@@ -195,7 +265,7 @@ class SmppProvider:
             code=code,
             provider=self.name,
             accepted_parts=accepted,
-            retry_after=1.0 if kind == "throttled" else None,
+            retry_after=retry_after if retry_after is not None else 1.0 if kind == "throttled" else None,
         )
 
     async def _on_deliver(self, pdu: DeliverSm) -> int:

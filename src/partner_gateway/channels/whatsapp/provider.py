@@ -24,6 +24,7 @@ import httpx
 
 from partner_gateway.channels.base import (
     Accepted,
+    AlwaysAccepting,
     HandoverGuard,
     OutboundMessage,
     ReportSink,
@@ -94,7 +95,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return float(value) if value.isdigit() else None
 
 
-class WhatsAppProvider:
+class WhatsAppProvider(AlwaysAccepting):
     """The WhatsApp channel over one business phone number of the Cloud API."""
 
     name = PROVIDER

@@ -116,8 +116,11 @@ class WorkQueue(Protocol):
     async def publish(self, items: Sequence[WorkItem]) -> None:
         """Return only after the broker has durably accepted (confirmed) every item."""
 
-    async def consume(self, channel: str, handler: Handler, *, prefetch: int) -> None:
-        """Feed `channel`'s items to `handler`, up to `prefetch` at a time, until cancelled.
+    async def consume(
+        self, channel: str, handler: Handler, *, prefetch: int, until: Awaitable[object] | None = None
+    ) -> None:
+        """Feed `channel`'s items to `handler`, up to `prefetch` at a time, until cancelled, or
+        until `until` completes: then no new item is taken, and the running handlers finish.
 
         A delivery is acknowledged only after `handler` returned; if it raises, the delivery is
         rejected and redelivered later (dead-lettered past the delivery limit); a payload that

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -253,11 +253,16 @@ class RabbitWorkQueue:
 
     # -- consuming ----------------------------------------------------------------------------
 
-    async def consume(self, channel: str, handler: Handler, *, prefetch: int) -> None:
-        """Feed `channel`'s items to `handler` until cancelled (or until `close()`).
+    async def consume(
+        self, channel: str, handler: Handler, *, prefetch: int, until: Awaitable[object] | None = None
+    ) -> None:
+        """Feed `channel`'s items to `handler` until cancelled (or until `close()`), or until
+        `until` completes.
 
         Up to `prefetch` handlers run at once. On cancellation the running handlers are
-        cancelled and their deliveries, never acknowledged, go back to the queue.
+        cancelled and their deliveries, never acknowledged, go back to the queue. When `until`
+        completes the consumer is cancelled at the broker and the running handlers finish first:
+        a pause, not a crash.
         """
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
@@ -283,9 +288,13 @@ class RabbitWorkQueue:
                 finally:
                     inflight.discard(task)
 
-            await queue.consume(on_message)
+            tag = await queue.consume(on_message)
             logger.info("Consuming %s (prefetch %d)", queue_name, prefetch)
-            await self._closing.wait()
+            if await _first_of(self._closing.wait(), until) == 1:
+                logger.info("Pausing %s: letting %d running handlers finish", queue_name, len(inflight))
+                with contextlib.suppress(*_TRANSIENT):
+                    await queue.cancel(tag)
+                await asyncio.gather(*inflight, return_exceptions=True)
         finally:
             for task in inflight:
                 task.cancel()
@@ -381,6 +390,20 @@ class RabbitWorkQueue:
         connection, self._connection, self._publisher = self._connection, None, None
         if connection is not None:
             await connection.close()
+
+
+async def _first_of(closing: Awaitable[object], until: Awaitable[object] | None) -> int:
+    """Wait for `closing` (0) or `until` (1), whichever completes first; cancel the other."""
+    if until is None:
+        await closing
+        return 0
+    waiters = [asyncio.ensure_future(closing), asyncio.ensure_future(until)]
+    try:
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return 0 if waiters[0] in done else 1
 
 
 async def _settle(operation: Any, what: str, queue_name: str) -> None:
