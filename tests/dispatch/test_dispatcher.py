@@ -32,6 +32,8 @@ from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.repositories import delivery
+from partner_gateway.store.repositories.delivery import PartRecord
 from partner_gateway.store.tables import messages, outbox
 from support import BASE, Partner
 
@@ -205,6 +207,30 @@ async def test_a_receipt_before_its_submission_is_kept_and_applied(
         await wait_for(client, partner, message_id, "DELIVERED")
     finally:
         await restarted.stop()
+
+
+async def test_a_receipt_parked_while_another_process_recorded_its_part_is_applied(
+    client: httpx.AsyncClient,
+    partner: Partner,
+    pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder],
+    runtime: Runtime,
+) -> None:
+    """Two processes on PostgreSQL: the receipt's look-up missed the part (not yet committed)
+    and the submission's take_pending missed the parked receipt (not yet committed either)."""
+    dispatcher, _, recorder = pipeline
+    await dispatcher.stop()
+    message_id = await send(client, partner, "+4915112345603")
+    key = f"id{message_id[-6:]}1".lower()
+    await recorder.record([receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=5)])
+    assert recorder.pending == 1
+    async with runtime.database.write() as connection:  # the other process's record, blind to it
+        await delivery.record_parts(
+            connection, message_id, "scripted", [PartRecord(1, 1, key.upper(), key)], now_ms()
+        )
+    assert (await status_of(client, partner, message_id))["deliveryStatus"] != "DELIVERED"
+    assert await dispatcher.apply_parked_receipts() == 1
+    assert (await status_of(client, partner, message_id))["deliveryStatus"] == "DELIVERED"
+    assert await dispatcher.apply_parked_receipts() == 0
 
 
 async def test_failure_then_delivery_is_believed_and_first_failure_stands(

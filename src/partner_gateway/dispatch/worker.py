@@ -48,6 +48,7 @@ AMBIGUOUS_DESCRIPTION = (
 )
 NO_RECEIPT_DESCRIPTION = "No delivery receipt from the carrier"
 SWEEP_PAGE = 500
+PARKED_RECEIPTS_INTERVAL = 5.0  # seconds; how late a receipt caught in a cross-process race can be
 RECEIPT_TEXT_EXCERPT = 20  # SMPP 3.4 Appendix B: a receipt quotes the first 20 characters
 _NO_RECEIPT = GatewayReport(
     DeliveryStatus.UNKNOWN, NO_RECEIPT_DESCRIPTION, "NO_RECEIPT", "gateway:no-receipt"
@@ -103,6 +104,7 @@ class Dispatcher:
         self._tasks = [
             asyncio.create_task(self._sweep_loop(), name="dispatch-expiry"),
             asyncio.create_task(self._renew_loop(), name="dispatch-lease-renewal"),
+            asyncio.create_task(self._parked_receipts_loop(), name="dispatch-parked-receipts"),
         ]
         if self._queue is None:
             self._tasks.append(asyncio.create_task(self._claim_loop(), name="dispatch-claims"))
@@ -162,6 +164,29 @@ class Dispatcher:
                 await self._batcher.submit(partial(delivery.renew_leases, outbox_ids=held, until=until))
             except Exception:
                 logger.exception("renewing %d leases failed; retrying", len(held))
+
+    async def _parked_receipts_loop(self) -> None:
+        """Apply receipts that were parked while their submission's record was in flight in
+        another process (see delivery.take_pending_with_parts): late, but never lost."""
+        while not self._stopping:
+            await asyncio.sleep(PARKED_RECEIPTS_INTERVAL)
+            try:
+                while await self.apply_parked_receipts() == SWEEP_PAGE:
+                    pass
+            except Exception:
+                logger.exception("applying parked receipts failed; retrying")
+
+    async def apply_parked_receipts(self) -> int:
+        async def apply(connection: AsyncConnection) -> int:
+            waiting = await delivery.take_pending_with_parts(connection, SWEEP_PAGE)
+            if waiting:
+                await apply_reports(connection, [from_payload(payload) for payload in waiting])
+            return len(waiting)
+
+        applied: int = await self._batcher.submit(apply)
+        if applied:
+            logger.info("applied %d receipts that had waited for their submission's record", applied)
+        return applied
 
     async def _recovery_loop(self) -> None:
         """Return the items of workers that died (their leases ran out) to the queue."""

@@ -422,6 +422,29 @@ async def take_pending(
     return [json.loads(row.report) for row in rows]
 
 
+async def take_pending_with_parts(connection: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """Reports parked while their submission was being recorded in another process's
+    transaction: under READ COMMITTED the receipt's look-up and the submission's `take_pending`
+    can each miss the other's uncommitted row. The part exists now; hand them back for applying."""
+    rows = (
+        await connection.execute(
+            select(pending_reports.c.id, pending_reports.c.report)
+            .join(
+                message_parts,
+                (message_parts.c.provider == pending_reports.c.provider)
+                & (message_parts.c.provider_key == pending_reports.c.provider_key),
+            )
+            .order_by(pending_reports.c.id)
+            .limit(limit)
+        )
+    ).all()
+    if rows:
+        await connection.execute(
+            delete(pending_reports).where(pending_reports.c.id.in_([row.id for row in rows]))
+        )
+    return [json.loads(row.report) for row in rows]
+
+
 async def add_note(
     connection: AsyncConnection, message_id: str, raw_state: str, description: str, dedup_key: str, now: int
 ) -> None:
