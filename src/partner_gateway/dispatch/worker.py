@@ -48,7 +48,7 @@ AMBIGUOUS_DESCRIPTION = (
 )
 NO_RECEIPT_DESCRIPTION = "No delivery receipt from the carrier"
 SWEEP_PAGE = 500
-PARKED_RECEIPTS_INTERVAL = 5.0  # seconds; how late a receipt caught in a cross-process race can be
+PARKED_RECEIPTS_INTERVAL = 2.0  # seconds; how late a receipt caught in a cross-process race can be
 RECEIPT_TEXT_EXCERPT = 20  # SMPP 3.4 Appendix B: a receipt quotes the first 20 characters
 _NO_RECEIPT = GatewayReport(
     DeliveryStatus.UNKNOWN, NO_RECEIPT_DESCRIPTION, "NO_RECEIPT", "gateway:no-receipt"

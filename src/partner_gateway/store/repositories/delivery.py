@@ -436,6 +436,8 @@ async def take_pending_with_parts(connection: AsyncConnection, limit: int) -> li
             )
             .order_by(pending_reports.c.id)
             .limit(limit)
+            # Two workers sweeping at once take different reports (PostgreSQL; SQLite ignores it).
+            .with_for_update(of=pending_reports, skip_locked=True)
         )
     ).all()
     if rows:
