@@ -20,6 +20,15 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from partner_gateway.config import Settings
 from partner_gateway.store.sqlite_driver import one_hop_connector
 
+# Safety nets, not limits any healthy write comes near (a group commit takes milliseconds): a
+# transaction stuck behind a lock, or left open by a stalled client, fails and is retried by the
+# pipeline instead of holding up every worker's writes behind it.
+POSTGRESQL_SESSION_SETTINGS = {
+    "lock_timeout": "30s",
+    "idle_in_transaction_session_timeout": "60s",
+    "application_name": "partner-gateway",
+}
+
 
 class Database:
     def __init__(self, reader: AsyncEngine, writer: AsyncEngine) -> None:
@@ -51,7 +60,13 @@ class Database:
             _configure_sqlite(reader, settings.sqlite_busy_timeout_ms, immediate=False)
             _configure_sqlite(writer, settings.sqlite_busy_timeout_ms, immediate=True)
             return cls(reader, writer)
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_async_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            connect_args={"server_settings": POSTGRESQL_SESSION_SETTINGS},
+        )
         return cls(engine, engine)
 
     @asynccontextmanager

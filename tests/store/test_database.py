@@ -1,0 +1,21 @@
+"""The engines are configured as the docs promise, on the engine the suite runs on."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from partner_gateway.runtime import Runtime
+
+
+async def test_connections_carry_their_safety_settings(runtime: Runtime) -> None:
+    async with runtime.database.write() as connection:
+        if runtime.database.dialect == "postgresql":
+            # A stuck transaction fails instead of holding every worker's writes behind it.
+            assert await connection.scalar(text("SHOW lock_timeout")) == "30s"
+            assert await connection.scalar(text("SHOW idle_in_transaction_session_timeout")) == "1min"
+            assert await connection.scalar(text("SHOW application_name")) == "partner-gateway"
+        else:
+            # A 202 means on disk: WAL, fsync at every commit, and foreign keys enforced.
+            assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
+            assert await connection.scalar(text("PRAGMA synchronous")) == 2
+            assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
