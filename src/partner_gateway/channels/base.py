@@ -154,5 +154,10 @@ class AlwaysAccepting:
         return True
 
     async def wait_accepting(self, state: bool = True) -> None:
-        if not state:
-            await asyncio.Event().wait()  # never stops accepting
+        await wait_always_accepting(state)
+
+
+async def wait_always_accepting(state: bool) -> None:
+    """`wait_accepting` of a provider that is always accepting: True at once, False never."""
+    if not state:
+        await asyncio.Event().wait()

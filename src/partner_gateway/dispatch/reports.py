@@ -67,6 +67,12 @@ async def apply_reports(connection: AsyncConnection, reports: Sequence[StatusRep
     return [await delivery.apply_provider_report(connection, _resolved(report), now) for report in reports]
 
 
+async def apply_waiting(connection: AsyncConnection, payloads: Sequence[dict[str, Any]]) -> None:
+    """Apply reports that were kept (as payloads) until their message could be found."""
+    if payloads:
+        await apply_reports(connection, [from_payload(payload) for payload in payloads])
+
+
 class ReportRecorder:
     """The ReportSink every provider writes to; returns once the reports are committed."""
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from partner_gateway.channels.base import Accepted, OutboundMessage, Provider, SendError
 from partner_gateway.config import Settings
 from partner_gateway.dispatch.queues.base import WorkItem, WorkQueue
-from partner_gateway.dispatch.reports import apply_reports, from_payload
+from partner_gateway.dispatch.reports import apply_waiting
 from partner_gateway.domain import error_codes
 from partner_gateway.domain.encoding import analyze
 from partner_gateway.domain.ids import new_message_id
@@ -179,8 +179,7 @@ class Dispatcher:
     async def apply_parked_receipts(self) -> int:
         async def apply(connection: AsyncConnection) -> int:
             waiting = await delivery.take_pending_with_parts(connection, SWEEP_PAGE)
-            if waiting:
-                await apply_reports(connection, [from_payload(payload) for payload in waiting])
+            await apply_waiting(connection, waiting)
             return len(waiting)
 
         applied: int = await self._batcher.submit(apply)
@@ -364,8 +363,7 @@ class Dispatcher:
         waiting = await delivery.take_pending(
             connection, accepted.provider, [part.provider_key for part in parts]
         )
-        if waiting:
-            await apply_reports(connection, [from_payload(payload) for payload in waiting])
+        await apply_waiting(connection, waiting)
 
     async def _on_error(self, item: ClaimedItem, error: SendError, written: bool) -> None:
         if error.channel_unavailable and json.loads(item.body).get("fallbackSms"):
@@ -533,8 +531,7 @@ class Dispatcher:
             waiting = await delivery.remember_unconfirmed(
                 connection, item.message_id, provider.name, item.to.lstrip("+"), excerpt, now_ms()
             )
-            if waiting:
-                await apply_reports(connection, [from_payload(payload) for payload in waiting])
+            await apply_waiting(connection, waiting)
 
         await self._batcher.submit(remember)
 

@@ -25,20 +25,23 @@ _Outcome = tuple[Any, int, int | None, list[Row]]
 
 
 def _execute(connection: sqlite3.Connection, sql: str, parameters: Any) -> _Outcome:
-    cursor = connection.cursor()
-    try:
-        cursor.execute(sql, parameters)
-        rows = cursor.fetchall() if cursor.description else []
-        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
-    finally:
-        cursor.close()
+    return _run_statement(connection, sql, parameters, many=False)
 
 
 def _executemany(connection: sqlite3.Connection, sql: str, parameters: Any) -> _Outcome:
+    return _run_statement(connection, sql, parameters, many=True)
+
+
+def _run_statement(connection: sqlite3.Connection, sql: str, parameters: Any, *, many: bool) -> _Outcome:
+    """On the connection's thread: execute, fetch every row, close the cursor."""
     cursor = connection.cursor()
     try:
-        cursor.executemany(sql, parameters)
-        return cursor.description, cursor.rowcount, cursor.lastrowid, []
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
 

@@ -24,6 +24,7 @@ from partner_gateway.channels.base import (
     StatusReport,
     SubmittedPart,
     WebhookRoute,
+    wait_always_accepting,
 )
 from partner_gateway.channels.smpp.bind_slots import BindLeasing, SlotKeeper
 from partner_gateway.channels.smpp.constants import CommandStatus, EsmClass, RegisteredDelivery
@@ -144,8 +145,7 @@ class SmppProvider:
     async def wait_accepting(self, state: bool = True) -> None:
         """Return once :attr:`accepting` is `state` (a dispatcher pauses or resumes on it)."""
         if self._keeper is None:  # without leasing every bind is this provider's: always accepting
-            if not state:
-                await asyncio.Event().wait()
+            await wait_always_accepting(state)
             return
         async with self._keeper.changed:
             await self._keeper.changed.wait_for(lambda: self.accepting is state)
