@@ -12,7 +12,7 @@ from partner_gateway.api.cursor import CursorCodec
 from partner_gateway.config import Settings
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.database import Database
-from partner_gateway.store.repositories.messages import MessageRepository
+from partner_gateway.store.status_reads import PostgresStatusReads, SqliteStatusReads
 from support import BASE, Partner
 
 
@@ -59,7 +59,8 @@ async def test_unexpected_errors_are_500_without_internals(
     async def broken(*_args: object) -> None:
         raise RuntimeError("secret internals at /srv/partner_gateway/store.py line 42")
 
-    monkeypatch.setattr(MessageRepository, "status", broken)
+    monkeypatch.setattr(SqliteStatusReads, "one", broken)
+    monkeypatch.setattr(PostgresStatusReads, "one", broken)
     response = await client.get(f"{BASE}/messages/status/msg_1?channel=SMS", headers=partner.headers)
     body = assert_problem(response, 500)
     assert response.headers["retry-after"]
@@ -82,11 +83,12 @@ async def unreachable_store_client(settings: Settings) -> AsyncIterator[httpx.As
     await database.dispose()
 
 
+@pytest.mark.parametrize("path", ["/messages/history", "/messages/status/msg_1?channel=SMS"])
 async def test_an_unreachable_store_is_503_with_retry_after(
-    unreachable_store_client: httpx.AsyncClient,
+    unreachable_store_client: httpx.AsyncClient, path: str
 ) -> None:
     response = await unreachable_store_client.get(
-        f"{BASE}/messages/history", headers={"Authorization": "Bearer pgw_whatever"}
+        f"{BASE}{path}", headers={"Authorization": "Bearer pgw_whatever"}
     )
     assert_problem(response, 503)
     assert response.headers["retry-after"] == "5"

@@ -17,13 +17,13 @@ T0 = 1_795_000_000_000
 
 async def test_a_builder_gets_what_message_status_gets(runtime: Runtime) -> None:
     ids = await seed(runtime, "cmp_a", [T0 + i * 1000 for i in range(5)], status="DELIVERED")
-    async with runtime.database.read() as connection:
-        repository = MessageRepository(connection)
-        plain = await repository.statuses("cmp_a", Channel.SMS, ids)
-        built = await repository.statuses("cmp_a", Channel.SMS, ids, status_item)
-        one = await repository.status("cmp_a", Channel.SMS, ids[0])
-        one_built = await repository.status("cmp_a", Channel.SMS, ids[0], status_item)
-        missing = await repository.status("cmp_a", Channel.RCS, ids[0], status_item)
+    reads = runtime.database.status_reads
+    plain = await reads.many("cmp_a", Channel.SMS, ids, MessageStatus)
+    built = await reads.many("cmp_a", Channel.SMS, ids, status_item)
+    one = await reads.one("cmp_a", Channel.SMS, ids[0], MessageStatus)
+    one_built = await reads.one("cmp_a", Channel.SMS, ids[0], status_item)
+    missing = await reads.one("cmp_a", Channel.RCS, ids[0], status_item)
+    other_company = await reads.many("cmp_b", Channel.SMS, ids, status_item)
     assert all(isinstance(item, MessageStatus) for item in plain)
     assert all(isinstance(item, DeliveryStatusResponse) for item in built)
     assert built == [status_response(item) for item in plain]
@@ -33,6 +33,8 @@ async def test_a_builder_gets_what_message_status_gets(runtime: Runtime) -> None
     assert one is not None
     assert one_built == status_response(one)
     assert missing is None
+    assert other_company == []
+    assert await reads.many("cmp_a", Channel.SMS, [], status_item) == []
 
 
 @pytest.mark.parametrize("size", [1, 3, 7, 10, 11])

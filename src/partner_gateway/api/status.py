@@ -63,10 +63,9 @@ class StatusController(Controller):
         customer_message_id = customerMessageId
         wanted = require_channel(channel)
         if could_be_message_id(customer_message_id):
-            async with runtime.database.read() as connection:
-                found = await MessageRepository(connection).status(
-                    company_id, wanted, customer_message_id, status_item
-                )
+            found = await runtime.database.status_reads.one(
+                company_id, wanted, customer_message_id, status_item
+            )
             if found is not None:
                 return found
         raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
@@ -92,8 +91,7 @@ class StatusController(Controller):
         if not ids.strip(" ,"):
             raise invalid([("ids", "must name at least one customerMessageId")])
         message_ids = normalize_ids(ids.split(","))
-        async with runtime.database.read() as connection:
-            return await MessageRepository(connection).statuses(company_id, wanted, message_ids, status_item)
+        return await runtime.database.status_reads.many(company_id, wanted, message_ids, status_item)
 
     @post(
         "/messages/status/query",
@@ -112,10 +110,7 @@ class StatusController(Controller):
         if not any(item.strip() for item in data.ids):
             raise invalid([("ids", "must name at least one customerMessageId")])
         message_ids = normalize_ids(data.ids)
-        async with runtime.database.read() as connection:
-            return await MessageRepository(connection).statuses(
-                company_id, data.channel, message_ids, status_item
-            )
+        return await runtime.database.status_reads.many(company_id, data.channel, message_ids, status_item)
 
     @get(
         "/messages/{customerMessageId:str}/events",

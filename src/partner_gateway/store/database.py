@@ -19,6 +19,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from partner_gateway.config import Settings
 from partner_gateway.store.sqlite_driver import one_hop_connector
+from partner_gateway.store.status_reads import PostgresStatusReads, SqliteStatusReads, StatusReads
 
 # Safety nets, not limits any healthy write comes near (a group commit takes milliseconds): a
 # transaction stuck behind a lock, or left open by a stalled client, fails and is retried by the
@@ -31,9 +32,11 @@ POSTGRESQL_SESSION_SETTINGS = {
 
 
 class Database:
-    def __init__(self, reader: AsyncEngine, writer: AsyncEngine) -> None:
+    def __init__(self, reader: AsyncEngine, writer: AsyncEngine, status_reads: StatusReads) -> None:
         self.reader = reader
         self.writer = writer
+        self.status_reads = status_reads
+        """Status look-ups by id, below SQLAlchemy (the API's hottest reads)."""
         self.dialect = writer.dialect.name
 
     @classmethod
@@ -42,7 +45,8 @@ class Database:
         if url.startswith("sqlite"):
             _ensure_sqlite_dir(url)
             # One trip to aiosqlite's thread per statement instead of four (see sqlite_driver).
-            connect = one_hop_connector(make_url(url).database or ":memory:")
+            path = make_url(url).database or ":memory:"
+            connect = one_hop_connector(path)
             # Readers run in autocommit: each statement is its own snapshot under WAL, and no
             # BEGIN/ROLLBACK round trips through aiosqlite's thread are spent on them.
             reader = create_async_engine(
@@ -59,7 +63,7 @@ class Database:
             )
             _configure_sqlite(reader, settings.sqlite_busy_timeout_ms, immediate=False)
             _configure_sqlite(writer, settings.sqlite_busy_timeout_ms, immediate=True)
-            return cls(reader, writer)
+            return cls(reader, writer, SqliteStatusReads(path, reader))
         engine = create_async_engine(
             url,
             pool_size=10,
@@ -67,7 +71,11 @@ class Database:
             pool_pre_ping=True,
             connect_args={"server_settings": POSTGRESQL_SESSION_SETTINGS},
         )
-        return cls(engine, engine)
+        status_reads = PostgresStatusReads(
+            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+            POSTGRESQL_SESSION_SETTINGS,
+        )
+        return cls(engine, engine, status_reads)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -81,6 +89,7 @@ class Database:
             yield connection
 
     async def dispose(self) -> None:
+        await self.status_reads.close()
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()

@@ -1,7 +1,7 @@
 """Messages, their event timelines and outbox items.
 
-Every read here is one indexed query: a look-up by primary key, a batch by primary key (one
-round trip whatever the number of ids), or a keyset page over one of the history indexes.
+Every read here is one indexed query: a keyset page over one of the history indexes, or a
+message's timeline. Status look-ups by id run below SQLAlchemy, in store/status_reads.py.
 
 Status reads make their items with a StatusBuilder: MessageStatus by default, or whatever the
 caller passes (the API builds its wire shape straight from the row, one object per message).
@@ -9,23 +9,17 @@ caller passes (the API builds its wire shape straight from the row, one object p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Select,
-    String,
     and_,
-    any_,
-    bindparam,
     insert,
     or_,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,7 +34,7 @@ from partner_gateway.domain.messages import (
 from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus, Rank
 from partner_gateway.store.tables import message_events, messages, outbox
 
-_STATUS_COLUMNS = (
+STATUS_COLUMNS = (
     messages.c.id,
     messages.c.channel,
     messages.c.to_number,
@@ -54,28 +48,6 @@ _STATUS_COLUMNS = (
     messages.c.encoding,
     messages.c.segments,
 )
-
-_ONE = select(*_STATUS_COLUMNS).where(
-    messages.c.id == bindparam("id"),
-    messages.c.company_id == bindparam("company_id"),
-    messages.c.channel == bindparam("channel"),
-)
-
-
-_MANY_POSTGRESQL = select(*_STATUS_COLUMNS).where(
-    messages.c.id == any_(bindparam("ids", type_=ARRAY(String))),
-    messages.c.company_id == bindparam("company_id"),
-    messages.c.channel == bindparam("channel"),
-)
-# CROSS JOIN fixes SQLite's join order: each wanted id is one primary-key look-up. Left to
-# itself, the planner may walk the company's (company_id, channel) index instead.
-_STATUS_COLUMN_LIST = ", ".join(f"m.{column.name}" for column in _STATUS_COLUMNS)
-_MANY_SQLITE = text(
-    f"SELECT {_STATUS_COLUMN_LIST}"  # noqa: S608 - our own column names, no input
-    " FROM json_each(:ids) AS wanted CROSS JOIN messages AS m ON m.id = wanted.value"
-    " WHERE m.company_id = :company_id AND m.channel = :channel"
-)
-
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -119,8 +91,8 @@ _CHANNELS = {channel.value: channel for channel in Channel}
 _STATUSES = {status.value: status for status in DeliveryStatus}
 
 
-def _build_all(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> list[T]:
-    """One item per row of _STATUS_COLUMNS."""
+def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> list[T]:
+    """One item per row of STATUS_COLUMNS."""
     channels = _CHANNELS
     statuses = _STATUSES
     return [
@@ -230,57 +202,6 @@ class MessageRepository:
             ],
         )
 
-    @overload
-    async def status(self, company_id: str, channel: Channel, message_id: str) -> MessageStatus | None: ...
-    @overload
-    async def status(
-        self, company_id: str, channel: Channel, message_id: str, build: StatusBuilder[T]
-    ) -> T | None: ...
-    async def status(
-        self,
-        company_id: str,
-        channel: Channel,
-        message_id: str,
-        build: StatusBuilder[Any] = MessageStatus,
-    ) -> Any:
-        row = (
-            await self._connection.execute(
-                _ONE, {"id": message_id, "company_id": company_id, "channel": channel.value}
-            )
-        ).first()
-        return _build_all((row,), build)[0] if row else None
-
-    @overload
-    async def statuses(
-        self, company_id: str, channel: Channel, message_ids: Sequence[str]
-    ) -> list[MessageStatus]: ...
-    @overload
-    async def statuses(
-        self, company_id: str, channel: Channel, message_ids: Sequence[str], build: StatusBuilder[T]
-    ) -> list[T]: ...
-    async def statuses(
-        self,
-        company_id: str,
-        channel: Channel,
-        message_ids: Sequence[str],
-        build: StatusBuilder[Any] = MessageStatus,
-    ) -> list[Any]:
-        """Many messages in one round trip: the ids travel as one array (PostgreSQL) or one JSON
-        text (SQLite), so the statement is the same whatever their number."""
-        if not message_ids:
-            return []
-        if self._dialect == "postgresql":
-            rows = await self._connection.execute(
-                _MANY_POSTGRESQL,
-                {"ids": list(message_ids), "company_id": company_id, "channel": channel.value},
-            )
-        else:
-            rows = await self._connection.execute(
-                _MANY_SQLITE,
-                {"ids": json.dumps(list(message_ids)), "company_id": company_id, "channel": channel.value},
-            )
-        return _build_all(rows.all(), build)
-
     async def history(
         self, filters: HistoryFilter, after: HistoryPosition | None, limit: int
     ) -> list[MessageStatus]:
@@ -291,7 +212,7 @@ class MessageRepository:
         status) pair of the status index, merged: no branch reads more than `limit` rows.
         """
         rows = await self._connection.execute(_history_query(filters, after, limit))
-        return _build_all(rows.all(), MessageStatus)
+        return build_statuses(rows.all(), MessageStatus)
 
     @overload
     async def history_page(
@@ -319,11 +240,18 @@ class MessageRepository:
             rows = rows[:size]
             last = rows[-1]
             next_after = HistoryPosition(created_at=last.created_at, message_id=last.id)
-        return HistorySlice(items=_build_all(rows, build), next_after=next_after)
+        return HistorySlice(items=build_statuses(rows, build), next_after=next_after)
 
     async def events(self, company_id: str, channel: Channel, message_id: str) -> list[MessageEvent] | None:
         """The timeline, oldest first; None when the message is not this company's on this channel."""
-        if await self.status(company_id, channel, message_id) is None:
+        owned = await self._connection.execute(
+            select(messages.c.id).where(
+                messages.c.id == message_id,
+                messages.c.company_id == company_id,
+                messages.c.channel == channel.value,
+            )
+        )
+        if owned.first() is None:
             return None
         rows = await self._connection.execute(
             select(
@@ -398,7 +326,7 @@ def _page_query(
             )
         )
     return (
-        select(*_STATUS_COLUMNS)
+        select(*STATUS_COLUMNS)
         .where(*conditions)
         .order_by(messages.c.created_at.desc(), messages.c.id.desc())
         .limit(limit)
