@@ -474,3 +474,53 @@ def test_httptools_parse_url_threshold() -> None:
     assert len(parsed.path) + 1 + len(parsed.query) == HTTPTOOLS_MAX_URL
     with pytest.raises(httptools.HttpParserInvalidURLError, match="too long"):
         httptools.parse_url(target(HTTPTOOLS_MAX_URL + 1))
+
+
+class RecordingTransport:
+    """The socket edge: what would have been handed to send(), one entry per call."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra:{name}"
+
+
+async def test_a_response_head_leaves_with_its_body_in_one_write() -> None:
+    from partner_gateway.api.server import _HeadWithBody
+
+    recorded = RecordingTransport()
+    transport = _HeadWithBody(recorded, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert recorded.writes == []
+    transport.write(b"{}")
+    assert recorded.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    transport.write(b"more")
+    assert recorded.writes[-1] == b"more"
+    assert transport.get_extra_info("peername") == "extra:peername"
+
+
+async def test_a_head_whose_body_is_late_still_leaves_and_continue_is_never_held() -> None:
+    from partner_gateway.api.server import _HeadWithBody
+
+    recorded = RecordingTransport()
+    transport = _HeadWithBody(recorded, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert recorded.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    transport.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    await asyncio.sleep(0)  # the loop's next pass: the head goes out alone
+    assert recorded.writes[-1] == b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    transport.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
+    transport.close()
+    assert recorded.writes[-1] == b"HTTP/1.1 500 Internal Server Error\r\n\r\n"
+    assert recorded.closed

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from partner_gateway.api.auth import authenticated_company
+from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.sending import SendController
@@ -43,8 +44,12 @@ def health() -> dict[str, str]:
 
 def create_app(
     settings: Settings, runtime: Runtime | None = None, webhooks: Sequence[WebhookRoute] = ()
-) -> Litestar:
-    """Build the app; with no runtime given, one is started (and closed) by the app's lifespan."""
+) -> PartnerApi:
+    """Build the app; with no runtime given, one is started (and closed) by the app's lifespan.
+
+    The single-status look-up is served in front of the framework (api/front.py); the rest,
+    the lifespan included, by Litestar.
+    """
     holder: dict[str, Runtime] = {} if runtime is None else {"runtime": runtime}
 
     @asynccontextmanager
@@ -68,7 +73,7 @@ def create_app(
         dependencies={"company_id": Provide(authenticated_company)},
         security=[{"bearerAuth": []}],
     )
-    return Litestar(
+    framework = Litestar(
         route_handlers=[partner_api, openapi_document, health, *webhook_handlers(webhooks)],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
@@ -93,3 +98,4 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    return PartnerApi(framework, provide_runtime, BASE_PATH)

@@ -20,6 +20,7 @@ from litestar import Request
 from partner_gateway.api.deps import RuntimeDep
 from partner_gateway.api.problems import unauthorized
 from partner_gateway.config import Settings
+from partner_gateway.runtime import Runtime
 from partner_gateway.store.database import Database
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
 
@@ -98,8 +99,12 @@ def api_key_cache(database: Database, settings: Settings | None = None) -> ApiKe
 
 
 async def authenticated_company(request: Request[Any, Any, Any], runtime: RuntimeDep) -> str:
-    """The company id of the request's key, or a 401 problem."""
-    header = request.headers.get("authorization")
+    """The company id of the request's key, or a 401 problem (the framework's dependency)."""
+    return await company_for_authorization(request.headers.get("authorization"), runtime)
+
+
+async def company_for_authorization(header: str | None, runtime: Runtime) -> str:
+    """The company id of an `Authorization: Bearer <key>` header's key, or a 401 problem."""
     if not header:
         raise unauthorized("Send your API key as 'Authorization: Bearer <apiKey>'.")
     scheme, _, key = header.partition(" ")

@@ -107,14 +107,19 @@ def unauthorized(detail: str) -> ProblemError:
     )
 
 
-def render(error: ProblemError) -> Response[bytes]:
+def problem_headers(error: ProblemError) -> dict[str, str]:
+    """The headers a problem is answered with: its media type, its own, Retry-After on a 5xx."""
     headers = {"Content-Type": PROBLEM_MEDIA_TYPE, **error.headers}
     if error.status >= 500 and "Retry-After" not in headers:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return headers
+
+
+def render(error: ProblemError) -> Response[bytes]:
     return Response(
         content=msgspec.json.encode(error.problem()),
         status_code=error.status,
-        headers=headers,
+        headers=problem_headers(error),
         media_type=PROBLEM_MEDIA_TYPE,
     )
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 import httptools
 import uvicorn
@@ -107,6 +107,48 @@ class PartnerServerConfig(Config):
     def __init__(self, *args: Any, max_request_target: int = MAX_REQUEST_TARGET, **kwargs: Any) -> None:
         self.max_request_target = _validate_limit(max_request_target)
         super().__init__(*args, **kwargs)
+
+
+class _HeadWithBody:
+    """A response's transport that sends its head together with the first body write.
+
+    uvicorn writes a response's status line and headers as soon as the app starts the response,
+    then the body: two send() calls and two TCP segments for every small JSON answer. Measured
+    under wrk, the writes were a third of a single-status look-up's time. Holding the head until
+    the body's first write (or the end of the event loop's current pass, whichever comes first)
+    sends both in one. Only response heads are held: "100 Continue" is written at once, since the
+    client waits for it before sending the body the app is waiting for.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data = self._held + data
+            self._held = None
+        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 100 "):
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class PartnerHttpProtocol(HttpToolsProtocol):
@@ -202,6 +244,7 @@ class PartnerHttpProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._running = cycle
+        cycle.transport = cast("asyncio.Transport", _HeadWithBody(self.transport, self.loop))
         super()._start_asgi_task(cycle, app)
 
     def on_response_complete(self) -> None:

@@ -19,6 +19,7 @@ from partner_gateway.api.views import CHANNEL_CHOICES, require_channel, status_i
 from partner_gateway.domain.ids import could_be_message_id
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import format_ms
+from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.messages import MessageRepository
 
 ChannelParam = Annotated[
@@ -44,6 +45,18 @@ def normalize_ids(raw: list[str]) -> list[str]:
     return list(seen)
 
 
+async def status_of_one(
+    runtime: Runtime, company_id: str, channel: str | None, message_id: str
+) -> DeliveryStatusResponse:
+    """One message's status, or the 400 (channel) or 404 problem: GET /messages/status/{id}."""
+    wanted = require_channel(channel)
+    if could_be_message_id(message_id):
+        found = await runtime.database.status_reads.one(company_id, wanted, message_id, status_item)
+        if found is not None:
+            return found
+    raise not_found(f"No {wanted.value} message with id {message_id!r}.")
+
+
 class StatusController(Controller):
     tags = ["Status"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
@@ -60,15 +73,9 @@ class StatusController(Controller):
         company_id: CompanyId,
         runtime: RuntimeDep,
     ) -> DeliveryStatusResponse:
-        customer_message_id = customerMessageId
-        wanted = require_channel(channel)
-        if could_be_message_id(customer_message_id):
-            found = await runtime.database.status_reads.one(
-                company_id, wanted, customer_message_id, status_item
-            )
-            if found is not None:
-                return found
-        raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
+        # Served by api/front.py; this declaration is the operation's contract (OpenAPI), and it
+        # answers the requests the front leaves to the framework (a trailing slash, say).
+        return await status_of_one(runtime, company_id, channel, customerMessageId)
 
     @get(
         "/messages/status",

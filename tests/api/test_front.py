@@ -1,0 +1,136 @@
+"""The front (api/front.py) and the framework's declared handler answer the single look-up alike.
+
+Every request below is sent twice: to the app as served (the front answers it) and to the
+Litestar app behind it (its declared handler answers it). Status, headers a partner reads, and
+the body must be the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from partner_gateway.api.app import create_app
+from partner_gateway.config import Settings
+from partner_gateway.runtime import Runtime
+from support import Partner, seed
+
+BASE = "/partner-gateway/v1"
+T0 = 1_795_000_000_000
+COMPARED_HEADERS = ("content-type", "www-authenticate", "retry-after")
+
+
+@pytest.fixture
+async def both(
+    settings: Settings, runtime: Runtime
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    app = create_app(settings, runtime)
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as served,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app.framework), base_url="http://gateway.test"
+        ) as framework,
+    ):
+        yield served, framework
+
+
+async def assert_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], path: str, headers: dict[str, str]
+) -> httpx.Response:
+    served, framework = both
+    front_answer = await served.get(path, headers=headers)
+    framework_answer = await framework.get(path, headers=headers)
+    assert front_answer.status_code == framework_answer.status_code, (
+        front_answer.text,
+        framework_answer.text,
+    )
+    for name in COMPARED_HEADERS:
+        assert front_answer.headers.get(name) == framework_answer.headers.get(name), name
+    assert front_answer.json() == framework_answer.json()
+    assert front_answer.content == framework_answer.content
+    assert int(front_answer.headers["content-length"]) == len(front_answer.content)
+    return front_answer
+
+
+async def test_found_messages_are_answered_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], runtime: Runtime, partner: Partner
+) -> None:
+    [sms] = await seed(runtime, partner.company_id, [T0], status="DELIVERED")
+    [rcs] = await seed(runtime, partner.company_id, [T0 + 1], channel="RCS")
+    answer = await assert_alike(both, f"{BASE}/messages/status/{sms}?channel=SMS", partner.headers)
+    assert answer.status_code == 200
+    assert answer.json()["customerMessageId"] == sms
+    assert answer.json()["deliveryStatus"] == "DELIVERED"
+    answer = await assert_alike(both, f"{BASE}/messages/status/{rcs}?channel=RCS&other=1", partner.headers)
+    assert answer.json()["channel"] == "RCS"
+
+
+@pytest.mark.parametrize(
+    ("suffix", "status"),
+    [
+        ("?channel=SMS", 404),  # another company's message
+        ("?channel=RCS", 404),  # the right message on another channel
+        ("", 400),  # no channel
+        ("?channel=", 400),
+        ("?channel=sms", 400),
+        ("?channel=FAX", 400),
+        ("?channel=SMS&channel=RCS", 404),
+    ],
+)
+async def test_problems_are_answered_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    runtime: Runtime,
+    partner: Partner,
+    other_partner: Partner,
+    suffix: str,
+    status: int,
+) -> None:
+    [theirs] = await seed(runtime, other_partner.company_id, [T0])
+    answer = await assert_alike(both, f"{BASE}/messages/status/{theirs}{suffix}", partner.headers)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "message_id", ["msg_unknown", "not-an-id", "msg_%F0%9F%98%80", "%20msg_x", "x" * 300, "msg%2Fx"]
+)
+async def test_unknown_and_malformed_ids_are_answered_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], partner: Partner, message_id: str
+) -> None:
+    answer = await assert_alike(both, f"{BASE}/messages/status/{message_id}?channel=SMS", partner.headers)
+    assert answer.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer pgw_unknown"},
+        {"Authorization": "Bearer " + "k" * 201},
+    ],
+)
+async def test_keys_are_checked_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], headers: dict[str, str]
+) -> None:
+    answer = await assert_alike(both, f"{BASE}/messages/status/msg_x?channel=SMS", headers)
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="partner-gateway"'
+
+
+async def test_other_forms_of_the_path_reach_the_framework(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], runtime: Runtime, partner: Partner
+) -> None:
+    served, _framework = both
+    [sms] = await seed(runtime, partner.company_id, [T0])
+    trailing = await served.get(f"{BASE}/messages/status/{sms}/?channel=SMS", headers=partner.headers)
+    assert trailing.status_code == 200
+    assert trailing.json()["customerMessageId"] == sms
+    wrong_method = await served.delete(f"{BASE}/messages/status/{sms}?channel=SMS", headers=partner.headers)
+    assert wrong_method.status_code == 405
+    events = await served.get(f"{BASE}/messages/{sms}/events?channel=SMS", headers=partner.headers)
+    assert events.status_code == 200
