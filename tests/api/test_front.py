@@ -134,3 +134,92 @@ async def test_other_forms_of_the_path_reach_the_framework(
     assert wrong_method.status_code == 405
     events = await served.get(f"{BASE}/messages/{sms}/events?channel=SMS", headers=partner.headers)
     assert events.status_code == 200
+
+
+def comparable(answer: httpx.Response) -> tuple[int, dict[str, str | None], object]:
+    """An answer without what differs from one accepted message to the next (id, times)."""
+    headers = {name: answer.headers.get(name) for name in (*COMPARED_HEADERS, "idempotent-replayed")}
+    body = answer.json()
+    if answer.status_code == 202:
+        assert body.pop("customerMessageId").startswith("msg_")
+        assert body.pop("createdAt") == body.pop("updatedAt")
+        assert answer.headers["location"].startswith(f"{BASE}/messages/status/msg_")
+    return answer.status_code, headers, body
+
+
+SENDS = [
+    ("sms", {"to": "+4915112345678", "text": "Hello"}, 202),
+    ("sms", {"to": "+4915112345678", "text": "Grüße 😀", "from": "Acme", "reference": "r-1"}, 202),
+    ("whatsapp", {"to": "+4915112345678", "text": "Hi"}, 202),
+    ("whatsapp", {"to": "+4915112345678", "template": {"name": "otp", "language": "en_US"}}, 202),
+    ("rcs", {"to": "+4915112345678", "text": "Hi", "suggestions": [{"type": "reply", "text": "OK"}]}, 202),
+    ("sms", {"to": "12", "text": "Hello"}, 400),  # decodes; our own checks refuse it
+    ("sms", {"to": "+4915112345678", "text": ""}, 400),
+    ("whatsapp", {"to": "+4915112345678", "text": "a", "template": {"name": "t", "language": "en"}}, 400),
+    ("sms", {"to": "+4915112345678"}, 400),  # does not decode: the framework answers
+    ("sms", {"to": "+4915112345678", "text": "x", "colour": "red"}, 400),
+    ("sms", {"to": 4915112345678, "text": "x"}, 400),
+    ("rcs", {"to": "+4915112345678", "suggestions": [{"type": "wave", "text": "x"}]}, 400),
+]
+
+
+@pytest.mark.parametrize(("channel", "body", "status"), SENDS)
+async def test_sends_are_answered_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    partner: Partner,
+    channel: str,
+    body: dict[str, object],
+    status: int,
+) -> None:
+    served, framework = both
+    path = f"{BASE}/{channel}/messages"
+    front_answer = await served.post(path, json=body, headers=partner.headers)
+    framework_answer = await framework.post(path, json=body, headers=partner.headers)
+    assert front_answer.status_code == status, front_answer.text
+    assert comparable(front_answer) == comparable(framework_answer)
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status"),
+    [
+        (b"", {}, 400),
+        (b"null", {}, 400),
+        (b"{not json", {}, 400),
+        (b'{"to": "+4915112345678", "text": "x"}', {"Content-Type": "text/plain"}, 202),
+        (b'{"to": "+4915112345678", "text": "x"}', {"Authorization": "Bearer pgw_unknown"}, 401),
+        (b'{"to": "+4915112345678", "text": "x"}', {"Authorization": ""}, 401),
+        (b'{"to": "+4915112345678", "text": "' + b"x" * 1_100_000 + b'"}', {}, 413),  # over the 1 MiB limit
+    ],
+)
+async def test_odd_sends_are_answered_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    partner: Partner,
+    content: bytes,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    served, framework = both
+    sent = {"Content-Type": "application/json", **partner.headers, **headers}
+    front_answer = await served.post(f"{BASE}/sms/messages", content=content, headers=sent)
+    framework_answer = await framework.post(f"{BASE}/sms/messages", content=content, headers=sent)
+    assert front_answer.status_code == status, front_answer.text
+    assert comparable(front_answer) == comparable(framework_answer)
+
+
+async def test_idempotent_sends_replay_and_conflict_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], partner: Partner
+) -> None:
+    served, framework = both
+    path = f"{BASE}/sms/messages"
+    headers = {**partner.headers, "Idempotency-Key": "order-42"}
+    first = await served.post(path, json={"to": "+4915112345678", "text": "Hi"}, headers=headers)
+    assert first.status_code == 202
+    for client in (served, framework):
+        again = await client.post(path, json={"to": "+4915112345678", "text": "Hi"}, headers=headers)
+        assert again.status_code == 202
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+        assert again.headers["location"] == first.headers["location"]
+        conflict = await client.post(path, json={"to": "+4915112345678", "text": "Bye"}, headers=headers)
+        assert conflict.status_code == 422
+        assert conflict.json()["type"].endswith("idempotency-key-reused")

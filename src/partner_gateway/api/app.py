@@ -98,4 +98,4 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    return PartnerApi(framework, provide_runtime, BASE_PATH)
+    return PartnerApi(framework, provide_runtime, BASE_PATH, settings.max_body_bytes)

@@ -1,17 +1,22 @@
-"""The ASGI entry point: the partner API's hottest route on ASGI itself, everything else in Litestar.
+"""The ASGI entry point: the partner API's hottest routes on ASGI itself, everything else in Litestar.
 
-Partners poll one message's status far more than they call anything else. Measured on this
-project's machine (docs/performance.md), Litestar's routing, parameter parsing, dependency
-injection and response pipeline cost a route about 35 µs more than ASGI itself, a third of what
-a whole authenticated look-up costs once the store read runs below SQLAlchemy. So
-`GET /partner-gateway/v1/messages/status/{customerMessageId}` is answered here, with the very parts
-the framework's handler is made of (the key check, the channel check and the read of
-`status_of_one`, the wire shape, the problem documents), and every other request, that path's
-unusual forms included (a trailing slash, another method), goes to Litestar unchanged.
+Partners poll one message's status, and send, far more than they call anything else. Measured on
+this project's machine (docs/performance.md), Litestar's routing, parameter and body extraction,
+dependency injection and response pipeline cost a route about 35 µs more than ASGI itself: a
+third of a whole authenticated look-up once the store read runs below SQLAlchemy, and 40 % of a
+send's time on the event loop. So two kinds of request are answered here, with the very parts the
+framework's handlers are made of (the key check, `status_of_one`, `accept_sms` and its siblings,
+the wire shapes, the problem documents):
 
-Litestar still declares the operation, so the OpenAPI document describes this route and the
-schemathesis run checks its answers against it; tests/api/test_front.py checks that the front and
-the framework answer the same requests alike.
+* `GET /partner-gateway/v1/messages/status/{customerMessageId}`;
+* `POST /partner-gateway/v1/{sms,whatsapp,rcs}/messages` whose body decodes (strictly) into its
+  request type. A body that does not, or is larger than the limit, or is not declared JSON, is
+  handed to Litestar as it arrived: the framework's answer to bad input stays the contract.
+
+Every other request, those paths' unusual forms included (a trailing slash, another method), goes
+to Litestar unchanged. Litestar still declares every operation, so the OpenAPI document describes
+these routes and the schemathesis run checks their answers against it; tests/api/test_front.py
+checks that the front and the framework answer the same requests alike.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import msgspec
 
 from partner_gateway.api.auth import company_for_authorization
 from partner_gateway.api.problems import problem_headers, to_problem
+from partner_gateway.api.schemas import RcsSendRequest, SmsSendRequest, WhatsAppSendRequest
+from partner_gateway.api.sending import Accepted, accept_rcs, accept_sms, accept_whatsapp
 from partner_gateway.api.status import status_of_one
 from partner_gateway.runtime import Runtime
 
@@ -36,37 +43,121 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 _encode = msgspec.json.Encoder().encode
 
 
+class _Send:
+    """A send operation: its body's decoder and the function that accepts the decoded body."""
+
+    def __init__(self, decode: Callable[[bytes], Any], accept: Callable[..., Awaitable[Accepted]]) -> None:
+        self.decode = decode
+        self.accept = accept
+
+
+_SENDS = {
+    "sms": _Send(msgspec.json.Decoder(SmsSendRequest).decode, accept_sms),
+    "whatsapp": _Send(msgspec.json.Decoder(WhatsAppSendRequest).decode, accept_whatsapp),
+    "rcs": _Send(msgspec.json.Decoder(RcsSendRequest).decode, accept_rcs),
+}
+
+
 class PartnerApi:
     """Serves the single-status look-up itself and hands every other request to `framework`."""
 
-    def __init__(self, framework: ASGIApp, runtime: Callable[[], Runtime], base_path: str) -> None:
+    def __init__(
+        self, framework: ASGIApp, runtime: Callable[[], Runtime], base_path: str, max_body_bytes: int
+    ) -> None:
         self.framework = framework
         self._runtime = runtime
         self._status_prefix = f"{base_path}/messages/status/"
+        self._sends = {f"{base_path}/{channel}/messages": operation for channel, operation in _SENDS.items()}
+        self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http":
+            method = scope["method"]
             path: str = scope["path"]
-            if path.startswith(self._status_prefix):
+            if method == "GET" and path.startswith(self._status_prefix):
                 message_id = path[len(self._status_prefix) :]
                 if message_id and "/" not in message_id:
                     await self._status_of_one(scope, send, message_id)
                     return
+            elif method == "POST" and path in self._sends:
+                await self._send(self._sends[path], scope, receive, send)
+                return
         await self.framework(scope, receive, send)
+
+    async def _send(self, operation: _Send, scope: Scope, receive: Receive, send: Send) -> None:
+        body, complete = await _read_body(receive, self._max_body_bytes)
+        data = None
+        if complete and len(body) <= self._max_body_bytes and _declared_json(scope):
+            try:
+                data = operation.decode(body)
+            except msgspec.DecodeError:  # ValidationError included: the framework words those
+                data = None
+        if data is None:
+            await self.framework(scope, _replay(body, complete, receive), send)
+            return
+        try:
+            runtime = self._runtime()
+            company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
+            accepted = await operation.accept(runtime, company_id, data, _header(scope, b"idempotency-key"))
+        except Exception as exc:  # every error is answered as a problem, as Litestar does
+            await _problem(send, exc)
+            return
+        headers = [
+            *_JSON_HEADERS,
+            *((name.lower().encode(), value.encode()) for name, value in accepted.headers().items()),
+        ]
+        await _answer(send, 202, headers, _encode(accepted.answer))
 
     async def _status_of_one(self, scope: Scope, send: Send, message_id: str) -> None:
         try:
             runtime = self._runtime()
             company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
             found = await status_of_one(runtime, company_id, _query_value(scope, "channel"), message_id)
-        except Exception as exc:
-            problem = to_problem(exc)
-            headers = [
-                (name.lower().encode(), value.encode()) for name, value in problem_headers(problem).items()
-            ]
-            await _answer(send, problem.status, headers, _encode(problem.problem()))
+        except Exception as exc:  # every error is answered as a problem, as Litestar does
+            await _problem(send, exc)
             return
         await _answer(send, 200, _JSON_HEADERS, _encode(found))
+
+
+async def _problem(send: Send, exc: Exception) -> None:
+    problem = to_problem(exc)
+    headers = [(name.lower().encode(), value.encode()) for name, value in problem_headers(problem).items()]
+    await _answer(send, problem.status, headers, _encode(problem.problem()))
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, and whether it is all there: reading stops past `limit` bytes (or at a
+    disconnect) and leaves the rest to whoever answers next."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """`receive` as if nothing had been read: what was read comes first, then the rest."""
+    pending = [{"type": "http.request", "body": body, "more_body": not complete}]
+
+    async def replayed() -> Any:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
+
+
+def _declared_json(scope: Scope) -> bool:
+    content_type = _header(scope, b"content-type")
+    return content_type is None or content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

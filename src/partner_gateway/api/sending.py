@@ -45,6 +45,9 @@ SEND_PROBLEMS = problem_responses(400, 401, 413, 422, 500, 503)
 
 
 class SendController(Controller):
+    """The send operations as Litestar declares them (OpenAPI). The front (api/front.py) answers
+    them with the same functions for bodies it can decode; these answer the rest."""
+
     tags = ["Send"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post(
@@ -61,14 +64,7 @@ class SendController(Controller):
         runtime: RuntimeDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[DeliveryStatusResponse]:
-        common = _common_checks(Channel.SMS, data)
-        problems = common.problems
-        sending.check_sms_sender(data.from_, problems)
-        text = sending.check_sms_text(data.text, problems)
-        return await _accept(
-            runtime, company_id, Channel.SMS, data, common, idempotency_key,
-            sender=data.from_, encoding=text.encoding, segments=text.segments,
-        )  # fmt: skip
+        return (await accept_sms(runtime, company_id, data, idempotency_key)).response()
 
     @post(
         "/whatsapp/messages",
@@ -84,15 +80,7 @@ class SendController(Controller):
         runtime: RuntimeDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[DeliveryStatusResponse]:
-        common = _common_checks(Channel.WHATSAPP, data)
-        problems = common.problems
-        if (data.text is None) == (data.template is None):
-            problems.append(("text", "give either text (a session message) or template, not both"))
-        sending.check_text(data.text, sending.WHATSAPP_TEXT_MAX, "text", problems)
-        if data.template is not None:
-            template = data.template
-            sending.check_template(template.name, template.language, template.parameters, problems)
-        return await _accept(runtime, company_id, Channel.WHATSAPP, data, common, idempotency_key)
+        return (await accept_whatsapp(runtime, company_id, data, idempotency_key)).response()
 
     @post(
         "/rcs/messages",
@@ -108,38 +96,90 @@ class SendController(Controller):
         runtime: RuntimeDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[DeliveryStatusResponse]:
-        common = _common_checks(Channel.RCS, data)
-        problems = common.problems
-        if (data.text is None) == (data.rich_card is None):
-            problems.append(("text", "give either text or richCard, not both"))
-        sending.check_text(data.text, sending.RCS_TEXT_MAX, "text", problems)
-        suggestions = list(enumerate(data.suggestions))
-        prefix = "suggestions"
-        if data.rich_card is not None:
-            card = data.rich_card
-            if not (card.title or card.description or card.media_url):
-                problems.append(("richCard", "needs a title, a description or a mediaUrl"))
-            _check_url(card.media_url, "richCard.mediaUrl", problems)
-            if data.suggestions:
-                problems.append(("suggestions", "put a rich card's suggestions inside richCard"))
-            suggestions, prefix = list(enumerate(card.suggestions)), "richCard.suggestions"
-        for index, suggestion in suggestions:
-            field = f"{prefix}[{index}]"
-            if suggestion.type == "dial":
-                if suggestion.phone_number is None:
-                    problems.append((f"{field}.phoneNumber", "is required for a dial suggestion"))
-                else:
-                    nested: sending.Problems = []
-                    sending.check_destination(suggestion.phone_number, nested)
-                    problems.extend((f"{field}.phoneNumber", message) for _, message in nested)
-            if suggestion.type == "openUrl":
-                if suggestion.url is None:
-                    problems.append((f"{field}.url", "is required for an openUrl suggestion"))
-                _check_url(suggestion.url, f"{field}.url", problems)
-        if data.fallback_sms is not None:
-            sending.check_sms_text(data.fallback_sms.text, problems, field="fallbackSms.text")
-            sending.check_sms_sender(data.fallback_sms.from_, problems, field="fallbackSms.from")
-        return await _accept(runtime, company_id, Channel.RCS, data, common, idempotency_key)
+        return (await accept_rcs(runtime, company_id, data, idempotency_key)).response()
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A send's answer: 202 with the message's status, where to look it up, and whether it is
+    the replay of an earlier request with the same Idempotency-Key."""
+
+    answer: DeliveryStatusResponse
+    location: str
+    replayed: bool = False
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Location": self.location}
+        if self.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return headers
+
+    def response(self) -> Response[DeliveryStatusResponse]:
+        return Response(content=self.answer, status_code=202, headers=self.headers())
+
+
+async def accept_sms(
+    runtime: Runtime, company_id: str, data: SmsSendRequest, idempotency_key: str | None
+) -> Accepted:
+    common = _common_checks(Channel.SMS, data)
+    problems = common.problems
+    sending.check_sms_sender(data.from_, problems)
+    text = sending.check_sms_text(data.text, problems)
+    return await _accept(
+        runtime, company_id, Channel.SMS, data, common, idempotency_key,
+        sender=data.from_, encoding=text.encoding, segments=text.segments,
+    )  # fmt: skip
+
+
+async def accept_whatsapp(
+    runtime: Runtime, company_id: str, data: WhatsAppSendRequest, idempotency_key: str | None
+) -> Accepted:
+    common = _common_checks(Channel.WHATSAPP, data)
+    problems = common.problems
+    if (data.text is None) == (data.template is None):
+        problems.append(("text", "give either text (a session message) or template, not both"))
+    sending.check_text(data.text, sending.WHATSAPP_TEXT_MAX, "text", problems)
+    if data.template is not None:
+        template = data.template
+        sending.check_template(template.name, template.language, template.parameters, problems)
+    return await _accept(runtime, company_id, Channel.WHATSAPP, data, common, idempotency_key)
+
+
+async def accept_rcs(
+    runtime: Runtime, company_id: str, data: RcsSendRequest, idempotency_key: str | None
+) -> Accepted:
+    common = _common_checks(Channel.RCS, data)
+    problems = common.problems
+    if (data.text is None) == (data.rich_card is None):
+        problems.append(("text", "give either text or richCard, not both"))
+    sending.check_text(data.text, sending.RCS_TEXT_MAX, "text", problems)
+    suggestions = list(enumerate(data.suggestions))
+    prefix = "suggestions"
+    if data.rich_card is not None:
+        card = data.rich_card
+        if not (card.title or card.description or card.media_url):
+            problems.append(("richCard", "needs a title, a description or a mediaUrl"))
+        _check_url(card.media_url, "richCard.mediaUrl", problems)
+        if data.suggestions:
+            problems.append(("suggestions", "put a rich card's suggestions inside richCard"))
+        suggestions, prefix = list(enumerate(card.suggestions)), "richCard.suggestions"
+    for index, suggestion in suggestions:
+        field = f"{prefix}[{index}]"
+        if suggestion.type == "dial":
+            if suggestion.phone_number is None:
+                problems.append((f"{field}.phoneNumber", "is required for a dial suggestion"))
+            else:
+                nested: sending.Problems = []
+                sending.check_destination(suggestion.phone_number, nested)
+                problems.extend((f"{field}.phoneNumber", message) for _, message in nested)
+        if suggestion.type == "openUrl":
+            if suggestion.url is None:
+                problems.append((f"{field}.url", "is required for an openUrl suggestion"))
+            _check_url(suggestion.url, f"{field}.url", problems)
+    if data.fallback_sms is not None:
+        sending.check_sms_text(data.fallback_sms.text, problems, field="fallbackSms.text")
+        sending.check_sms_sender(data.fallback_sms.from_, problems, field="fallbackSms.from")
+    return await _accept(runtime, company_id, Channel.RCS, data, common, idempotency_key)
 
 
 def _fields_with_nul(value: object, path: str = "") -> list[str]:
@@ -189,7 +229,7 @@ async def _accept(
     sender: str | None = None,
     encoding: str | None = None,
     segments: int | None = None,
-) -> Response[DeliveryStatusResponse]:
+) -> Accepted:
     if idempotency_key is not None and not (
         0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX
         and idempotency_key.isascii()
@@ -266,16 +306,16 @@ async def _accept(
             return _accepted(runtime, answer)
         if stored.request_hash != request_hash:
             raise IdempotencyConflict
-        replayed = _accepted(runtime, msgspec.json.decode(stored.body, type=DeliveryStatusResponse))
-        replayed.headers["Idempotent-Replayed"] = "true"
-        return replayed
+        return _accepted(
+            runtime, msgspec.json.decode(stored.body, type=DeliveryStatusResponse), replayed=True
+        )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _accepted(runtime: RuntimeDep, answer: DeliveryStatusResponse) -> Response[DeliveryStatusResponse]:
+def _accepted(runtime: Runtime, answer: DeliveryStatusResponse, *, replayed: bool = False) -> Accepted:
     base = runtime.settings.public_base_url or ""
     location = (
         f"{base.rstrip('/')}/partner-gateway/v1/messages/status/{answer.customer_message_id}"
         f"?channel={answer.channel.value}"
     )
-    return Response(content=answer, status_code=202, headers={"Location": location})
+    return Accepted(answer, location, replayed)
