@@ -26,15 +26,16 @@ from partner_gateway.channels.base import (
     WebhookRoute,
 )
 from partner_gateway.config import Settings
+from partner_gateway.dispatch.queues.base import WorkItem
 from partner_gateway.dispatch.reports import ReportRecorder
-from partner_gateway.dispatch.worker import Dispatcher
+from partner_gateway.dispatch.worker import RECORD_ACCEPTED, Dispatcher
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.delivery import PartRecord
-from partner_gateway.store.tables import messages, outbox
+from partner_gateway.store.tables import messages, outbox, pending_reports
 from support import BASE, Partner
 
 
@@ -495,3 +496,168 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
     finally:
         await dispatcher.stop()
         await batcher.stop()
+
+
+# Set-based writes: a batch's receipts and submissions are applied with a few statements for all
+# of them (see delivery.apply_provider_reports); the outcome must be that of applying them one by one.
+
+
+async def test_receipts_for_one_message_in_one_batch_apply_in_order(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, _, recorder = pipeline
+    message_id = await send(client, partner, "+4915112345610")
+    await wait_for(client, partner, message_id, "SENT")
+    key = f"id{message_id[-6:]}1".lower()
+    await recorder.record(
+        [
+            receipt(key, DeliveryStatus.RECEIVED, "ENROUTE", at=1),
+            receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=2),
+            receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=2),  # a duplicate within the batch
+            receipt(key, DeliveryStatus.RECEIVED, "ENROUTE", at=3),  # never undoes DELIVERED
+        ]
+    )
+    assert (recorder.applied, recorder.duplicates) == (3, 1)
+    body = await status_of(client, partner, message_id)
+    assert body["deliveryStatus"] == "DELIVERED"
+    assert [raw for _, raw in await events_of(client, partner, message_id)] == [
+        "ACCEPTED", "ESME_ROK", "ENROUTE", "DELIVRD", "ENROUTE",
+    ]  # fmt: skip
+
+
+async def test_receipts_of_several_messages_and_parts_in_one_batch(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, provider, recorder = pipeline
+    provider.parts = 2
+    delivered = await send(client, partner, "+4915112345611")
+    half = await send(client, partner, "+4915112345612")
+    failed = await send(client, partner, "+4915112345613")
+    for message_id in (delivered, half, failed):
+        await wait_for(client, partner, message_id, "SENT")
+
+    def key(message_id: str, part: int) -> str:
+        return f"id{message_id[-6:]}{part}".lower()
+
+    await asyncio.gather(
+        recorder.record([receipt(key(delivered, 1), DeliveryStatus.DELIVERED, "DELIVRD", at=1)]),
+        recorder.record([receipt(key(half, 2), DeliveryStatus.DELIVERED, "DELIVRD", at=1)]),
+        recorder.record([receipt(key(failed, 1), DeliveryStatus.DELIVERED, "DELIVRD", at=1)]),
+        recorder.record(
+            [
+                receipt(key(delivered, 2), DeliveryStatus.DELIVERED, "DELIVRD", at=2),
+                receipt(key(failed, 2), DeliveryStatus.ERROR, "UNDELIV", at=2),
+            ]
+        ),
+    )
+    assert (await status_of(client, partner, delivered))["deliveryStatus"] == "DELIVERED"
+    assert (await status_of(client, partner, half))["deliveryStatus"] == "SENT"
+    assert (await status_of(client, partner, failed))["deliveryStatus"] == "ERROR"
+
+
+@pytest.mark.parametrize("receipt_first", [True, False], ids=["receipt-first", "submission-first"])
+async def test_a_receipt_in_the_same_batch_as_its_submission_is_applied(
+    client: httpx.AsyncClient,
+    partner: Partner,
+    pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder],
+    runtime: Runtime,
+    receipt_first: bool,
+) -> None:
+    dispatcher, _, recorder = pipeline
+    await dispatcher.stop()  # this test plays the dispatcher
+    message_id = await send(client, partner, "+4915112345614")
+    lease_ms = 60_000
+    async with runtime.database.write() as connection:
+        (item,) = await delivery.claim_due(connection, now_ms(), 10, lease_ms, [Channel.SMS])
+    key = f"id{message_id[-6:]}1".lower()
+    accepted = Accepted(
+        "scripted", (SubmittedPart(1, 1, key.upper(), key),), "Accepted by the carrier", "ESME_ROK"
+    )
+    record = recorder._batcher.submit_bulk(RECORD_ACCEPTED, (item, accepted))
+    early = recorder.record([receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=5)])
+    await asyncio.gather(*((early, record) if receipt_first else (record, early)))
+    assert (await status_of(client, partner, message_id))["deliveryStatus"] == "DELIVERED"
+    async with runtime.database.read() as connection:
+        assert (await connection.execute(select(func.count()).select_from(outbox))).scalar() == 0
+        assert (await connection.execute(select(func.count()).select_from(pending_reports))).scalar() == 0
+
+
+async def test_a_failing_receipt_fails_alone_and_the_rest_of_its_batch_is_applied(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    _, _, recorder = pipeline
+    message_id = await send(client, partner, "+4915112345615")
+    await wait_for(client, partner, message_id, "SENT")
+    key = f"id{message_id[-6:]}1".lower()
+    # A receipt for no known submission is parked as JSON; this one cannot be written as JSON.
+    broken = StatusReport(
+        provider="scripted",
+        status=DeliveryStatus.DELIVERED,
+        raw_state="DELIVRD",
+        description="Delivered",
+        occurred_at=now_ms(),
+        dedup_key="unknown:DELIVRD",
+        provider_key="unknown-id",
+        details={"destination": object()},
+    )
+    outcomes = await asyncio.gather(
+        recorder.record([receipt(key, DeliveryStatus.RECEIVED, "ENROUTE", at=1)]),
+        recorder.record([broken]),
+        recorder.record([receipt(key, DeliveryStatus.DELIVERED, "DELIVRD", at=2)]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], TypeError)
+    assert (await status_of(client, partner, message_id))["deliveryStatus"] == "DELIVERED"
+    assert [raw for _, raw in await events_of(client, partner, message_id)] == [
+        "ACCEPTED", "ESME_ROK", "ENROUTE", "DELIVRD",
+    ]  # fmt: skip
+
+
+async def test_many_messages_are_handed_over_and_recorded_once_each(
+    client: httpx.AsyncClient, partner: Partner, pipeline: tuple[Dispatcher, ScriptedProvider, ReportRecorder]
+) -> None:
+    dispatcher, provider, recorder = pipeline
+    message_ids = await asyncio.gather(*(send(client, partner, f"+49151123456{n:02d}") for n in range(40)))
+    dispatcher.wake()
+    for message_id in message_ids:
+        await wait_for(client, partner, message_id, "SENT")
+    assert sorted(provider.sent) == sorted(message_ids)
+    await asyncio.gather(
+        *(
+            recorder.record(
+                [receipt(f"id{message_id[-6:]}1".lower(), DeliveryStatus.DELIVERED, "DELIVRD", at=1)]
+            )
+            for message_id in message_ids
+        )
+    )
+    for message_id in message_ids:
+        assert (await status_of(client, partner, message_id))["deliveryStatus"] == "DELIVERED"
+        assert await events_of(client, partner, message_id) == [
+            ("UNKNOWN", "ACCEPTED"), ("SENT", "ESME_ROK"), ("DELIVERED", "DELIVRD"),
+        ]  # fmt: skip
+
+
+async def test_a_queue_message_received_twice_in_one_batch_is_handed_over_once(
+    client: httpx.AsyncClient, partner: Partner, runtime: Runtime, fast_settings: Settings
+) -> None:
+    """Queue workers claim the items of the messages they receive together, with one statement."""
+    message_ids = [await send(client, partner, f"+49151123456{n}") for n in (20, 21)]
+    async with runtime.database.write() as connection:
+        published = await delivery.take_for_publishing(connection, now_ms(), 10, 60_000)
+    works = [
+        WorkItem(outbox_id, message_id, channel, attempts)
+        for outbox_id, message_id, channel, attempts in published
+    ]
+    batcher = WriteBatcher(runtime.database)
+    batcher.start()
+    provider = ScriptedProvider()
+    dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: provider})  # not started: we are its queue
+    try:
+        await asyncio.gather(*(dispatcher._handle_work(work) for work in [*works, works[0]]))
+    finally:
+        await batcher.stop()
+    assert sorted(provider.sent) == sorted(message_ids)  # the first twice, yet sent once
+    for message_id in message_ids:
+        assert (await status_of(client, partner, message_id))["deliveryStatus"] == "SENT"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.runtime import Runtime
-from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.batching import BulkOperation, WriteBatcher
 from partner_gateway.store.tables import instance_secrets
 
 
@@ -90,3 +90,58 @@ async def test_an_operation_sees_the_writes_of_earlier_ones_in_its_batch(
     )
     assert first == f"{run}-a"
     assert seen == 2
+
+
+async def put_many(connection: AsyncConnection, names: Sequence[str]) -> list[str]:
+    """A bulk operation: one multi-row INSERT for every name of the batch."""
+    await connection.execute(
+        insert(instance_secrets), [{"name": n, "value": "v", "created_at": 1} for n in names]
+    )
+    return [name.upper() for name in names]
+
+
+PUT_MANY = BulkOperation("put many", put_many)
+
+
+async def test_bulk_items_submitted_together_run_as_one_call(
+    runtime: Runtime, batcher: WriteBatcher, run: str
+) -> None:
+    calls: list[int] = []
+
+    async def counted(connection: AsyncConnection, names: Sequence[str]) -> list[str]:
+        calls.append(len(names))
+        return await put_many(connection, names)
+
+    bulk = BulkOperation("counted", counted)
+    names = [f"{run}-{number}" for number in range(30)]
+    results = await asyncio.gather(*(batcher.submit_bulk(bulk, name) for name in names))
+    assert results == [name.upper() for name in names]  # each caller gets its own item's result
+    assert await stored(runtime, run) == set(names)
+    assert len(calls) < len(names)
+
+
+async def test_a_failing_bulk_item_fails_alone_and_the_rest_commit(
+    runtime: Runtime, batcher: WriteBatcher, run: str
+) -> None:
+    await batcher.submit(put(f"{run}-taken"))  # type: ignore[arg-type]
+    names = [f"{run}-{number}" for number in range(20)]
+    outcomes = await asyncio.gather(
+        *(batcher.submit_bulk(PUT_MANY, name) for name in names[:10]),
+        batcher.submit_bulk(PUT_MANY, f"{run}-taken"),
+        batcher.submit(put(f"{run}-single")),  # type: ignore[arg-type]
+        *(batcher.submit_bulk(PUT_MANY, name) for name in names[10:]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[10], IntegrityError)
+    assert outcomes[11] == f"{run}-single"
+    assert [outcome for number, outcome in enumerate(outcomes) if number not in (10, 11)] == [
+        name.upper() for name in names
+    ]
+    assert await stored(runtime, run) == {*names, f"{run}-taken", f"{run}-single"}
+
+
+async def test_bulk_items_without_a_running_batcher_commit_on_their_own(runtime: Runtime, run: str) -> None:
+    assert (
+        await WriteBatcher(runtime.database).submit_bulk(PUT_MANY, f"{run}-alone") == f"{run}-alone".upper()
+    )
+    assert await stored(runtime, run) == {f"{run}-alone"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from partner_gateway.channels.base import StatusReport
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
-from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.batching import BulkOperation, WriteBatcher
 from partner_gateway.store.repositories import delivery
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _resolved(report: StatusReport) -> delivery.ProviderReport:
         occurred_at=report.occurred_at,
         dedup_key=report.dedup_key,
         is_read=report.is_read,
-        payload=to_payload(report),
+        payload=partial(to_payload, report),
         destination=_text(report.details.get("destination")),
         text_excerpt=_excerpt(report.details.get("text_excerpt")),
     )
@@ -63,8 +64,22 @@ def _text(value: Any) -> str | None:
 
 
 async def apply_reports(connection: AsyncConnection, reports: Sequence[StatusReport]) -> list[str]:
-    now = now_ms()
-    return [await delivery.apply_provider_report(connection, _resolved(report), now) for report in reports]
+    return await delivery.apply_provider_reports(
+        connection, [_resolved(report) for report in reports], now_ms()
+    )
+
+
+async def _apply_report_lists(
+    connection: AsyncConnection, report_lists: Sequence[Sequence[StatusReport]]
+) -> list[list[str]]:
+    """Every report recorded for one batch, applied together; each caller's outcomes back."""
+    outcomes = iter(
+        await apply_reports(connection, [report for reports in report_lists for report in reports])
+    )
+    return [[next(outcomes) for _ in reports] for reports in report_lists]
+
+
+APPLY_REPORTS = BulkOperation("apply reports", _apply_report_lists)
 
 
 async def apply_waiting(connection: AsyncConnection, payloads: Sequence[dict[str, Any]]) -> None:
@@ -83,7 +98,7 @@ class ReportRecorder:
         self.pending = 0
 
     async def record(self, reports: Sequence[StatusReport]) -> None:
-        outcomes = await self._batcher.submit(lambda connection: apply_reports(connection, reports))
+        outcomes = await self._batcher.submit_bulk(APPLY_REPORTS, reports)
         self.applied += outcomes.count("applied")
         self.duplicates += outcomes.count("duplicate")
         self.pending += outcomes.count("pending")

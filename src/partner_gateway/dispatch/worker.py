@@ -20,12 +20,12 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from partner_gateway.channels.base import Accepted, OutboundMessage, Provider, SendError
+from partner_gateway.channels.base import Accepted, OutboundMessage, Provider, SendError, SubmittedPart
 from partner_gateway.config import Settings
 from partner_gateway.dispatch.queues.base import WorkItem, WorkQueue
 from partner_gateway.dispatch.reports import apply_waiting
@@ -35,9 +35,15 @@ from partner_gateway.domain.ids import new_message_id
 from partner_gateway.domain.messages import NewMessage
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
-from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.batching import BulkOperation, WriteBatcher
 from partner_gateway.store.repositories import delivery
-from partner_gateway.store.repositories.delivery import ClaimedItem, GatewayReport, PartRecord
+from partner_gateway.store.repositories.delivery import (
+    ClaimedItem,
+    GatewayReport,
+    GatewayStatus,
+    PartRecord,
+    Submission,
+)
 from partner_gateway.store.repositories.messages import MessageRepository
 
 logger = logging.getLogger(__name__)
@@ -55,6 +61,61 @@ _NO_RECEIPT = GatewayReport(
 )
 
 
+async def _mark_written(connection: AsyncConnection, outbox_ids: Sequence[int]) -> list[None]:
+    await delivery.mark_written(connection, outbox_ids)
+    return [None] * len(outbox_ids)
+
+
+MARK_WRITTEN = BulkOperation("mark written", _mark_written)
+"""Every item about to be written in a batch: one UPDATE."""
+
+
+async def _record_accepted(
+    connection: AsyncConnection, handovers: Sequence[tuple[ClaimedItem, Accepted]]
+) -> list[None]:
+    """The providers' answers: each message's parts and SENT, its item out of the outbox, and the
+    receipts that arrived before the answer was recorded. A few statements for the whole batch."""
+    now = now_ms()
+    await delivery.record_submissions(
+        connection,
+        [
+            Submission(item.message_id, accepted.provider, _part_records(accepted.parts))
+            for item, accepted in handovers
+        ],
+        now,
+    )
+    await delivery.apply_gateway_reports(
+        connection,
+        [
+            GatewayStatus(
+                item.message_id,
+                GatewayReport(
+                    DeliveryStatus.SENT, accepted.description, accepted.raw_state, "gateway:submitted"
+                ),
+                source=accepted.provider,
+            )
+            for item, accepted in handovers
+        ],
+        now,
+    )
+    await delivery.finish(connection, [item.outbox_id for item, _ in handovers])
+    keys: dict[str, list[str]] = {}
+    for _item, accepted in handovers:
+        keys.setdefault(accepted.provider, []).extend(part.provider_key for part in accepted.parts)
+    for provider, provider_keys in keys.items():
+        if provider_keys:
+            await apply_waiting(connection, await delivery.take_pending(connection, provider, provider_keys))
+    return [None] * len(handovers)
+
+
+RECORD_ACCEPTED = BulkOperation("record accepted", _record_accepted)
+"""Every hand-over the provider accepted in a batch, recorded together."""
+
+
+def _part_records(parts: Sequence[SubmittedPart]) -> list[PartRecord]:
+    return [PartRecord(p.part_no, p.parts_total, p.provider_message_id, p.provider_key) for p in parts]
+
+
 class _Guard:
     """Marks the item `written`, durably, before the provider writes its first byte."""
 
@@ -65,9 +126,7 @@ class _Guard:
 
     async def before_write(self, message_id: str) -> None:
         if not self.written:
-            await self._batcher.submit(
-                lambda connection: delivery.mark_written(connection, [self._outbox_id])
-            )
+            await self._batcher.submit_bulk(MARK_WRITTEN, self._outbox_id)
             self.written = True
 
 
@@ -90,7 +149,12 @@ class Dispatcher:
         self._queue = queue
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Set when a claim's worth of hand-overs has finished: the claim loop waits for room for a
+        # whole claim, not for each hand-over (one-item claims, each waiting on every task).
+        self._room = asyncio.Event()
+        self._claim_size = min(settings.dispatch_batch, settings.dispatch_max_in_flight)
         self._held: set[int] = set()  # outbox ids this worker is handing over: their leases are renewed
+        self._claim_published = BulkOperation("claim published", self._take_published)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.delivered_to_provider = 0
@@ -245,13 +309,19 @@ class Dispatcher:
         """One item from the queue: take it in the store (another worker may have it already, if
         the queue delivered it twice), hand it over, record the outcome; the queue message is
         acknowledged after this returns, so after the outcome is committed."""
-        lease_ms = self._settings.dispatch_lease_seconds * 1000
-        item = await self._batcher.submit(
-            lambda c: delivery.claim_published(c, work.outbox_id, now_ms(), lease_ms)
-        )
+        item = await self._batcher.submit_bulk(self._claim_published, work.outbox_id)
         if item is None:
             return
         await self._deliver_once(item)
+
+    async def _take_published(
+        self, connection: AsyncConnection, outbox_ids: Sequence[int]
+    ) -> list[ClaimedItem | None]:
+        """The items of queue messages received together, claimed with one statement. An id twice
+        in one batch (the queue delivered it twice) is handed to its first receiver only."""
+        lease_ms = self._settings.dispatch_lease_seconds * 1000
+        claimed = await delivery.claim_published(connection, outbox_ids, now_ms(), lease_ms)
+        return [claimed.pop(outbox_id, None) for outbox_id in outbox_ids]
 
     async def _claim_loop(self) -> None:
         lease_ms = self._settings.dispatch_lease_seconds * 1000
@@ -259,8 +329,9 @@ class Dispatcher:
             # Only channels this worker can hand over now (see _consume_while_accepting).
             channels = [channel for channel, provider in self._providers.items() if provider.accepting]
             capacity = self._settings.dispatch_max_in_flight - len(self._in_flight)
-            if capacity <= 0:
-                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            if capacity < self._claim_size:
+                self._room.clear()
+                await self._room.wait()
                 continue
             self._wake.clear()
             limit = min(self._settings.dispatch_batch, capacity)
@@ -277,10 +348,15 @@ class Dispatcher:
             for item in items:
                 task = asyncio.create_task(self._deliver(item), name=f"deliver-{item.message_id}")
                 self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(self._handed_over)
             if len(items) < limit:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._settings.dispatch_poll_seconds)
+
+    def _handed_over(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._settings.dispatch_max_in_flight - len(self._in_flight) >= self._claim_size:
+            self._room.set()
 
     async def _deliver(self, item: ClaimedItem) -> None:
         try:
@@ -340,30 +416,8 @@ class Dispatcher:
             wrapped = SendError("ambiguous", failure) if guard.written else SendError("retry", failure)
             await self._on_error(item, wrapped, guard.written)
             return
-        await self._batcher.submit(lambda c: self._record_accepted(c, item, accepted))
+        await self._batcher.submit_bulk(RECORD_ACCEPTED, (item, accepted))
         self.delivered_to_provider += 1
-
-    async def _record_accepted(
-        self, connection: AsyncConnection, item: ClaimedItem, accepted: Accepted
-    ) -> None:
-        now = now_ms()
-        parts = [
-            PartRecord(p.part_no, p.parts_total, p.provider_message_id, p.provider_key)
-            for p in accepted.parts
-        ]
-        await delivery.record_parts(connection, item.message_id, accepted.provider, parts, now)
-        await delivery.apply_gateway_report(
-            connection,
-            item.message_id,
-            GatewayReport(DeliveryStatus.SENT, accepted.description, accepted.raw_state, "gateway:submitted"),
-            now,
-            source=accepted.provider,
-        )
-        await delivery.finish(connection, item.outbox_id)
-        waiting = await delivery.take_pending(
-            connection, accepted.provider, [part.provider_key for part in parts]
-        )
-        await apply_waiting(connection, waiting)
 
     async def _on_error(self, item: ClaimedItem, error: SendError, written: bool) -> None:
         if error.channel_unavailable and json.loads(item.body).get("fallbackSms"):
@@ -467,7 +521,7 @@ class Dispatcher:
                 f"{error.description} ({error.code}); sent as SMS {sms_id} instead",
                 "gateway:fallback-sms", now,
             )  # fmt: skip
-            await delivery.finish(connection, item.outbox_id)
+            await delivery.finish(connection, [item.outbox_id])
 
         await self._batcher.submit(fallback_sms)
         self.wake()
@@ -476,10 +530,7 @@ class Dispatcher:
         self, connection: AsyncConnection, item: ClaimedItem, error: SendError, now: int
     ) -> None:
         if error.accepted_parts:
-            parts = [
-                PartRecord(p.part_no, p.parts_total, p.provider_message_id, p.provider_key)
-                for p in error.accepted_parts
-            ]
+            parts = _part_records(error.accepted_parts)
             await delivery.record_parts(connection, item.message_id, error.provider, parts, now)
 
     async def _fail(
@@ -501,7 +552,7 @@ class Dispatcher:
                 GatewayReport(status, description, dedup, f"gateway:{dedup}", error_code=code),
                 now,
             )
-            await delivery.finish(connection, item.outbox_id)
+            await delivery.finish(connection, [item.outbox_id])
 
         await self._batcher.submit(fail)
 
@@ -550,9 +601,8 @@ class Dispatcher:
         async def sweep_page(connection: AsyncConnection) -> int:
             """One page found and given up on in one transaction, not one write each."""
             ids = await delivery.lapsed_without_receipt(connection, cutoff, SWEEP_PAGE)
-            now = now_ms()
-            for message_id in ids:
-                await delivery.apply_gateway_report(connection, message_id, _NO_RECEIPT, now)
+            statuses = [GatewayStatus(message_id, _NO_RECEIPT) for message_id in ids]
+            await delivery.apply_gateway_reports(connection, statuses, now_ms())
             return len(ids)
 
         swept = 0

@@ -2,21 +2,29 @@
 
 Every function runs inside the caller's write transaction (see store/batching.py), so a
 status change, its timeline entry and the outbox change commit together.
+
+The writes every message needs (record_submissions, apply_gateway_reports,
+apply_provider_reports, mark_written, finish) take many messages at once: the group commit runs
+each once per batch, a few statements for all of its messages, with the outcome of running them
+one by one.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import BigInteger, Select, Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert, ReturningInsert
+from sqlalchemy.sql.elements import BindParameter
 
 from partner_gateway.domain.lifecycle import CurrentState, PartState, Report, aggregate, decide
 from partner_gateway.domain.statuses import Channel, DeliveryStatus, Rank
-from partner_gateway.store.dialects import insert_ignoring_duplicates
 from partner_gateway.store.tables import (
     message_events,
     message_parts,
@@ -25,6 +33,11 @@ from partner_gateway.store.tables import (
     pending_reports,
     unconfirmed_handovers,
 )
+
+# The statements every batch runs are built once, with their lists as expanding parameters:
+# building and keying a statement per call cost more than running it.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +103,13 @@ async def claim_due(
     return await _with_messages(connection, claimed)
 
 
+_SELECT_MESSAGES = select(messages).where(messages.c.id.in_(_IDS))
+
+
 async def _with_messages(connection: AsyncConnection, claimed: Sequence[Any]) -> list[ClaimedItem]:
     """Claimed outbox rows (id, message_id, attempts, parts_done) joined with their messages."""
     by_message = {row.message_id: row for row in claimed}
-    rows = await connection.execute(select(messages).where(messages.c.id.in_(list(by_message))))
+    rows = await connection.execute(_SELECT_MESSAGES, {"ids": list(by_message)})
     items = [
         ClaimedItem(
             outbox_id=by_message[row.id].id,
@@ -145,23 +161,25 @@ async def unpublish(connection: AsyncConnection, outbox_ids: Sequence[int]) -> N
     )
 
 
+_CLAIM_PUBLISHED = (
+    update(outbox)
+    .where(outbox.c.id.in_(_IDS), outbox.c.state == "published")
+    .values(state="claimed", lease_until=bindparam("until"), attempts=outbox.c.attempts + 1)
+    .returning(outbox.c.id, outbox.c.message_id, outbox.c.attempts, outbox.c.parts_done)
+)
+
+
 async def claim_published(
-    connection: AsyncConnection, outbox_id: int, now: int, lease_ms: int
-) -> ClaimedItem | None:
-    """A worker takes one published item it received from the queue; None when another worker
-    has it already or it is done (a redelivered or duplicate queue message)."""
+    connection: AsyncConnection, outbox_ids: Sequence[int], now: int, lease_ms: int
+) -> dict[int, ClaimedItem]:
+    """A worker takes published items it received from the queue, by outbox id; an item another
+    worker has already, or that is done (a redelivered or duplicate queue message), is left out."""
     claimed = (
-        await connection.execute(
-            update(outbox)
-            .where(outbox.c.id == outbox_id, outbox.c.state == "published")
-            .values(state="claimed", lease_until=now + lease_ms, attempts=outbox.c.attempts + 1)
-            .returning(outbox.c.id, outbox.c.message_id, outbox.c.attempts, outbox.c.parts_done)
-        )
-    ).first()
-    if claimed is None:
-        return None
-    items = await _with_messages(connection, [claimed])
-    return items[0] if items else None
+        await connection.execute(_CLAIM_PUBLISHED, {"ids": list(outbox_ids), "until": now + lease_ms})
+    ).all()
+    if not claimed:
+        return {}
+    return {item.outbox_id: item for item in await _with_messages(connection, claimed)}
 
 
 async def renew_leases(connection: AsyncConnection, outbox_ids: Sequence[int], until: int) -> None:
@@ -172,8 +190,11 @@ async def renew_leases(connection: AsyncConnection, outbox_ids: Sequence[int], u
     )
 
 
+_MARK_WRITTEN = update(outbox).where(outbox.c.id.in_(_IDS)).values(state="written")
+
+
 async def mark_written(connection: AsyncConnection, outbox_ids: Sequence[int]) -> None:
-    await connection.execute(update(outbox).where(outbox.c.id.in_(list(outbox_ids))).values(state="written"))
+    await connection.execute(_MARK_WRITTEN, {"ids": list(outbox_ids)})
 
 
 async def release_expired_claims(connection: AsyncConnection, now: int) -> list[ClaimedItem]:
@@ -216,68 +237,108 @@ async def reschedule(
     )
 
 
-async def finish(connection: AsyncConnection, outbox_id: int) -> None:
-    await connection.execute(delete(outbox).where(outbox.c.id == outbox_id))
+_FINISH = delete(outbox).where(outbox.c.id.in_(_IDS))
+
+
+async def finish(connection: AsyncConnection, outbox_ids: Sequence[int]) -> None:
+    """The items' outcomes are recorded: they leave the outbox."""
+    await connection.execute(_FINISH, {"ids": list(outbox_ids)})
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A message's parts a provider accepted."""
+
+    message_id: str
+    provider: str
+    parts: Sequence[PartRecord]
 
 
 async def record_parts(
     connection: AsyncConnection, message_id: str, provider: str, parts: Sequence[PartRecord], now: int
-) -> list[int]:
-    """Record the provider's ids of accepted parts (status SENT); returns the part numbers
-    recorded now (a part recorded before is left as it is)."""
-    if not parts:
-        return []
-    dialect = connection.dialect.name
-    await connection.execute(
-        insert_ignoring_duplicates(
-            dialect,
-            message_parts,
-            [
-                {
-                    "message_id": message_id,
-                    "part_no": part.part_no,
-                    "parts_total": part.parts_total,
-                    "provider": provider,
-                    "provider_message_id": part.provider_message_id,
-                    "provider_key": part.provider_key,
-                    "status": DeliveryStatus.SENT.value,
-                    "status_rank": int(Rank.SENT),
-                    "description": "Accepted by the provider",
-                    "submitted_at": now,
-                    "updated_at": now,
-                }
-                for part in parts
-            ],
-        )
-    )
-    return [part.part_no for part in parts]
+) -> None:
+    """Record the provider's ids of accepted parts (status SENT); a part recorded before is left
+    as it is."""
+    await record_submissions(connection, [Submission(message_id, provider, parts)], now)
+
+
+async def record_submissions(
+    connection: AsyncConnection, submissions: Sequence[Submission], now: int
+) -> None:
+    """`record_parts` for many messages: one statement."""
+    rows = [
+        {
+            "message_id": submission.message_id,
+            "part_no": part.part_no,
+            "parts_total": part.parts_total,
+            "provider": submission.provider,
+            "provider_message_id": part.provider_message_id,
+            "provider_key": part.provider_key,
+            "status": DeliveryStatus.SENT.value,
+            "status_rank": int(Rank.SENT),
+            "description": "Accepted by the provider",
+            "submitted_at": now,
+            "updated_at": now,
+        }
+        for submission in submissions
+        for part in submission.parts
+    ]
+    if rows:
+        await connection.execute(_insert_new(connection.dialect.name, message_parts), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """A status the gateway decided for a message, and who it came from (a provider's answer)."""
+
+    message_id: str
+    report: GatewayReport
+    source: str = "gateway"
 
 
 async def apply_gateway_report(
     connection: AsyncConnection, message_id: str, report: GatewayReport, now: int, source: str = "gateway"
 ) -> bool:
     """Record a status the gateway decided; True when it changed the message."""
-    inserted = await _insert_event(
+    return (await apply_gateway_reports(connection, [GatewayStatus(message_id, report, source)], now))[0]
+
+
+async def apply_gateway_reports(
+    connection: AsyncConnection, statuses: Sequence[GatewayStatus], now: int
+) -> list[bool]:
+    """`apply_gateway_report` for many, in order: four statements, whatever their number."""
+    inserted = await _insert_events(
         connection,
-        message_id,
-        occurred_at=now,
-        recorded_at=now,
-        source=source,
-        status=report.status,
-        raw_state=report.raw_state,
-        description=report.description,
-        error_code=report.error_code,
-        dedup_key=report.dedup_key,
+        [
+            _event(
+                item.message_id,
+                occurred_at=now,
+                recorded_at=now,
+                source=item.source,
+                status=item.report.status,
+                raw_state=item.report.raw_state,
+                description=item.report.description,
+                error_code=item.report.error_code,
+                dedup_key=item.report.dedup_key,
+            )
+            for item in statuses
+        ],
     )
-    if not inserted:
-        return False
-    return await _apply_to_message(
-        connection,
-        message_id,
-        Report(report.status, report.description, report.error_code, queued=report.queued),
-        now,
-        read_at=None,
-    )
+    messages_ = _Statuses(connection, now)
+    await messages_.load(item.message_id for item, new in zip(statuses, inserted, strict=True) if new)
+    changed = []
+    for item, new in zip(statuses, inserted, strict=True):
+        report = item.report
+        changed.append(
+            new
+            and await messages_.apply(
+                item.message_id,
+                Report(report.status, report.description, report.error_code, queued=report.queued),
+                read_at=None,
+            )
+        )
+    await messages_.write()
+    return changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,113 +355,111 @@ class ProviderReport:
     occurred_at: int
     dedup_key: str
     is_read: bool
-    payload: dict[str, Any]  # the whole report, kept if it has to wait for its submission
+    payload: Callable[[], dict[str, Any]]  # the whole report, made only if it has to wait for its submission
     destination: str | None = None  # where the provider says the message went (digits)
     text_excerpt: str | None = None  # how the provider says it began
 
 
 async def apply_provider_report(connection: AsyncConnection, report: ProviderReport, now: int) -> str:
     """Apply one provider report. Returns 'applied', 'duplicate' or 'pending' (no part yet)."""
-    part = await _find_part(connection, report)
-    if (
-        part is None
-        and report.provider_key is not None
-        and await _adopt_for_unconfirmed(connection, report, now)
-    ):
-        part = await _find_part(connection, report)
-    if part is None:
-        if report.provider_key is None:
-            return "pending"
-        await connection.execute(
-            insert_ignoring_duplicates(
-                connection.dialect.name,
-                pending_reports,
+    return (await apply_provider_reports(connection, [report], now))[0]
+
+
+async def apply_provider_reports(
+    connection: AsyncConnection, reports: Sequence[ProviderReport], now: int
+) -> list[str]:
+    """Apply provider reports in order, as if one by one; 'applied', 'duplicate' or 'pending'
+    (no part yet) for each. A handful of statements, whatever their number: the parts and messages
+    are read once, changed in memory report by report, and written back once."""
+    messages_ = _Statuses(connection, now)
+    parts = _Parts(connection, messages_)
+    await parts.find(reports)
+    for report in reports:
+        # Rare: a carrier id no submission has. It may be that of a hand-over that got no answer.
+        if (
+            parts.of(report) is None
+            and report.provider_key is not None
+            and await _adopt_for_unconfirmed(connection, report, now)
+        ):
+            await parts.find([report])
+    outcomes = ["pending"] * len(reports)
+    found: list[tuple[int, ProviderReport, _Part]] = []
+    parked: list[dict[str, Any]] = []
+    for index, report in enumerate(reports):
+        part = parts.of(report)
+        if part is not None:
+            found.append((index, report, part))
+        elif report.provider_key is not None:
+            # Kept until its submission is recorded (take_pending, take_pending_with_parts).
+            parked.append(
                 {
                     "provider": report.provider,
                     "provider_key": report.provider_key,
                     "dedup_key": report.dedup_key,
-                    "report": json.dumps(report.payload),
+                    "report": json.dumps(report.payload()),
                     "received_at": now,
                     "destination": report.destination,
                     "text_excerpt": report.text_excerpt,
-                },
+                }
             )
-        )
-        return "pending"
-    message_id, part_no = part.message_id, part.part_no
-    inserted = await _insert_event(
+    if parked:
+        await connection.execute(_insert_new(connection.dialect.name, pending_reports), parked)
+    inserted = await _insert_events(
         connection,
-        message_id,
-        occurred_at=report.occurred_at,
-        recorded_at=now,
-        source=report.provider,
-        status=report.status,
-        raw_state=report.raw_state,
-        description=report.description if part.parts_total == 1 else f"{report.description} (part {part_no})",
-        error_code=report.error_code,
-        dedup_key=report.dedup_key,
+        [
+            _event(
+                part.message_id,
+                occurred_at=report.occurred_at,
+                recorded_at=now,
+                source=report.provider,
+                status=report.status,
+                raw_state=report.raw_state,
+                description=report.description
+                if part.parts_total == 1
+                else f"{report.description} (part {part.part_no})",
+                error_code=report.error_code,
+                dedup_key=report.dedup_key,
+            )
+            for _index, report, part in found
+        ],
     )
-    if not inserted:
-        return "duplicate"
-    if report.status is None:
-        return "applied"
-    current = CurrentState(DeliveryStatus(part.status), Rank(part.status_rank))
-    transition = decide(
-        current, Report(report.status, report.description, report.error_code, is_read=report.is_read)
-    )
-    values: dict[str, Any] = {}
-    if transition.changes_status:
-        values.update(
-            status=report.status.value,
-            status_rank=int(transition.new_rank),
-            description=report.description,
-            error_code=report.error_code,
-            updated_at=now,
-        )
-    if transition.sets_read and part.read_at is None:
-        values["read_at"] = report.occurred_at
-    if values:
-        await connection.execute(
-            update(message_parts)
-            .where(message_parts.c.message_id == message_id, message_parts.c.part_no == part_no)
-            .values(**values)
-        )
-    parts = (
-        await connection.execute(
-            select(
-                message_parts.c.part_no,
-                message_parts.c.status,
-                message_parts.c.status_rank,
-                message_parts.c.description,
-                message_parts.c.error_code,
-                message_parts.c.parts_total,
-            ).where(message_parts.c.message_id == message_id)
-        )
-    ).all()
-    states = [
-        PartState(
-            row.part_no, DeliveryStatus(row.status), Rank(row.status_rank), row.description, row.error_code
-        )
-        for row in parts
+    changing = [
+        (index, report, part)
+        for (index, report, part), new in zip(found, inserted, strict=True)
+        if new and report.status is not None
     ]
-    total = parts[0].parts_total if parts else 1
-    if len(states) < total:
-        # Parts not accepted yet count as queued: the message cannot look delivered.
-        states += [
-            PartState(n, DeliveryStatus.UNKNOWN, Rank.QUEUED, "Queued", None)
-            for n in range(1, total + 1)
-            if n not in {state.part_no for state in states}
-        ]
-    overall = aggregate(states)
-    read_at = report.occurred_at if transition.sets_read else None
-    await _apply_to_message(
-        connection,
-        message_id,
-        Report(overall.status, overall.description, overall.error_code, queued=overall.rank is Rank.QUEUED),
-        now,
-        read_at=read_at,
-    )
-    return "applied"
+    await parts.load_messages({part.message_id for _, _, part in changing if part.parts_total > 1})
+    for (index, _report, _part), new in zip(found, inserted, strict=True):
+        outcomes[index] = "applied" if new else "duplicate"
+    for _index, report, part in changing:
+        assert report.status is not None
+        transition = decide(
+            CurrentState(part.status, part.rank),
+            Report(report.status, report.description, report.error_code, is_read=report.is_read),
+        )
+        if transition.changes_status:
+            part.status, part.rank = report.status, transition.new_rank
+            part.description, part.error_code = report.description, report.error_code
+            part.status_changed = True
+        if transition.sets_read and part.read_at is None:
+            part.read_at = report.occurred_at
+            part.read_changed = True
+        overall = aggregate(parts.states(part.message_id, part.parts_total))
+        await messages_.apply(
+            part.message_id,
+            Report(
+                overall.status, overall.description, overall.error_code, queued=overall.rank is Rank.QUEUED
+            ),
+            read_at=report.occurred_at if transition.sets_read else None,
+        )
+    await parts.write(now)
+    await messages_.write()
+    return outcomes
+
+
+_SELECT_PENDING = select(pending_reports.c.id, pending_reports.c.report).where(
+    pending_reports.c.provider == bindparam("provider"), pending_reports.c.provider_key.in_(_KEYS)
+)
 
 
 async def take_pending(
@@ -408,12 +467,7 @@ async def take_pending(
 ) -> list[dict[str, Any]]:
     """Reports that waited for these parts; removed as they are handed back for applying."""
     rows = (
-        await connection.execute(
-            select(pending_reports.c.id, pending_reports.c.report).where(
-                pending_reports.c.provider == provider,
-                pending_reports.c.provider_key.in_(list(provider_keys)),
-            )
-        )
+        await connection.execute(_SELECT_PENDING, {"provider": provider, "keys": list(provider_keys)})
     ).all()
     if rows:
         await connection.execute(
@@ -451,8 +505,7 @@ async def add_note(
     connection: AsyncConnection, message_id: str, raw_state: str, description: str, dedup_key: str, now: int
 ) -> None:
     """A timeline entry that changes no status."""
-    await _insert_event(
-        connection,
+    event = _event(
         message_id,
         occurred_at=now,
         recorded_at=now,
@@ -463,6 +516,7 @@ async def add_note(
         error_code=None,
         dedup_key=dedup_key,
     )
+    await _insert_events(connection, [event])
 
 
 async def _adopt_for_unconfirmed(connection: AsyncConnection, report: ProviderReport, now: int) -> bool:
@@ -493,8 +547,7 @@ async def _adopt(
     await connection.execute(
         delete(unconfirmed_handovers).where(unconfirmed_handovers.c.message_id == message_id)
     )
-    await _insert_event(
-        connection,
+    event = _event(
         message_id,
         occurred_at=now,
         recorded_at=now,
@@ -506,6 +559,7 @@ async def _adopt(
         error_code=None,
         dedup_key=f"gateway:reconciled:{provider_key}",
     )
+    await _insert_events(connection, [event])
 
 
 async def remember_unconfirmed(
@@ -526,17 +580,16 @@ async def remember_unconfirmed(
         )
     ).all()
     await connection.execute(
-        insert_ignoring_duplicates(
-            connection.dialect.name,
-            unconfirmed_handovers,
+        _insert_new(connection.dialect.name, unconfirmed_handovers),
+        [
             {
                 "message_id": message_id,
                 "provider": provider,
                 "destination": destination,
                 "text_excerpt": excerpt,
                 "created_at": now,
-            },
-        )
+            }
+        ],
     )
     if len(keys) != 1:
         return []
@@ -556,37 +609,21 @@ async def lapsed_without_receipt(connection: AsyncConnection, cutoff: int, limit
     return [row.id for row in rows]
 
 
-async def _find_part(connection: AsyncConnection, report: ProviderReport) -> Any:
-    columns = (
-        message_parts.c.message_id,
-        message_parts.c.part_no,
-        message_parts.c.parts_total,
-        message_parts.c.status,
-        message_parts.c.status_rank,
-        message_parts.c.read_at,
+@functools.cache
+def _insert_new(dialect: str, table: Table) -> Insert:
+    """INSERT that skips rows violating a unique constraint, built once; run with a list of rows."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+@functools.cache
+def _insert_new_events(dialect: str) -> ReturningInsert[tuple[str, str]]:
+    return _insert_new(dialect, message_events).returning(
+        message_events.c.message_id, message_events.c.dedup_key
     )
-    if report.provider_key is not None:
-        return (
-            await connection.execute(
-                select(*columns).where(
-                    message_parts.c.provider == report.provider,
-                    message_parts.c.provider_key == report.provider_key,
-                )
-            )
-        ).first()
-    if report.message_id is not None:
-        return (
-            await connection.execute(
-                select(*columns).where(
-                    and_(message_parts.c.message_id == report.message_id, message_parts.c.part_no == 1)
-                )
-            )
-        ).first()
-    return None
 
 
-async def _insert_event(
-    connection: AsyncConnection,
+def _event(
     message_id: str,
     *,
     occurred_at: int,
@@ -597,63 +634,319 @@ async def _insert_event(
     description: str,
     error_code: str | None,
     dedup_key: str,
-) -> bool:
-    result = await connection.execute(
-        insert_ignoring_duplicates(
-            connection.dialect.name,
-            message_events,
-            {
-                "message_id": message_id,
-                "occurred_at": occurred_at,
-                "recorded_at": recorded_at,
-                "source": source,
-                "status": status.value if status else None,
-                "raw_state": raw_state[:100],
-                "description": description[:300],
-                "error_code": error_code,
-                "dedup_key": dedup_key[:200],
-            },
-        )
+) -> dict[str, Any]:
+    """A timeline entry, as a row of message_events."""
+    return {
+        "message_id": message_id,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "source": source,
+        "status": status.value if status else None,
+        "raw_state": raw_state[:100],
+        "description": description[:300],
+        "error_code": error_code,
+        "dedup_key": dedup_key[:200],
+    }
+
+
+async def _insert_events(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -> list[bool]:
+    """Store timeline entries in one statement; for each, whether it is new. An entry stored before
+    (the same report twice: same message and dedup key) is skipped, and so is a repeat within
+    `events`: only the first counts, as if they were stored one by one."""
+    if not events:
+        return []
+    result = await connection.execute(_insert_new_events(connection.dialect.name), list(events))
+    stored = {(row.message_id, row.dedup_key) for row in result}
+    new = []
+    for event in events:
+        key = (event["message_id"], event["dedup_key"])
+        new.append(key in stored)
+        stored.discard(key)
+    return new
+
+
+@dataclass(slots=True)
+class _Part:
+    message_id: str
+    part_no: int
+    parts_total: int
+    provider: str
+    provider_key: str
+    status: DeliveryStatus
+    rank: Rank
+    description: str
+    error_code: str | None
+    read_at: int | None
+    status_changed: bool = False
+    read_changed: bool = False
+
+
+_PART_COLUMNS = (
+    message_parts.c.message_id,
+    message_parts.c.part_no,
+    message_parts.c.parts_total,
+    message_parts.c.provider,
+    message_parts.c.provider_key,
+    message_parts.c.status,
+    message_parts.c.status_rank,
+    message_parts.c.description,
+    message_parts.c.error_code,
+    message_parts.c.read_at,
+)
+# Parts with their message's status: a batch of receipts reads both with one statement.
+_PARTS_WITH_STATUSES = select(
+    *_PART_COLUMNS,
+    messages.c.status.label("message_status"),
+    messages.c.status_rank.label("message_rank"),
+    messages.c.read_at.label("message_read_at"),
+    messages.c.fallback_for,
+).select_from(message_parts.outerjoin(messages, messages.c.id == message_parts.c.message_id))
+_SELECT_PARTS = _PARTS_WITH_STATUSES.where(message_parts.c.message_id.in_(_IDS))
+_SELECT_FIRST_PARTS = _SELECT_PARTS.where(message_parts.c.part_no == 1)
+_SELECT_PARTS_BY_KEY = _PARTS_WITH_STATUSES.where(
+    message_parts.c.provider == bindparam("provider"), message_parts.c.provider_key.in_(_KEYS)
+)
+_UPDATE_PART_STATUS = (
+    update(message_parts)
+    .where(message_parts.c.message_id == bindparam("m_id"), message_parts.c.part_no == bindparam("m_part"))
+    .values(
+        status=bindparam("m_status"),
+        status_rank=bindparam("m_rank"),
+        description=bindparam("m_description"),
+        error_code=bindparam("m_error"),
+        updated_at=bindparam("m_now"),
+        read_at=func.coalesce(message_parts.c.read_at, bindparam("m_read_at", type_=BigInteger)),
     )
-    return bool(result.rowcount)
+)
+_UPDATE_PART_READ = (
+    update(message_parts)
+    .where(message_parts.c.message_id == bindparam("m_id"), message_parts.c.part_no == bindparam("m_part"))
+    .values(read_at=func.coalesce(message_parts.c.read_at, bindparam("m_read_at", type_=BigInteger)))
+)
 
 
-async def _apply_to_message(
-    connection: AsyncConnection, message_id: str, report: Report, now: int, *, read_at: int | None
-) -> bool:
-    row = (
-        await connection.execute(
-            select(
-                messages.c.status, messages.c.status_rank, messages.c.read_at, messages.c.fallback_for
-            ).where(messages.c.id == message_id)
+class _Parts:
+    """The message parts a batch of provider reports is about: read once, changed in memory, and
+    written back once. Their messages' statuses are read with them, into `statuses`."""
+
+    def __init__(self, connection: AsyncConnection, statuses: _Statuses) -> None:
+        self._connection = connection
+        self._statuses = statuses
+        self._by_message: dict[str, dict[int, _Part]] = {}
+        self._by_key: dict[tuple[str, str], _Part] = {}
+
+    def of(self, report: ProviderReport) -> _Part | None:
+        if report.provider_key is not None:
+            return self._by_key.get((report.provider, report.provider_key))
+        if report.message_id is not None:
+            return self._by_message.get(report.message_id, {}).get(1)
+        return None
+
+    async def find(self, reports: Sequence[ProviderReport]) -> None:
+        """Read the parts these reports name: by the provider's id, or (without one) part 1 of the
+        message they name."""
+        keys: dict[str, set[str]] = {}
+        message_ids: set[str] = set()
+        for report in reports:
+            if report.provider_key is not None:
+                keys.setdefault(report.provider, set()).add(report.provider_key)
+            elif report.message_id is not None:
+                message_ids.add(report.message_id)
+        for provider, provider_keys in keys.items():
+            await self._load(_SELECT_PARTS_BY_KEY, {"provider": provider, "keys": list(provider_keys)})
+        if message_ids:
+            await self._load(_SELECT_FIRST_PARTS, {"ids": list(message_ids)})
+
+    async def load_messages(self, message_ids: Collection[str]) -> None:
+        """Read every part of these messages (a multipart message's status is all of theirs)."""
+        if message_ids:
+            await self._load(_SELECT_PARTS, {"ids": list(message_ids)})
+
+    async def _load(self, statement: Select[Any], parameters: dict[str, Any]) -> None:
+        for row in await self._connection.execute(statement, parameters):
+            self._statuses.add(
+                row.message_id, row.message_status, row.message_rank, row.message_read_at, row.fallback_for
+            )
+            parts = self._by_message.setdefault(row.message_id, {})
+            if row.part_no in parts:
+                continue  # read before, perhaps changed since
+            part = _Part(
+                row.message_id,
+                row.part_no,
+                row.parts_total,
+                row.provider,
+                row.provider_key,
+                DeliveryStatus(row.status),
+                Rank(row.status_rank),
+                row.description,
+                row.error_code,
+                row.read_at,
+            )
+            parts[row.part_no] = part
+            self._by_key[(part.provider, part.provider_key)] = part
+
+    def states(self, message_id: str, total: int) -> list[PartState]:
+        """The states of a message's parts; parts not accepted yet count as queued, so the message
+        cannot look delivered."""
+        parts = self._by_message.get(message_id, {})
+        return [
+            PartState(n, part.status, part.rank, part.description, part.error_code)
+            if (part := parts.get(n)) is not None
+            else PartState(n, DeliveryStatus.UNKNOWN, Rank.QUEUED, "Queued", None)
+            for n in sorted({*parts, *range(1, total + 1)})
+        ]
+
+    async def write(self, now: int) -> None:
+        # In key order: two workers' batches touching the same rows lock them in the same order.
+        changed = sorted(
+            (part for parts in self._by_message.values() for part in parts.values()),
+            key=lambda part: (part.message_id, part.part_no),
         )
-    ).first()
-    if row is None:
-        return False
-    transition = decide(CurrentState(DeliveryStatus(row.status), Rank(row.status_rank)), report)
-    values: dict[str, Any] = {}
-    if transition.changes_status:
-        values.update(
-            status=report.status.value,
-            status_rank=int(transition.new_rank),
-            status_description=report.description[:300],
-            error_code=report.error_code
-            if report.status in (DeliveryStatus.ERROR, DeliveryStatus.EXPIRED)
-            else None,
-            updated_at=now,
-        )
-    if read_at is not None and row.read_at is None:
-        values["read_at"] = read_at
-    if values:
-        await connection.execute(update(messages).where(messages.c.id == message_id).values(**values))
-    if row.fallback_for and (transition.changes_status or read_at is not None):
-        # The RCS message this SMS stands in for shows how its delivery went.
-        mirrored = Report(
-            report.status,
-            f"Sent as SMS {message_id}: {report.description}",
-            report.error_code,
-            is_read=report.is_read,
-            queued=report.queued,
-        )
-        await _apply_to_message(connection, row.fallback_for, mirrored, now, read_at=read_at)
-    return transition.changes_status
+        statuses = [
+            {
+                "m_id": part.message_id,
+                "m_part": part.part_no,
+                "m_status": part.status.value,
+                "m_rank": int(part.rank),
+                "m_description": part.description[:300],
+                "m_error": part.error_code,
+                "m_now": now,
+                "m_read_at": part.read_at if part.read_changed else None,
+            }
+            for part in changed
+            if part.status_changed
+        ]
+        reads = [
+            {"m_id": part.message_id, "m_part": part.part_no, "m_read_at": part.read_at}
+            for part in changed
+            if part.read_changed and not part.status_changed
+        ]
+        if statuses:
+            await self._connection.execute(_UPDATE_PART_STATUS, statuses)
+        if reads:
+            await self._connection.execute(_UPDATE_PART_READ, reads)
+
+
+@dataclass(slots=True)
+class _Status:
+    status: DeliveryStatus
+    rank: Rank
+    read_at: int | None
+    fallback_for: str | None
+    description: str = ""
+    error_code: str | None = None
+    status_changed: bool = False
+    read_changed: bool = False
+
+
+_SELECT_STATUSES = select(
+    messages.c.id, messages.c.status, messages.c.status_rank, messages.c.read_at, messages.c.fallback_for
+).where(messages.c.id.in_(_IDS))
+_UPDATE_MESSAGE_STATUS = (
+    update(messages)
+    .where(messages.c.id == bindparam("m_id"))
+    .values(
+        status=bindparam("m_status"),
+        status_rank=bindparam("m_rank"),
+        status_description=bindparam("m_description"),
+        error_code=bindparam("m_error"),
+        updated_at=bindparam("m_now"),
+        read_at=func.coalesce(messages.c.read_at, bindparam("m_read_at", type_=BigInteger)),
+    )
+)
+_UPDATE_MESSAGE_READ = (
+    update(messages)
+    .where(messages.c.id == bindparam("m_id"))
+    .values(read_at=func.coalesce(messages.c.read_at, bindparam("m_read_at", type_=BigInteger)))
+)
+
+
+class _Statuses:
+    """The statuses of the messages a batch of reports is about: read once, changed in memory
+    report by report (so reports for one message apply in order, as they would one by one), and
+    written back once."""
+
+    def __init__(self, connection: AsyncConnection, now: int) -> None:
+        self._connection = connection
+        self._now = now
+        self._rows: dict[str, _Status | None] = {}
+
+    async def load(self, message_ids: Iterable[str]) -> None:
+        wanted = {message_id for message_id in message_ids if message_id not in self._rows}
+        if not wanted:
+            return
+        rows = await self._connection.execute(_SELECT_STATUSES, {"ids": list(wanted)})
+        for row in rows:
+            self.add(row.id, row.status, row.status_rank, row.read_at, row.fallback_for)
+        for message_id in wanted:
+            self.add(message_id, None, None, None, None)  # not found: no such message
+
+    def add(
+        self,
+        message_id: str,
+        status: str | None,
+        rank: int | None,
+        read_at: int | None,
+        fallback_for: str | None,
+    ) -> None:
+        """A message's status as read (None: no such message), unless read before."""
+        if message_id in self._rows:
+            return
+        if status is None or rank is None:
+            self._rows[message_id] = None
+        else:
+            self._rows[message_id] = _Status(DeliveryStatus(status), Rank(rank), read_at, fallback_for)
+
+    async def apply(self, message_id: str, report: Report, *, read_at: int | None) -> bool:
+        """Apply a report to the message (in memory); True when it changed its status."""
+        await self.load([message_id])  # read already, but for the original of a fallback SMS
+        row = self._rows[message_id]
+        if row is None:
+            return False
+        transition = decide(CurrentState(row.status, row.rank), report)
+        if transition.changes_status:
+            row.status, row.rank = report.status, transition.new_rank
+            row.description = report.description[:300]
+            failed = report.status in (DeliveryStatus.ERROR, DeliveryStatus.EXPIRED)
+            row.error_code = report.error_code if failed else None
+            row.status_changed = True
+        if read_at is not None and row.read_at is None:
+            row.read_at = read_at
+            row.read_changed = True
+        if row.fallback_for and (transition.changes_status or read_at is not None):
+            # The RCS message this SMS stands in for shows how its delivery went.
+            mirrored = Report(
+                report.status,
+                f"Sent as SMS {message_id}: {report.description}",
+                report.error_code,
+                is_read=report.is_read,
+                queued=report.queued,
+            )
+            await self.apply(row.fallback_for, mirrored, read_at=read_at)
+        return transition.changes_status
+
+    async def write(self) -> None:
+        # In key order: two workers' batches touching the same rows lock them in the same order.
+        changed = [(message_id, row) for message_id, row in sorted(self._rows.items()) if row is not None]
+        statuses = [
+            {
+                "m_id": message_id,
+                "m_status": row.status.value,
+                "m_rank": int(row.rank),
+                "m_description": row.description,
+                "m_error": row.error_code,
+                "m_now": self._now,
+                "m_read_at": row.read_at if row.read_changed else None,
+            }
+            for message_id, row in changed
+            if row.status_changed
+        ]
+        reads = [
+            {"m_id": message_id, "m_read_at": row.read_at}
+            for message_id, row in changed
+            if row.read_changed and not row.status_changed
+        ]
+        if statuses:
+            await self._connection.execute(_UPDATE_MESSAGE_STATUS, statuses)
+        if reads:
+            await self._connection.execute(_UPDATE_MESSAGE_READ, reads)
