@@ -55,8 +55,12 @@ class EsmeConfig:
     throttle_max_delay: float = 10.0
     submit_bind_wait: float = 5.0
     """How long ``submit`` waits for the session to be bound before raising NotConnected."""
-    deliver_concurrency: int = 16
-    """deliver_sm handlers running at once; beyond it the session stops reading the socket."""
+    deliver_concurrency: int = 256
+    """deliver_sm handlers running at once; beyond it the session stops reading the socket.
+
+    Each handler waits for its receipt's group commit, so this bounds the receipts one commit can
+    carry: at 16, receipts were capped near 16 per commit and end-to-end throughput with them
+    (measured 965 -> 1,197 delivered/s on SQLite when raised; issue 6)."""
     deliver_timeout: float = 30.0
     """A deliver_sm handler still running after this is cancelled and answered ESME_RX_T_APPN."""
     name: str = ""
