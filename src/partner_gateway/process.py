@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -260,6 +261,12 @@ async def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
     )
     server = _Server(config)
+    # What start-up built (modules, the schema, the app, the providers) lives as long as the
+    # process. Left in the collector's generations, every full collection re-scanned it: about
+    # 150,000 objects, 75-80 ms with the event loop stopped, once or twice per 10-second figure
+    # (measured with gc.callbacks during the bench's look-ups). Frozen, a full collection scans
+    # only what was made since: under 1 ms.
+    gc.freeze()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
