@@ -243,6 +243,7 @@ async def serve(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
     pipeline = await start_pipeline(settings, runtime)
     if settings.role == "worker":
+        gc.freeze()  # as for the API below
         await _run_until_signalled()
         logger.info("stopping: dispatcher, providers, store")
         await pipeline.stop()
