@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,3 +140,16 @@ async def test_a_revoked_key_is_accepted_until_its_entry_expires_then_refused(
     refused = await client.get(URL, headers=partner.headers)
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_requests_that_miss_together_share_one_look_up(
+    client: httpx.AsyncClient, partner: Partner, key_lookups: list[str]
+) -> None:
+    """A busy key's entry expiring must not send every request in flight to the store at once."""
+    answers = await asyncio.gather(*(client.get(URL, headers=partner.headers) for _ in range(30)))
+    assert [answer.status_code for answer in answers] == [200] * 30
+    assert len(key_lookups) == 1
+    made_up = {"Authorization": "Bearer pgw_made_up"}
+    refused = await asyncio.gather(*(client.get(URL, headers=made_up) for _ in range(10)))
+    assert [answer.status_code for answer in refused] == [401] * 10
+    assert len(key_lookups) == 2  # shared too, and still not kept
