@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 Row = tuple[Any, ...]
+R = TypeVar("R")
 _Outcome = tuple[Any, int, int | None, list[Row]]
 
 
@@ -99,9 +100,10 @@ class OneHopConnection(aiosqlite.Connection):
         return OneHopCursor(self)
 
     async def run_on_thread(
-        self, call: Callable[[sqlite3.Connection, str, Any], _Outcome], sql: str, parameters: Any
-    ) -> _Outcome:
-        queue_call = cast("Callable[..., Awaitable[_Outcome]]", self._execute)  # aiosqlite is untyped
+        self, call: Callable[[sqlite3.Connection, str, Any], R], sql: str, parameters: Any
+    ) -> R:
+        """`call(connection, sql, parameters)` on the connection's thread: one trip."""
+        queue_call = cast("Callable[..., Awaitable[R]]", self._execute)  # aiosqlite is untyped
         return await queue_call(call, self._conn, sql, parameters)
 
 

@@ -110,7 +110,41 @@ def _fetch(connection: sqlite3.Connection, sql: str, parameters: Any) -> list[tu
     return connection.execute(sql, parameters).fetchall()
 
 
-class SqliteStatusReads:
+class _CompiledStatusReads:
+    """`one` and `many` for any store: its compiled statements, how it passes a batch's ids and
+    how it runs each statement are what a subclass gives."""
+
+    statements: ClassVar[dict[str, Statement]]
+
+    async def one(
+        self, company_id: str, channel: Channel, message_id: str, build: StatusBuilder[T]
+    ) -> T | None:
+        sql, order = self.statements["one"]
+        parameters = _ordered(order, id=message_id, company_id=company_id, channel=channel.value)
+        rows = await self._read_one(sql, parameters)
+        return build_statuses(rows, build)[0] if rows else None
+
+    async def many(
+        self, company_id: str, channel: Channel, message_ids: Sequence[str], build: StatusBuilder[T]
+    ) -> list[T]:
+        if not message_ids:
+            return []
+        sql, order = self.statements["many"]
+        ids = self._ids_parameter(message_ids)
+        parameters = _ordered(order, ids=ids, company_id=company_id, channel=channel.value)
+        return build_statuses(await self._read_many(sql, parameters), build)
+
+    def _ids_parameter(self, message_ids: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+    async def _read_one(self, sql: str, parameters: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def _read_many(self, sql: str, parameters: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+
+class SqliteStatusReads(_CompiledStatusReads):
     """SQLite: single ids on the loop's thread, batches on the reader pool's thread."""
 
     statements: ClassVar[dict[str, Statement]] = {"one": _SQLITE_ONE, "many": _SQLITE_MANY}
@@ -130,39 +164,27 @@ class SqliteStatusReads:
             self._inline = connection
         return connection
 
-    async def one(
-        self, company_id: str, channel: Channel, message_id: str, build: StatusBuilder[T]
-    ) -> T | None:
-        sql, order = _SQLITE_ONE
-        parameters = _ordered(order, id=message_id, company_id=company_id, channel=channel.value)
+    def _ids_parameter(self, message_ids: Sequence[str]) -> Any:
+        return json.dumps(list(message_ids))
+
+    async def _read_one(self, sql: str, parameters: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         try:
-            rows = _fetch(self._inline_connection(), sql, parameters)
+            return _fetch(self._inline_connection(), sql, parameters)
         except sqlite3.OperationalError as error:
             if error.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
-            rows = await self._on_pool(sql, parameters)
-        return build_statuses(rows, build)[0] if rows else None
+            return await self._on_pool(sql, parameters)
 
-    async def many(
-        self, company_id: str, channel: Channel, message_ids: Sequence[str], build: StatusBuilder[T]
-    ) -> list[T]:
-        if not message_ids:
-            return []
-        sql, order = _SQLITE_MANY
-        parameters = _ordered(
-            order, ids=json.dumps(list(message_ids)), company_id=company_id, channel=channel.value
-        )
+    async def _read_many(self, sql: str, parameters: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         [(rows_json,)] = await self._on_pool(sql, parameters)
-        return build_statuses(_decode_rows(rows_json), build)
+        return _decode_rows(rows_json)
 
     async def _on_pool(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         async with self._pool.connect() as pooled:
             raw = await pooled.get_raw_connection()
             driver = raw.driver_connection
             assert isinstance(driver, OneHopConnection)
-            outcome = await driver.run_on_thread(_fetch_outcome, sql, parameters)
-            rows: list[tuple[Any, ...]] = outcome[3]
-            return rows
+            return await driver.run_on_thread(_fetch, sql, parameters)
 
     async def close(self) -> None:
         if self._inline is not None:
@@ -171,12 +193,6 @@ class SqliteStatusReads:
 
 
 _decode_rows = msgspec.json.Decoder(list[tuple[Any, ...]]).decode
-
-
-def _fetch_outcome(
-    connection: sqlite3.Connection, sql: str, parameters: Any
-) -> tuple[Any, int, int | None, list[tuple[Any, ...]]]:
-    return None, -1, None, _fetch(connection, sql, parameters)
 
 
 _CONNECTION_LOST = (
@@ -193,7 +209,7 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     """Pool reset hook: nothing to undo after statements that change no session state."""
 
 
-class PostgresStatusReads:
+class PostgresStatusReads(_CompiledStatusReads):
     """PostgreSQL: a small asyncpg pool whose connections keep their prepared statements."""
 
     statements: ClassVar[dict[str, Statement]] = {"one": _POSTGRESQL_ONE, "many": _POSTGRESQL_MANY}
@@ -218,27 +234,14 @@ class PostgresStatusReads:
             self._pool = pool
         return pool
 
-    async def one(
-        self, company_id: str, channel: Channel, message_id: str, build: StatusBuilder[T]
-    ) -> T | None:
-        sql, order = _POSTGRESQL_ONE
-        rows = await self._fetch(
-            sql, _ordered(order, id=message_id, company_id=company_id, channel=channel.value)
-        )
-        return build_statuses(rows, build)[0] if rows else None
+    def _ids_parameter(self, message_ids: Sequence[str]) -> Any:
+        return list(message_ids)
 
-    async def many(
-        self, company_id: str, channel: Channel, message_ids: Sequence[str], build: StatusBuilder[T]
-    ) -> list[T]:
-        if not message_ids:
-            return []
-        sql, order = _POSTGRESQL_MANY
-        return build_statuses(
-            await self._fetch(
-                sql, _ordered(order, ids=list(message_ids), company_id=company_id, channel=channel.value)
-            ),
-            build,
-        )
+    async def _read_one(self, sql: str, parameters: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        return await self._fetch(sql, parameters)
+
+    async def _read_many(self, sql: str, parameters: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        return await self._fetch(sql, parameters)
 
     async def _fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
         """The rows; a connection lost (the server restarted, say) is replaced and the read run
