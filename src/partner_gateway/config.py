@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long a SQLite writer waits for the lock."
     )
+    sqlite_mmap_bytes: int = Field(
+        2**31,
+        ge=0,
+        description="How much of the SQLite store its connections read through a memory map "
+        "rather than read() calls (SQLite caps it at its build's limit, 2 GiB by default); 0: none.",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     dispatch_batch: int = Field(200, ge=1, le=5000, description="Outbox items a worker claims at once.")

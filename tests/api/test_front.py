@@ -1,4 +1,5 @@
-"""The front (api/front.py) and the framework's declared handler answer the single look-up alike.
+"""The front (api/front.py) and the framework's declared handlers answer alike: the single and the
+batch look-up, and the sends.
 
 Every request below is sent twice: to the app as served (the front answers it) and to the
 Litestar app behind it (its declared handler answers it). Status, headers a partner reads, and
@@ -8,11 +9,13 @@ the body must be the same.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 from partner_gateway.api.app import create_app
+from partner_gateway.api.front import PartnerApi
 from partner_gateway.config import Settings
 from partner_gateway.runtime import Runtime
 from support import Partner, seed
@@ -136,6 +139,67 @@ async def test_other_forms_of_the_path_reach_the_framework(
     assert events.status_code == 200
 
 
+async def test_batches_are_answered_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    runtime: Runtime,
+    partner: Partner,
+    other_partner: Partner,
+) -> None:
+    first, second = await seed(runtime, partner.company_id, [T0, T0 + 1], status="DELIVERED")
+    [rcs] = await seed(runtime, partner.company_id, [T0 + 2], channel="RCS")
+    [theirs] = await seed(runtime, other_partner.company_id, [T0 + 3])
+    listed = f"{second},{first},{second},{rcs},{theirs},msg_unknown"
+    answer = await assert_alike(both, f"{BASE}/messages/status?ids={listed}&channel=SMS", partner.headers)
+    assert sorted(item["customerMessageId"] for item in answer.json()) == sorted([second, first])
+    reordered = await assert_alike(both, f"{BASE}/messages/status?channel=RCS&ids={listed}", partner.headers)
+    assert [item["customerMessageId"] for item in reordered.json()] == [rcs]
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("ids={first}&channel=SMS", 200),
+        ("ids=%20{first}%2C,,{first}&channel=SMS", 200),  # escapes: the framework decodes them
+        ("ids=+{first}&channel=SMS", 200),  # "+" is a space
+        ("ids={first},,not%20an%20id,&channel=SMS", 200),  # the impossible ones are dropped
+        ("ids={first},x!y&channel=SMS", 200),
+        ("ids=&channel=SMS", 400),
+        ("ids=,%20,&channel=SMS", 400),
+        ("ids=,,&channel=SMS", 400),
+        ("ids={first}", 400),  # no channel
+        ("ids={first}&channel=", 400),
+        ("ids={first}&channel=sms", 400),
+        ("ids={first}&channel=SMS&channel=RCS", 200),  # repeated: the framework takes the last
+        ("ids={first}&ids=msg_x&channel=SMS", 200),
+        ("ids={first}&channel=SMS&other=1", 200),
+        ("channel=SMS", 400),  # no ids
+        ("", 400),
+        ("ids={first}&channel=SMS&", 200),
+        ("ids={first}&&channel=SMS", 200),
+        ("ids&channel=SMS", 400),
+        ("ids={first}&channel=SM%C3%89", 400),
+    ],
+)
+async def test_batch_query_forms_are_answered_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    runtime: Runtime,
+    partner: Partner,
+    query: str,
+    status: int,
+) -> None:
+    [first] = await seed(runtime, partner.company_id, [T0])
+    answer = await assert_alike(both, f"{BASE}/messages/status?{query.format(first=first)}", partner.headers)
+    assert answer.status_code == status, answer.text
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer pgw_unknown"}])
+async def test_batch_keys_are_checked_alike(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], headers: dict[str, str]
+) -> None:
+    answer = await assert_alike(both, f"{BASE}/messages/status?ids=msg_x&channel=SMS", headers)
+    assert answer.status_code == 401
+
+
 def comparable(answer: httpx.Response) -> tuple[int, dict[str, str | None], object]:
     """An answer without what differs from one accepted message to the next (id, times)."""
     headers = {name: answer.headers.get(name) for name in (*COMPARED_HEADERS, "idempotent-replayed")}
@@ -223,3 +287,41 @@ async def test_idempotent_sends_replay_and_conflict_alike(
         conflict = await client.post(path, json={"to": "+4915112345678", "text": "Bye"}, headers=headers)
         assert conflict.status_code == 422
         assert conflict.json()["type"].endswith("idempotency-key-reused")
+
+
+async def test_the_front_answers_the_plain_forms_itself(runtime: Runtime, partner: Partner) -> None:
+    """The forms the front claims never reach the framework; the others all do."""
+    reached: list[str] = []
+
+    async def framework(scope: dict[str, Any], _receive: Any, send: Any) -> None:
+        reached.append(f"{scope['path']}?{scope['query_string'].decode()}")
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    front = PartnerApi(framework, lambda: runtime, BASE, max_body_bytes=1_048_576)
+    [sms] = await seed(runtime, partner.company_id, [T0])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=front), base_url="http://gateway.test"
+    ) as client:
+        for path in (
+            f"/messages/status/{sms}?channel=SMS",
+            f"/messages/status?ids={sms},msg_x&channel=SMS",
+            f"/messages/status?channel=SMS&ids={sms}",
+            f"/messages/status?ids={sms}",  # no channel: the 400 is the front's too
+        ):
+            answer = await client.get(BASE + path, headers=partner.headers)
+            assert answer.status_code != 418, path
+        sent = await client.post(
+            f"{BASE}/sms/messages", json={"to": "+4915112345678", "text": "x"}, headers=partner.headers
+        )
+        assert sent.status_code == 202
+        assert reached == []
+        for path in (
+            f"/messages/status?ids={sms}%2Cmsg_x&channel=SMS",
+            f"/messages/status?ids={sms}&channel=SMS&other=1",
+            "/messages/status?channel=SMS",
+            f"/messages/status/{sms}/?channel=SMS",
+        ):
+            answer = await client.get(BASE + path, headers=partner.headers)
+            assert answer.status_code == 418, path
+    assert len(reached) == 4

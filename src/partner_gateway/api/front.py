@@ -9,6 +9,9 @@ framework's handlers are made of (the key check, `status_of_one`, `accept_sms` a
 the wire shapes, the problem documents):
 
 * `GET /partner-gateway/v1/messages/status/{customerMessageId}`;
+* `GET /partner-gateway/v1/messages/status?ids=...&channel=...` whose query is plain: only those
+  two parameters, each once, nothing percent-encoded (what clients send). Any other query goes
+  to Litestar, whose parsing stays the contract;
 * `POST /partner-gateway/v1/{sms,whatsapp,rcs}/messages` whose body decodes (strictly) into its
   request type. A body that does not, or is larger than the limit, or is not declared JSON, is
   handed to Litestar as it arrived: the framework's answer to bad input stays the contract.
@@ -31,7 +34,7 @@ from partner_gateway.api.auth import company_for_authorization
 from partner_gateway.api.problems import problem_headers, to_problem
 from partner_gateway.api.schemas import RcsSendRequest, SmsSendRequest, WhatsAppSendRequest
 from partner_gateway.api.sending import Accepted, accept_rcs, accept_sms, accept_whatsapp
-from partner_gateway.api.status import status_of_one
+from partner_gateway.api.status import status_of_one, statuses_of_many
 from partner_gateway.runtime import Runtime
 
 Scope = dict[str, Any]
@@ -41,6 +44,7 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _encode = msgspec.json.Encoder().encode
+_BATCH_PARAMETERS = (b"ids", b"channel")
 
 
 class _Send:
@@ -67,6 +71,7 @@ class PartnerApi:
         self.framework = framework
         self._runtime = runtime
         self._status_prefix = f"{base_path}/messages/status/"
+        self._statuses_path = f"{base_path}/messages/status"
         self._sends = {f"{base_path}/{channel}/messages": operation for channel, operation in _SENDS.items()}
         self._max_body_bytes = max_body_bytes
 
@@ -78,6 +83,11 @@ class PartnerApi:
                 message_id = path[len(self._status_prefix) :]
                 if message_id and "/" not in message_id:
                     await self._status_of_one(scope, send, message_id)
+                    return
+            elif method == "GET" and path == self._statuses_path:
+                parameters = _plain_query(scope["query_string"], _BATCH_PARAMETERS)
+                if parameters is not None and b"ids" in parameters:
+                    await self._statuses_of_many(scope, send, parameters)
                     return
             elif method == "POST" and path in self._sends:
                 await self._send(self._sends[path], scope, receive, send)
@@ -113,6 +123,18 @@ class PartnerApi:
             runtime = self._runtime()
             company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
             found = await status_of_one(runtime, company_id, _query_value(scope, "channel"), message_id)
+        except Exception as exc:  # every error is answered as a problem, as Litestar does
+            await _problem(send, exc)
+            return
+        await _answer(send, 200, _JSON_HEADERS, _encode(found))
+
+    async def _statuses_of_many(self, scope: Scope, send: Send, parameters: dict[bytes, str]) -> None:
+        try:
+            runtime = self._runtime()
+            company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
+            found = await statuses_of_many(
+                runtime, company_id, parameters.get(b"channel"), parameters[b"ids"]
+            )
         except Exception as exc:  # every error is answered as a problem, as Litestar does
             await _problem(send, exc)
             return
@@ -179,10 +201,29 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _plain_query(query: bytes, names: tuple[bytes, ...]) -> dict[bytes, str] | None:
+    """The query's parameters when it holds only `names`, each at most once, in ASCII with no
+    escapes (`%`, or `+` for a space): nothing to decode, so nothing to decode differently from
+    the framework. None for any other query."""
+    if b"%" in query or b"+" in query or not query.isascii():
+        return None
+    parameters: dict[bytes, str] = {}
+    for pair in query.split(b"&"):
+        name, equals, value = pair.partition(b"=")
+        if not equals or name not in names or name in parameters:
+            return None
+        parameters[name] = value.decode("latin-1")
+    return parameters
+
+
 def _query_value(scope: Scope, name: str) -> str | None:
     """A query parameter's value, percent-decoded, or None when absent; the last one when it is
     repeated, as Litestar reads a single-valued parameter."""
     query: bytes = scope["query_string"]
+    wanted = name.encode()
+    plain = _plain_query(query, (wanted,))
+    if plain is not None:  # no decoding needed (the usual case)
+        return plain.get(wanted)
     found = None
     if query:
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):

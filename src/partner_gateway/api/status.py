@@ -16,7 +16,7 @@ from partner_gateway.api.schemas import (
     StatusQuery,
 )
 from partner_gateway.api.views import CHANNEL_CHOICES, require_channel, status_item
-from partner_gateway.domain.ids import could_be_message_id
+from partner_gateway.domain.ids import could_all_be_message_ids, could_be_message_id
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import format_ms
 from partner_gateway.runtime import Runtime
@@ -45,6 +45,14 @@ def normalize_ids(raw: list[str]) -> list[str]:
     return list(seen)
 
 
+def ids_in(comma_separated: str) -> list[str]:
+    """`normalize_ids` of a comma-separated list. A list of nothing but possible ids (what
+    clients send) is checked with one match and deduplicated in C: a third of the time for 500."""
+    if could_all_be_message_ids(comma_separated):
+        return list(dict.fromkeys(comma_separated.split(",")))
+    return normalize_ids(comma_separated.split(","))
+
+
 async def status_of_one(
     runtime: Runtime, company_id: str, channel: str | None, message_id: str
 ) -> DeliveryStatusResponse:
@@ -55,6 +63,16 @@ async def status_of_one(
         if found is not None:
             return found
     raise not_found(f"No {wanted.value} message with id {message_id!r}.")
+
+
+async def statuses_of_many(
+    runtime: Runtime, company_id: str, channel: str | None, ids: str
+) -> list[DeliveryStatusResponse]:
+    """The statuses of the comma-separated ids found, or the 400 problem: GET /messages/status."""
+    wanted = require_channel(channel)
+    if not ids.strip(" ,"):
+        raise invalid([("ids", "must name at least one customerMessageId")])
+    return await runtime.database.status_reads.many(company_id, wanted, ids_in(ids), status_item)
 
 
 class StatusController(Controller):
@@ -94,11 +112,8 @@ class StatusController(Controller):
         company_id: CompanyId,
         runtime: RuntimeDep,
     ) -> list[DeliveryStatusResponse]:
-        wanted = require_channel(channel)
-        if not ids.strip(" ,"):
-            raise invalid([("ids", "must name at least one customerMessageId")])
-        message_ids = normalize_ids(ids.split(","))
-        return await runtime.database.status_reads.many(company_id, wanted, message_ids, status_item)
+        # Served by api/front.py when the query is plain; this answers the other forms.
+        return await statuses_of_many(runtime, company_id, channel, ids)
 
     @post(
         "/messages/status/query",

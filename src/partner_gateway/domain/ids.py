@@ -14,12 +14,18 @@ from ulid import ULID
 MESSAGE_ID_PREFIX = "msg_"
 MAX_MESSAGE_ID_LENGTH = 64
 _POSSIBLE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_MESSAGE_ID_LENGTH}}}")
+_POSSIBLE_ID_LIST = re.compile(rf"{_POSSIBLE_ID.pattern}(?:,{_POSSIBLE_ID.pattern})*")
 
 
 def could_be_message_id(text: str) -> bool:
     """False for text that cannot be an id we issued; look-ups answer "not found" without a query
     (and no stray byte, such as NUL, ever reaches the database)."""
     return _POSSIBLE_ID.fullmatch(text) is not None
+
+
+def could_all_be_message_ids(comma_separated: str) -> bool:
+    """True when every item of a comma-separated list passes `could_be_message_id` (none empty)."""
+    return _POSSIBLE_ID_LIST.fullmatch(comma_separated) is not None
 
 
 def new_message_id(epoch_ms: int) -> str:

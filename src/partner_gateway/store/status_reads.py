@@ -22,7 +22,6 @@ other status read does.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -149,9 +148,10 @@ class SqliteStatusReads(_CompiledStatusReads):
 
     statements: ClassVar[dict[str, Statement]] = {"one": _SQLITE_ONE, "many": _SQLITE_MANY}
 
-    def __init__(self, path: str, pool: AsyncEngine) -> None:
+    def __init__(self, path: str, pool: AsyncEngine, mmap_bytes: int = 0) -> None:
         self._path = path
         self._pool = pool
+        self._mmap_bytes = mmap_bytes
         self._inline: sqlite3.Connection | None = None
 
     def _inline_connection(self) -> sqlite3.Connection:
@@ -161,11 +161,12 @@ class SqliteStatusReads(_CompiledStatusReads):
             connection.execute("PRAGMA query_only=ON")
             # Never wait on the loop's thread: "busy" sends the look-up to the pool (see module doc).
             connection.execute("PRAGMA busy_timeout=0")
+            connection.execute(f"PRAGMA mmap_size={int(self._mmap_bytes)}")
             self._inline = connection
         return connection
 
     def _ids_parameter(self, message_ids: Sequence[str]) -> Any:
-        return json.dumps(list(message_ids))
+        return _encode_ids(message_ids).decode()  # text: SQLite takes a BLOB as JSONB, or refuses it
 
     async def _read_one(self, sql: str, parameters: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         try:
@@ -193,6 +194,7 @@ class SqliteStatusReads(_CompiledStatusReads):
 
 
 _decode_rows = msgspec.json.Decoder(list[tuple[Any, ...]]).decode
+_encode_ids = msgspec.json.Encoder().encode
 
 
 _CONNECTION_LOST = (
