@@ -15,12 +15,16 @@ from partner_gateway.channels.smpp.receipts import (
     STATE_TO_STATUS,
     UNRECOGNISED_STATE,
     DeliveryReceipt,
+    _general_fields,
+    _standard_fields,
+    _text_fields,
     canonical_message_id,
     is_receipt,
     message_id_variants,
     outcome_for,
     parse_receipt,
     parse_receipt_text,
+    receipt_text_excerpt,
 )
 
 STATUSES = {"SENT", "RECEIVED", "DELIVERED", "ERROR", "EXPIRED", "UNKNOWN"}
@@ -112,6 +116,72 @@ def test_text_variants(
 @pytest.mark.parametrize("text", ["", "hello", "id: stat:DELIVRD", "paid:12 stat:DELIVRD", "Text: id:1"])
 def test_text_without_id_is_not_a_receipt(text: str) -> None:
     assert parse_receipt_text(text) is None
+
+
+# --- the standard form's fast path --------------------------------------------------------------
+
+STANDARD = "id:0a1B-2 sub:001 dlvrd:001 submit date:2611271200 done date:261127120130 stat:DELIVRD err:000 "
+
+
+@pytest.mark.parametrize("text_key", ["Text:", "text:", "TEXT:"])
+@pytest.mark.parametrize("text", ["Hello there", "", " id:9 stat:FAILED \t\0x", "ünïcode"])
+def test_standard_form_takes_the_fast_path(text_key: str, text: str) -> None:
+    receipt_text = STANDARD + text_key + text
+    fields = _standard_fields(receipt_text)
+    assert fields == _general_fields(receipt_text)
+    assert fields == {
+        "id": "0a1B-2", "sub": "001", "dlvrd": "001", "submitdate": "2611271200",
+        "donedate": "261127120130", "stat": "DELIVRD", "err": "000", "text": text,
+    }  # fmt: skip
+    assert receipt_text_excerpt(receipt_text) == (text.strip() or None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(STANDARD.upper() + "TEXT:hi", id="upper-case keys"),
+        pytest.param(STANDARD.replace("submit date", "submitdate") + "Text:hi", id="other spelling"),
+        pytest.param(STANDARD.replace(" sub:", "  sub:") + "Text:hi", id="double space"),
+        pytest.param(STANDARD.replace(" sub:", "\tsub:") + "Text:hi", id="tab"),
+        pytest.param(STANDARD.replace("0a1B-2", "a:b") + "Text:hi", id="colon in a value"),
+        pytest.param(STANDARD.replace("0a1B-2", "a-stat:X") + "Text:hi", id="key in a value"),
+        pytest.param(STANDARD.replace("0a1B-2", "a\0b") + "Text:hi", id="NUL in a value"),
+        pytest.param(STANDARD.replace("0a1B-2", "é") + "Text:hi", id="non-ASCII value"),
+        pytest.param(STANDARD.replace("stat:DELIVRD", "stat:DELIVRD\u00a0x") + "Text:hi", id="nbsp"),
+        pytest.param(STANDARD.rstrip(), id="no text"),
+        pytest.param("sub:001 " + STANDARD + "Text:hi", id="keys out of order"),
+        pytest.param(STANDARD.replace("stat:", "status:") + "Text:hi", id="status key"),
+        pytest.param(" " + STANDARD + "Text:hi", id="leading space"),
+    ],
+)
+def test_other_forms_fall_back_to_the_general_parser(text: str) -> None:
+    assert _standard_fields(text) is None
+    assert _text_fields(text) == _general_fields(text)
+    assert _text_fields(text).get("id") is not None
+
+
+_STANDARD_KEYS = ("id:", " sub:", " dlvrd:", " submit date:", " done date:", " stat:", " err:", " Text:")
+_PLAIN_VALUES = st.lists(st.from_regex(r"[!-9;-~]{0,8}", fullmatch=True), min_size=8, max_size=8)
+
+
+@given(
+    _PLAIN_VALUES,
+    st.none() | st.tuples(st.integers(0, 7), st.text(max_size=8)),
+    st.sampled_from([" ", " ", " ", "", "  ", "\t"]),
+)
+def test_fast_path_reads_what_the_general_parser_reads(
+    values: list[str], odd: tuple[int, str] | None, gap: str
+) -> None:
+    """Standard-looking texts, perhaps with one value anything at all (spaces, colons, keys, NULs,
+    Unicode) and other gaps: the fast path either declines or gives the general parser's fields."""
+    if odd is not None:
+        values[odd[0]] = odd[1]
+    text = "".join(
+        key.replace(" ", gap, 1) + value for key, value in zip(_STANDARD_KEYS, values, strict=True)
+    )
+    fast = _standard_fields(text)
+    assert fast is None or fast == _general_fields(text)
+    assert _text_fields(text) == _general_fields(text)
 
 
 # --- the state table (SPEC §4 is binding) -------------------------------------------------------

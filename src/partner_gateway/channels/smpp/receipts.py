@@ -8,7 +8,9 @@ A receipt names the SMSC message id, a state and maybe an error in TLVs (``recei
 TLVs win where present; the text fills in the rest. The text parser is tolerant of what carriers
 really send: keys in any case, ``submitdate:``/``done_date:``, missing fields, 10- or 12-digit dates,
 ``err`` values such as ``0x1`` or ``075`` (kept as strings), and non-standard ``stat`` values. It
-never raises. Dates carry no zone in the receipt; they are read as UTC.
+never raises. Dates carry no zone in the receipt; they are read as UTC. Text in exactly the form
+above (nearly all of it) is read first by one regular expression, at a fraction of the cost, into
+the same fields the tolerant parser would give.
 
 The mapping to the gateway's statuses (SPEC §4) is data: :data:`STATE_TO_STATUS`. A state missing
 from it maps to ``UNKNOWN``; the raw state is always kept on the receipt.
@@ -16,6 +18,7 @@ from it maps to ``UNKNOWN``; the raw state is always kept on the receipt.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,10 +115,45 @@ _KEY = re.compile(
 _KEY_NAMES: Final = {"status": "stat", "error": "err"}
 _DATE = re.compile(r"[0-9]{10}(?:[0-9]{2})?")
 
+# The Appendix B form exactly, as nearly every SMSC writes it: these keys in this order and case,
+# single spaces, each value printable ASCII without a space or colon (so it is one token and hides
+# no key). Anything else goes to the general parser.
+_VALUE = r"([!-9;-~]*)"
+_STANDARD = re.compile(
+    rf"id:{_VALUE} sub:{_VALUE} dlvrd:{_VALUE} submit date:{_VALUE} done date:{_VALUE}"
+    rf" stat:{_VALUE} err:{_VALUE} (?:Text|text|TEXT):"
+)
+
 
 def _text_fields(text: str) -> dict[str, str]:
     """Key -> value for the receipt text; keys normalised to id, sub, dlvrd, submitdate, donedate,
     stat, err, text. The first occurrence of a key wins; ``text`` takes the rest of the string."""
+    fields = _standard_fields(text)
+    return _general_fields(text) if fields is None else fields
+
+
+def _standard_fields(text: str) -> dict[str, str] | None:
+    """_text_fields for a text in the standard form (what _general_fields would read from it, for
+    a fraction of the cost); None for any other text."""
+    match = _STANDARD.match(text)
+    if match is None:
+        return None
+    id_, sub, dlvrd, submit_date, done_date, stat, err = match.groups()
+    return {
+        "id": id_,
+        "sub": sub,
+        "dlvrd": dlvrd,
+        "submitdate": submit_date,
+        "donedate": done_date,
+        "stat": stat,
+        "err": err,
+        "text": text[match.end() :],
+    }
+
+
+def _general_fields(text: str) -> dict[str, str]:
+    """_text_fields for any text: keys in any case and spelling, anywhere, values split at any
+    whitespace."""
     fields: dict[str, str] = {}
     matches = list(_KEY.finditer(text))
     for i, match in enumerate(matches):
@@ -136,6 +174,7 @@ def receipt_text_excerpt(raw_text: str) -> str | None:
     return excerpt.strip() if excerpt and excerpt.strip() else None
 
 
+@functools.lru_cache(maxsize=256)  # receipts arriving together share their minute, often their second
 def _date(value: str | None) -> datetime | None:
     """``YYMMDDhhmm`` or ``YYMMDDhhmmss`` (20YY, UTC); None when absent or not a valid date."""
     if value is None or not _DATE.fullmatch(value):
@@ -157,12 +196,17 @@ def parse_receipt_text(text: str) -> DeliveryReceipt | None:
     )
 
 
+# Plain ints: an IntFlag operation makes a flag object, about 1 µs each.
+_TYPE_MASK: Final = int(EsmClass.TYPE_MASK)
+_INTERMEDIATE: Final = int(EsmClass.INTERMEDIATE_NOTIFICATION)
+_RECEIPT_TYPES: Final = frozenset({int(EsmClass.DELIVERY_RECEIPT), _INTERMEDIATE})
+
+
 def is_receipt(pdu: DeliverSm) -> bool:
     """True for an SMSC delivery receipt or intermediate notification (esm_class message type 0x04
     or 0x20), or any deliver_sm carrying ``receipted_message_id``; False for a mobile-originated SMS."""
-    kind = pdu.esm_class & EsmClass.TYPE_MASK
-    intermediate = kind == EsmClass.INTERMEDIATE_NOTIFICATION
-    return kind == EsmClass.DELIVERY_RECEIPT or intermediate or pdu.receipted_message_id is not None
+    kind = pdu.esm_class & _TYPE_MASK
+    return kind in _RECEIPT_TYPES or pdu.receipted_message_id is not None
 
 
 def parse_receipt(pdu: DeliverSm) -> DeliveryReceipt | None:
@@ -181,7 +225,7 @@ def parse_receipt(pdu: DeliverSm) -> DeliveryReceipt | None:
         state = MESSAGE_STATE_TO_STAT.get(pdu.message_state) or state or f"MESSAGE_STATE_{pdu.message_state}"
     nec = pdu.network_error_code
     error = f"{nec.error_code:03d}" if nec is not None else fields.get("err") or None
-    intermediate = pdu.esm_class & EsmClass.TYPE_MASK == EsmClass.INTERMEDIATE_NOTIFICATION
+    intermediate = pdu.esm_class & _TYPE_MASK == _INTERMEDIATE
     return _receipt(message_id, state, error, fields, text, intermediate, nec)
 
 
