@@ -6,7 +6,7 @@ status change, its timeline entry and the outbox change commit together.
 The writes every message needs (record_submissions, apply_gateway_reports,
 apply_provider_reports, mark_written, finish) take many messages at once: the group commit runs
 each once per batch, a few statements for all of its messages, with the outcome of running them
-one by one.
+one by one. Their multi-row statements hand the driver plain tuples (store/bulk.py).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy import BigInteger, Select, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.dml import Insert, ReturningInsert
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter
 
 from partner_gateway.domain.lifecycle import CurrentState, PartState, Report, aggregate, decide
 from partner_gateway.domain.statuses import Channel, DeliveryStatus, Rank
+from partner_gateway.store.bulk import InsertReturning, Rows
 from partner_gateway.store.tables import (
     message_events,
     message_parts,
@@ -38,6 +39,12 @@ from partner_gateway.store.tables import (
 # building and keying a statement per call cost more than running it.
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+
+# Stored values to their members by dictionary look-up: Channel(value) and the like cost several
+# times more, for every row a batch reads.
+_CHANNELS = {channel.value: channel for channel in Channel}
+_STATUSES = {status.value: status for status in DeliveryStatus}
+_RANKS = {int(rank): rank for rank in Rank}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +115,15 @@ _SELECT_MESSAGES = select(messages).where(messages.c.id.in_(_IDS))
 
 async def _with_messages(connection: AsyncConnection, claimed: Sequence[Any]) -> list[ClaimedItem]:
     """Claimed outbox rows (id, message_id, attempts, parts_done) joined with their messages."""
-    by_message = {row.message_id: row for row in claimed}
+    # message id -> (outbox id, attempts, parts done): ClaimedItem's first three fields
+    by_message = {row[1]: (row[0], row[2], row[3]) for row in claimed}
     rows = await connection.execute(_SELECT_MESSAGES, {"ids": list(by_message)})
     items = [
         ClaimedItem(
-            outbox_id=by_message[row.id].id,
-            attempts=by_message[row.id].attempts,
-            parts_done=by_message[row.id].parts_done,
+            *by_message[row.id],
             message_id=row.id,
             company_id=row.company_id,
-            channel=Channel(row.channel),
+            channel=_CHANNELS[row.channel],
             to=row.to_number,
             sender=row.sender,
             body=row.body,
@@ -266,25 +272,25 @@ async def record_submissions(
     connection: AsyncConnection, submissions: Sequence[Submission], now: int
 ) -> None:
     """`record_parts` for many messages: one statement."""
+    sent, rank = DeliveryStatus.SENT.value, int(Rank.SENT)
     rows = [
-        {
-            "message_id": submission.message_id,
-            "part_no": part.part_no,
-            "parts_total": part.parts_total,
-            "provider": submission.provider,
-            "provider_message_id": part.provider_message_id,
-            "provider_key": part.provider_key,
-            "status": DeliveryStatus.SENT.value,
-            "status_rank": int(Rank.SENT),
-            "description": "Accepted by the provider",
-            "submitted_at": now,
-            "updated_at": now,
-        }
+        (
+            submission.message_id,
+            part.part_no,
+            part.parts_total,
+            submission.provider,
+            part.provider_message_id,
+            part.provider_key,
+            sent,
+            rank,
+            "Accepted by the provider",
+            now,
+            now,
+        )
         for submission in submissions
         for part in submission.parts
     ]
-    if rows:
-        await connection.execute(_insert_new(connection.dialect.name, message_parts), rows)
+    await _new_parts(connection.dialect.name).execute(connection, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,10 +623,27 @@ def _insert_new(dialect: str, table: Table) -> Insert:
 
 
 @functools.cache
-def _insert_new_events(dialect: str) -> ReturningInsert[tuple[str, str]]:
-    return _insert_new(dialect, message_events).returning(
+def _new_parts(dialect: str) -> Rows:
+    return Rows(_insert_new(dialect, message_parts), (
+        "message_id", "part_no", "parts_total", "provider", "provider_message_id", "provider_key",
+        "status", "status_rank", "description", "submitted_at", "updated_at",
+    ))  # fmt: skip
+
+
+_EVENT_COLUMNS = (
+    "message_id", "occurred_at", "recorded_at", "source", "status", "raw_state", "description",
+    "error_code", "dedup_key",
+)  # fmt: skip
+Event = tuple[str, int, int, str, str | None, str, str, str | None, str]
+"""A timeline entry, as a row of message_events in _EVENT_COLUMNS order."""
+
+
+@functools.cache
+def _new_events(dialect: str) -> InsertReturning:
+    statement = _insert_new(dialect, message_events).returning(
         message_events.c.message_id, message_events.c.dedup_key
     )
+    return InsertReturning(statement, _EVENT_COLUMNS)
 
 
 def _event(
@@ -634,32 +657,32 @@ def _event(
     description: str,
     error_code: str | None,
     dedup_key: str,
-) -> dict[str, Any]:
+) -> Event:
     """A timeline entry, as a row of message_events."""
-    return {
-        "message_id": message_id,
-        "occurred_at": occurred_at,
-        "recorded_at": recorded_at,
-        "source": source,
-        "status": status.value if status else None,
-        "raw_state": raw_state[:100],
-        "description": description[:300],
-        "error_code": error_code,
-        "dedup_key": dedup_key[:200],
-    }
+    return (
+        message_id,
+        occurred_at,
+        recorded_at,
+        source,
+        status.value if status else None,
+        raw_state[:100],
+        description[:300],
+        error_code,
+        dedup_key[:200],
+    )
 
 
-async def _insert_events(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -> list[bool]:
+async def _insert_events(connection: AsyncConnection, events: Sequence[Event]) -> list[bool]:
     """Store timeline entries in one statement; for each, whether it is new. An entry stored before
     (the same report twice: same message and dedup key) is skipped, and so is a repeat within
     `events`: only the first counts, as if they were stored one by one."""
     if not events:
         return []
-    result = await connection.execute(_insert_new_events(connection.dialect.name), list(events))
-    stored = {(row.message_id, row.dedup_key) for row in result}
+    returned = await _new_events(connection.dialect.name).returning(connection, events)
+    stored = {(message_id, dedup_key) for message_id, dedup_key in returned}
     new = []
     for event in events:
-        key = (event["message_id"], event["dedup_key"])
+        key = (event[0], event[-1])
         new.append(key in stored)
         stored.discard(key)
     return new
@@ -706,7 +729,7 @@ _SELECT_FIRST_PARTS = _SELECT_PARTS.where(message_parts.c.part_no == 1)
 _SELECT_PARTS_BY_KEY = _PARTS_WITH_STATUSES.where(
     message_parts.c.provider == bindparam("provider"), message_parts.c.provider_key.in_(_KEYS)
 )
-_UPDATE_PART_STATUS = (
+_UPDATE_PART_STATUS = Rows(
     update(message_parts)
     .where(message_parts.c.message_id == bindparam("m_id"), message_parts.c.part_no == bindparam("m_part"))
     .values(
@@ -716,12 +739,14 @@ _UPDATE_PART_STATUS = (
         error_code=bindparam("m_error"),
         updated_at=bindparam("m_now"),
         read_at=func.coalesce(message_parts.c.read_at, bindparam("m_read_at", type_=BigInteger)),
-    )
+    ),
+    ("m_status", "m_rank", "m_error", "m_description", "m_now", "m_read_at", "m_id", "m_part"),
 )
-_UPDATE_PART_READ = (
+_UPDATE_PART_READ = Rows(
     update(message_parts)
     .where(message_parts.c.message_id == bindparam("m_id"), message_parts.c.part_no == bindparam("m_part"))
-    .values(read_at=func.coalesce(message_parts.c.read_at, bindparam("m_read_at", type_=BigInteger)))
+    .values(read_at=func.coalesce(message_parts.c.read_at, bindparam("m_read_at", type_=BigInteger))),
+    ("m_read_at", "m_id", "m_part"),
 )
 
 
@@ -763,27 +788,40 @@ class _Parts:
             await self._load(_SELECT_PARTS, {"ids": list(message_ids)})
 
     async def _load(self, statement: Select[Any], parameters: dict[str, Any]) -> None:
-        for row in await self._connection.execute(statement, parameters):
-            self._statuses.add(
-                row.message_id, row.message_status, row.message_rank, row.message_read_at, row.fallback_for
-            )
-            parts = self._by_message.setdefault(row.message_id, {})
-            if row.part_no in parts:
+        for (
+            message_id,
+            part_no,
+            parts_total,
+            provider,
+            provider_key,
+            status,
+            rank,
+            description,
+            error_code,
+            read_at,
+            message_status,
+            message_rank,
+            message_read_at,
+            fallback_for,
+        ) in await self._connection.execute(statement, parameters):  # _PARTS_WITH_STATUSES's columns
+            self._statuses.add(message_id, message_status, message_rank, message_read_at, fallback_for)
+            parts = self._by_message.setdefault(message_id, {})
+            if part_no in parts:
                 continue  # read before, perhaps changed since
             part = _Part(
-                row.message_id,
-                row.part_no,
-                row.parts_total,
-                row.provider,
-                row.provider_key,
-                DeliveryStatus(row.status),
-                Rank(row.status_rank),
-                row.description,
-                row.error_code,
-                row.read_at,
+                message_id,
+                part_no,
+                parts_total,
+                provider,
+                provider_key,
+                _STATUSES[status],
+                _RANKS[rank],
+                description,
+                error_code,
+                read_at,
             )
-            parts[row.part_no] = part
-            self._by_key[(part.provider, part.provider_key)] = part
+            parts[part_no] = part
+            self._by_key[(provider, provider_key)] = part
 
     def states(self, message_id: str, total: int) -> list[PartState]:
         """The states of a message's parts; parts not accepted yet count as queued, so the message
@@ -803,28 +841,26 @@ class _Parts:
             key=lambda part: (part.message_id, part.part_no),
         )
         statuses = [
-            {
-                "m_id": part.message_id,
-                "m_part": part.part_no,
-                "m_status": part.status.value,
-                "m_rank": int(part.rank),
-                "m_description": part.description[:300],
-                "m_error": part.error_code,
-                "m_now": now,
-                "m_read_at": part.read_at if part.read_changed else None,
-            }
+            (
+                part.status.value,
+                int(part.rank),
+                part.error_code,
+                part.description[:300],
+                now,
+                part.read_at if part.read_changed else None,
+                part.message_id,
+                part.part_no,
+            )
             for part in changed
             if part.status_changed
         ]
         reads = [
-            {"m_id": part.message_id, "m_part": part.part_no, "m_read_at": part.read_at}
+            (part.read_at, part.message_id, part.part_no)
             for part in changed
             if part.read_changed and not part.status_changed
         ]
-        if statuses:
-            await self._connection.execute(_UPDATE_PART_STATUS, statuses)
-        if reads:
-            await self._connection.execute(_UPDATE_PART_READ, reads)
+        await _UPDATE_PART_STATUS.execute(self._connection, statuses)
+        await _UPDATE_PART_READ.execute(self._connection, reads)
 
 
 @dataclass(slots=True)
@@ -842,7 +878,7 @@ class _Status:
 _SELECT_STATUSES = select(
     messages.c.id, messages.c.status, messages.c.status_rank, messages.c.read_at, messages.c.fallback_for
 ).where(messages.c.id.in_(_IDS))
-_UPDATE_MESSAGE_STATUS = (
+_UPDATE_MESSAGE_STATUS = Rows(
     update(messages)
     .where(messages.c.id == bindparam("m_id"))
     .values(
@@ -852,12 +888,14 @@ _UPDATE_MESSAGE_STATUS = (
         error_code=bindparam("m_error"),
         updated_at=bindparam("m_now"),
         read_at=func.coalesce(messages.c.read_at, bindparam("m_read_at", type_=BigInteger)),
-    )
+    ),
+    ("m_status", "m_rank", "m_description", "m_error", "m_now", "m_read_at", "m_id"),
 )
-_UPDATE_MESSAGE_READ = (
+_UPDATE_MESSAGE_READ = Rows(
     update(messages)
     .where(messages.c.id == bindparam("m_id"))
-    .values(read_at=func.coalesce(messages.c.read_at, bindparam("m_read_at", type_=BigInteger)))
+    .values(read_at=func.coalesce(messages.c.read_at, bindparam("m_read_at", type_=BigInteger))),
+    ("m_read_at", "m_id"),
 )
 
 
@@ -876,8 +914,8 @@ class _Statuses:
         if not wanted:
             return
         rows = await self._connection.execute(_SELECT_STATUSES, {"ids": list(wanted)})
-        for row in rows:
-            self.add(row.id, row.status, row.status_rank, row.read_at, row.fallback_for)
+        for message_id, status, rank, read_at, fallback_for in rows:
+            self.add(message_id, status, rank, read_at, fallback_for)
         for message_id in wanted:
             self.add(message_id, None, None, None, None)  # not found: no such message
 
@@ -895,7 +933,7 @@ class _Statuses:
         if status is None or rank is None:
             self._rows[message_id] = None
         else:
-            self._rows[message_id] = _Status(DeliveryStatus(status), Rank(rank), read_at, fallback_for)
+            self._rows[message_id] = _Status(_STATUSES[status], _RANKS[rank], read_at, fallback_for)
 
     async def apply(self, message_id: str, report: Report, *, read_at: int | None) -> bool:
         """Apply a report to the message (in memory); True when it changed its status."""
@@ -929,24 +967,22 @@ class _Statuses:
         # In key order: two workers' batches touching the same rows lock them in the same order.
         changed = [(message_id, row) for message_id, row in sorted(self._rows.items()) if row is not None]
         statuses = [
-            {
-                "m_id": message_id,
-                "m_status": row.status.value,
-                "m_rank": int(row.rank),
-                "m_description": row.description,
-                "m_error": row.error_code,
-                "m_now": self._now,
-                "m_read_at": row.read_at if row.read_changed else None,
-            }
+            (
+                row.status.value,
+                int(row.rank),
+                row.description,
+                row.error_code,
+                self._now,
+                row.read_at if row.read_changed else None,
+                message_id,
+            )
             for message_id, row in changed
             if row.status_changed
         ]
         reads = [
-            {"m_id": message_id, "m_read_at": row.read_at}
+            (row.read_at, message_id)
             for message_id, row in changed
             if row.read_changed and not row.status_changed
         ]
-        if statuses:
-            await self._connection.execute(_UPDATE_MESSAGE_STATUS, statuses)
-        if reads:
-            await self._connection.execute(_UPDATE_MESSAGE_READ, reads)
+        await _UPDATE_MESSAGE_STATUS.execute(self._connection, statuses)
+        await _UPDATE_MESSAGE_READ.execute(self._connection, reads)

@@ -32,6 +32,7 @@ from partner_gateway.domain.messages import (
     NewMessage,
 )
 from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus, Rank
+from partner_gateway.store.bulk import Rows
 from partner_gateway.store.tables import message_events, messages, outbox
 
 STATUS_COLUMNS = (
@@ -127,6 +128,19 @@ def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> li
     ]
 
 
+# An accepted message's three rows, as tuples (see store/bulk.py).
+_NEW_MESSAGES = Rows(insert(messages), (
+    "id", "company_id", "channel", "to_number", "sender", "reference", "status", "status_rank",
+    "status_description", "error_code", "created_at", "updated_at", "read_at", "expires_at",
+    "encoding", "segments", "callback_url", "body", "fallback_for",
+))  # fmt: skip
+_NEW_EVENTS = Rows(insert(message_events), (
+    "message_id", "occurred_at", "recorded_at", "source", "status", "raw_state", "description",
+    "error_code", "dedup_key",
+))  # fmt: skip
+_NEW_OUTBOX_ITEMS = Rows(insert(outbox), ("message_id", "channel", "available_at", "attempts", "created_at"))
+
+
 class MessageRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
@@ -144,60 +158,55 @@ class MessageRepository:
         """The same for many messages at once: three multi-row statements, whatever their number."""
         if not accepted:
             return
-        await self._connection.execute(
-            insert(messages),
+        queued, rank = DeliveryStatus.UNKNOWN.value, int(Rank.QUEUED)
+        await _NEW_MESSAGES.execute(
+            self._connection,
             [
-                {
-                    "id": message.id,
-                    "company_id": message.company_id,
-                    "channel": message.channel.value,
-                    "to_number": message.to,
-                    "sender": message.sender,
-                    "reference": message.reference,
-                    "status": DeliveryStatus.UNKNOWN.value,
-                    "status_rank": int(Rank.QUEUED),
-                    "status_description": ACCEPTED_DESCRIPTION,
-                    "error_code": None,
-                    "created_at": message.created_at,
-                    "updated_at": message.created_at,
-                    "read_at": None,
-                    "expires_at": message.expires_at,
-                    "encoding": message.encoding,
-                    "segments": message.segments,
-                    "callback_url": message.callback_url,
-                    "body": message.body,
-                    "fallback_for": message.fallback_for,
-                }
+                (
+                    message.id,
+                    message.company_id,
+                    message.channel.value,
+                    message.to,
+                    message.sender,
+                    message.reference,
+                    queued,
+                    rank,
+                    ACCEPTED_DESCRIPTION,
+                    None,  # error_code
+                    message.created_at,
+                    message.created_at,  # updated_at
+                    None,  # read_at
+                    message.expires_at,
+                    message.encoding,
+                    message.segments,
+                    message.callback_url,
+                    message.body,
+                    message.fallback_for,
+                )
                 for message in accepted
             ],
         )
-        await self._connection.execute(
-            insert(message_events),
+        await _NEW_EVENTS.execute(
+            self._connection,
             [
-                {
-                    "message_id": message.id,
-                    "occurred_at": message.created_at,
-                    "recorded_at": message.created_at,
-                    "source": "gateway",
-                    "status": DeliveryStatus.UNKNOWN.value,
-                    "raw_state": "ACCEPTED",
-                    "description": ACCEPTED_DESCRIPTION,
-                    "error_code": None,
-                    "dedup_key": "gateway:accepted",
-                }
+                (
+                    message.id,
+                    message.created_at,
+                    message.created_at,
+                    "gateway",
+                    queued,
+                    "ACCEPTED",
+                    ACCEPTED_DESCRIPTION,
+                    None,
+                    "gateway:accepted",
+                )
                 for message in accepted
             ],
         )
-        await self._connection.execute(
-            insert(outbox),
+        await _NEW_OUTBOX_ITEMS.execute(
+            self._connection,
             [
-                {
-                    "message_id": message.id,
-                    "channel": message.channel.value,
-                    "available_at": message.created_at,
-                    "attempts": 0,
-                    "created_at": message.created_at,
-                }
+                (message.id, message.channel.value, message.created_at, 0, message.created_at)
                 for message in accepted
             ],
         )
