@@ -29,7 +29,9 @@ def could_all_be_message_ids(comma_separated: str) -> bool:
 
 
 def new_message_id(epoch_ms: int) -> str:
-    return MESSAGE_ID_PREFIX + str(ULID.from_timestamp(epoch_ms / 1000))
+    # The millisecond as an int: python-ulid takes it exactly (a float of seconds could land
+    # on the millisecond before). Ids made in one millisecond increase, as python-ulid makes them.
+    return MESSAGE_ID_PREFIX + str(ULID.from_timestamp(epoch_ms))
 
 
 def new_company_id() -> str:
