@@ -106,6 +106,8 @@ class Connection:
         self._deliver_slots = deliver_slots
         self._handlers = handlers  # shared by the session so stop() can wait for them
         self._pending: dict[int, tuple[int, asyncio.Future[Pdu]]] = {}
+        # Frames written in one pass of the event loop leave in one write (see send).
+        self._unwritten: list[bytes] = []
         self._sequence = 0
         self._reader_paused = False  # waiting for a deliver_sm handler slot
         self.bound = False
@@ -136,8 +138,17 @@ class Connection:
             seq = struct.unpack_from(">I", frame, 12)[0]
             future = asyncio.get_running_loop().create_future()
             self._pending[seq] = (expect, future)
-        self._writer.write(frame)
+        # Held until the end of the event loop's pass: a window's submit_sm and the responses to
+        # a burst of deliver_sm then cost one socket write together instead of one each.
+        if not self._unwritten:
+            asyncio.get_running_loop().call_soon(self._write_unwritten)
+        self._unwritten.append(frame)
         return future
+
+    def _write_unwritten(self) -> None:
+        frames, self._unwritten = self._unwritten, []
+        if frames and not self._writer.is_closing():
+            self._writer.write(b"".join(frames))
 
     def forget(self, sequence_number: int) -> None:
         entry = self._pending.pop(sequence_number, None)
@@ -145,6 +156,7 @@ class Connection:
             consume(entry[1])
 
     async def drain(self) -> None:
+        self._write_unwritten()
         try:
             await self._writer.drain()
         except (ConnectionError, OSError) as exc:
@@ -173,6 +185,7 @@ class Connection:
         self.close_reason = reason
         self.bound = False
         self.closed.set()
+        self._write_unwritten()  # what was sent before the close still leaves, as it did unheld
         self._writer.close()
         for _, future in self._pending.values():
             if not future.done():
