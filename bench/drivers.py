@@ -29,10 +29,12 @@ from typing import Any
 from common import SEED
 
 from partner_gateway.config import Settings
+from partner_gateway.store.database import sqlite_read_pragmas
 
 # The gateway reads its store through a memory map (store/database.py); the ceiling reads the
 # same database the same way, so a ratio measures the layers above the driver, not a setting.
-SQLITE_READ_PRAGMAS = (f"PRAGMA mmap_size={Settings.model_fields['sqlite_mmap_bytes'].default}",)
+# The defaults, as the bench's gateways run (gateway_env drops the caller's PARTNER_GATEWAY_*).
+SQLITE_READ_PRAGMAS = sqlite_read_pragmas(Settings.model_construct())
 WARMUP_FRACTION = 0.1  # of each figure's seconds, first at the point look-up: a warm page cache
 
 

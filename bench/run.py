@@ -133,9 +133,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = {"messages": (20_000, 1_000_000), "duration": (1.0, 10.0), "warmup": (0.0, 2.0)}
     defaults |= {
         "driver_seconds": (0.2, 3.0),
-        # 40,000: about 20 s of load. The ramp and the last receipts' latency cost about a second
-        # whatever N is: a sixth of a 10,000-message run (1,660/s at 655d22c on the 1,000,000-
-        # message store, 1,812/s with 40,000 right after; docs/performance.md).
+        # 40,000: about 20 s of load. Back to back on the 1,000,000-message store (655d22c),
+        # 10,000 took 6.0 s (1,660/s) and 40,000 took 22.1 s (1,812/s): read as N / rate + fixed,
+        # the ramp and the last receipts' latency are about 0.7 s whatever N is, a ninth of the
+        # shorter run and a thirtieth of this one.
         "e2e_messages": (500, 40_000),
         "companies": (2, 5),
         "connections": (8, 64),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from ulid import ULID
 
@@ -10,6 +10,7 @@ from partner_gateway.domain.ids import MESSAGE_ID_PREFIX, could_be_message_id, n
 
 
 @given(st.integers(0, 2**48 - 1))
+@example(277_167_958_246_014)  # int(seconds * 1000) of this as a float of seconds is one short
 def test_a_message_id_is_a_ulid_of_its_millisecond(epoch_ms: int) -> None:
     message_id = new_message_id(epoch_ms)
     assert message_id.startswith(MESSAGE_ID_PREFIX)

@@ -46,6 +46,9 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 _encode = msgspec.json.Encoder().encode
 _BATCH_PARAMETERS = (b"ids", b"channel")
 
+_StatusRead = Callable[[Runtime, str, str | None, str], Awaitable[Any]]
+"""status_of_one or statuses_of_many: (runtime, company, channel, the id or the ids) -> answer."""
+
 
 class _Send:
     """A send operation: its body's decoder and the function that accepts the decoded body."""
@@ -82,12 +85,14 @@ class PartnerApi:
             if method == "GET" and path.startswith(self._status_prefix):
                 message_id = path[len(self._status_prefix) :]
                 if message_id and "/" not in message_id:
-                    await self._status_of_one(scope, send, message_id)
+                    channel = _query_value(scope, "channel")
+                    await self._look_up(scope, send, status_of_one, channel, message_id)
                     return
             elif method == "GET" and path == self._statuses_path:
                 parameters = _plain_query(scope["query_string"], _BATCH_PARAMETERS)
                 if parameters is not None and b"ids" in parameters:
-                    await self._statuses_of_many(scope, send, parameters)
+                    channel = parameters.get(b"channel")
+                    await self._look_up(scope, send, statuses_of_many, channel, parameters[b"ids"])
                     return
             elif method == "POST" and path in self._sends:
                 await self._send(self._sends[path], scope, receive, send)
@@ -118,23 +123,14 @@ class PartnerApi:
         ]
         await _answer(send, 202, headers, _encode(accepted.answer))
 
-    async def _status_of_one(self, scope: Scope, send: Send, message_id: str) -> None:
+    async def _look_up(
+        self, scope: Scope, send: Send, read: _StatusRead, channel: str | None, wanted: str
+    ) -> None:
+        """`read` (status_of_one or statuses_of_many) for the key's company, answered as JSON."""
         try:
             runtime = self._runtime()
             company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
-            found = await status_of_one(runtime, company_id, _query_value(scope, "channel"), message_id)
-        except Exception as exc:  # every error is answered as a problem, as Litestar does
-            await _problem(send, exc)
-            return
-        await _answer(send, 200, _JSON_HEADERS, _encode(found))
-
-    async def _statuses_of_many(self, scope: Scope, send: Send, parameters: dict[bytes, str]) -> None:
-        try:
-            runtime = self._runtime()
-            company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
-            found = await statuses_of_many(
-                runtime, company_id, parameters.get(b"channel"), parameters[b"ids"]
-            )
+            found = await read(runtime, company_id, channel, wanted)
         except Exception as exc:  # every error is answered as a problem, as Litestar does
             await _problem(send, exc)
             return

@@ -64,7 +64,7 @@ class Database:
             pragmas = sqlite_pragmas(settings)
             _configure_sqlite(reader, pragmas, immediate=False)
             _configure_sqlite(writer, pragmas, immediate=True)
-            return cls(reader, writer, SqliteStatusReads(path, reader, settings.sqlite_mmap_bytes))
+            return cls(reader, writer, SqliteStatusReads(path, reader, sqlite_read_pragmas(settings)))
         engine = create_async_engine(
             url,
             pool_size=10,
@@ -104,18 +104,23 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
+def sqlite_read_pragmas(settings: Settings) -> list[str]:
+    """How every connection reads the SQLite store (the bench's driver ceilings read so too)."""
+    # Pages read through a memory map cost no read() call and no copy. Status batches read
+    # hundreds of rows scattered over the file: 500 random ids of a 1,000,000-message store
+    # took 2.5-2.9 ms read() by read(), 1.7 ms mapped (docs/performance.md).
+    return [f"PRAGMA mmap_size={int(settings.sqlite_mmap_bytes)}"]
+
+
 def sqlite_pragmas(settings: Settings) -> list[str]:
-    """What every connection to the SQLite store is set to (the bench's driver ceiling too)."""
+    """What every pooled connection to the SQLite store is set to."""
     return [
         "PRAGMA journal_mode=WAL",
         # FULL: a 202 means the message is on disk, even across a power cut.
         "PRAGMA synchronous=FULL",
         f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}",
         "PRAGMA foreign_keys=ON",
-        # Pages read through a memory map cost no read() call and no copy. Status batches read
-        # hundreds of rows scattered over the file: 500 random ids of a 1,000,000-message store
-        # took 2.5-2.9 ms read() by read(), 1.7 ms mapped (docs/performance.md).
-        f"PRAGMA mmap_size={int(settings.sqlite_mmap_bytes)}",
+        *sqlite_read_pragmas(settings),
     ]
 
 

@@ -148,10 +148,10 @@ class SqliteStatusReads(_CompiledStatusReads):
 
     statements: ClassVar[dict[str, Statement]] = {"one": _SQLITE_ONE, "many": _SQLITE_MANY}
 
-    def __init__(self, path: str, pool: AsyncEngine, mmap_bytes: int = 0) -> None:
+    def __init__(self, path: str, pool: AsyncEngine, read_pragmas: Sequence[str] = ()) -> None:
         self._path = path
         self._pool = pool
-        self._mmap_bytes = mmap_bytes
+        self._read_pragmas = read_pragmas
         self._inline: sqlite3.Connection | None = None
 
     def _inline_connection(self) -> sqlite3.Connection:
@@ -161,7 +161,8 @@ class SqliteStatusReads(_CompiledStatusReads):
             connection.execute("PRAGMA query_only=ON")
             # Never wait on the loop's thread: "busy" sends the look-up to the pool (see module doc).
             connection.execute("PRAGMA busy_timeout=0")
-            connection.execute(f"PRAGMA mmap_size={int(self._mmap_bytes)}")
+            for pragma in self._read_pragmas:
+                connection.execute(pragma)
             self._inline = connection
         return connection
 
