@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.dialects.sqlite import aiosqlite as sqlite_aiosqlite
 from sqlalchemy.engine import Dialect
@@ -64,6 +64,19 @@ def test_a_parameter_needing_conversion_is_refused() -> None:
     with pytest.raises(TypeError, match="needs conversion"):
         Rows(insert(_scratch), ("id", "at")).sql(DIALECTS["sqlite"])
     assert Rows(insert(_scratch), ("id", "s")).sql(DIALECTS["sqlite"])
+
+
+def test_a_parameter_with_a_value_of_its_own_is_refused() -> None:
+    # Run with a tuple of the caller's values, a literal's value would be missing from it. SQLite's
+    # dialect writes OFFSET (0) after any LIMIT, so a page's OFFSET must be named too.
+    limit = bindparam("limit", type_=Integer)
+    with pytest.raises(ValueError, match="a value of its own"):
+        bulk.positional(select(_scratch.c.id).where(_scratch.c.s == "x"), DIALECTS["sqlite"])
+    with pytest.raises(ValueError, match="a value of its own"):
+        bulk.positional(select(_scratch.c.id).limit(limit), DIALECTS["sqlite"])
+    named = select(_scratch.c.id).limit(limit).offset(bindparam("offset", type_=Integer))
+    for dialect in DIALECTS.values():
+        assert bulk.positional(named, dialect)[1] == ("limit", "offset")
 
 
 def test_many_values_repeats_and_renumbers_the_values_group() -> None:

@@ -51,14 +51,10 @@ class Rows:
             await connection.exec_driver_sql(self.sql(connection.dialect), list(rows))
 
     def _compile(self, dialect: Dialect) -> str:
-        compiled = cast("SQLCompiler", self._statement.compile(dialect=dialect, column_keys=list(self.names)))
-        order = tuple(compiled.positiontup or ())
+        sql, order = positional(self._statement, dialect, column_keys=self.names)
         if order != self.names:
             raise ValueError(f"rows are given as {self.names}, the statement takes {order}")
-        for name, bind in compiled.binds.items():
-            if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
-                raise TypeError(f"parameter {name} ({bind.type}) needs conversion on {dialect.name}")
-        return compiled.string
+        return sql
 
 
 class InsertReturning(Rows):
@@ -80,6 +76,26 @@ class InsertReturning(Rows):
             parameters = tuple(value for row in chunk for value in row)
             returned.extend(tuple(row) for row in await connection.exec_driver_sql(sql, parameters))
         return returned
+
+
+Positional = tuple[str, tuple[str, ...]]
+"""A statement's SQL for one dialect, and the names of its parameters in the order it takes them."""
+
+
+def positional(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] = ()) -> Positional:
+    """`statement` compiled for `dialect`, to run with `exec_driver_sql` and a tuple of values.
+
+    Refuses a parameter whose type would need converting first (a bind processor): the driver
+    gets each value as it is. Refuses a parameter with a value of its own (a literal, say): the
+    caller gives every value, so each must be a named parameter.
+    """
+    compiled = cast("SQLCompiler", statement.compile(dialect=dialect, column_keys=list(column_keys) or None))
+    for name, bind in compiled.binds.items():
+        if not bind.required and (bind.value is not None or bind.callable is not None):
+            raise ValueError(f"parameter {name} has a value of its own: make it a named bindparam")
+        if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+            raise TypeError(f"parameter {name} ({bind.type}) needs conversion on {dialect.name}")
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 _VALUES = " VALUES "
