@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from partner_gateway.channels.smpp import pdu as pdu_module
 from partner_gateway.channels.smpp.constants import (
     MAX_PDU_LENGTH,
     CommandId,
@@ -426,6 +427,57 @@ deliver_sms = st.builds(
 @given(submit_sms | deliver_sms)
 def test_round_trip_property(pdu: SubmitSm | DeliverSm) -> None:
     assert decode(encode(pdu)) == pdu
+
+
+PLAIN_SUBMIT = SubmitSm(
+    sequence_number=0, source_addr="Partner", destination_addr="4915112345678", dest_addr_ton=1,
+    validity_period="000001000000000R", registered_delivery=1, short_message=b"Your code",
+)  # fmt: skip
+# Each field at the edge of what it may carry, and just past it.
+FITS_AND_DOES_NOT: list[tuple[str, Any, Any]] = [
+    ("sequence_number", 0xFFFFFFFF, 0x100000000), ("sequence_number", 0, -1),
+    ("command_status", 0xFFFFFFFF, -1),
+    ("service_type", "x" * 5, "x" * 6), ("source_addr", "x" * 20, "x" * 21),
+    ("destination_addr", "\xff" * 20, "x" * 21), ("destination_addr", "49151", "491\x0051"),
+    ("source_addr", "\xe9", "\u0101"), ("source_addr_ton", 255, 256), ("dest_addr_npi", 0, -1),
+    ("esm_class", 255, 256), ("sm_default_msg_id", 255, 256), ("data_coding", 8, 300),
+    ("schedule_delivery_time", "", "x" * 15), ("validity_period", "x" * 16, "x" * 17),
+    ("short_message", b"x" * 254, b"x" * 255), ("short_message", b"\0", "text"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "fits", "does_not"), FITS_AND_DOES_NOT)
+@pytest.mark.parametrize(
+    "base", [PLAIN_SUBMIT, DeliverSm(sequence_number=9, esm_class=4, short_message=b"id:1")]
+)
+def test_the_plain_encoder_writes_only_what_the_checked_one_writes(
+    base: Pdu, name: str, fits: Any, does_not: Any
+) -> None:
+    plan = pdu_module._PLANS[type(base)]
+    fitting = dataclasses.replace(base, **{name: fits})
+    assert plan.encode(fitting) == pdu_module._encode_checked(fitting)
+    wrong = dataclasses.replace(base, **{name: does_not})
+    assert plan.encode(wrong) is None
+    with pytest.raises((PduError, TypeError)):
+        pdu_module._encode_checked(wrong)
+
+
+@given(submit_sms | deliver_sms | st.sampled_from(SAMPLES))
+def test_the_plain_encoder_writes_what_the_checked_one_does(pdu: Pdu) -> None:
+    """Where the plain path writes a frame (or leaves it to the checked path: optional or extra
+    TLVs, an error answer's missing body), the frame is the checked path's."""
+    plain = pdu_module._PLANS[type(pdu)].encode(pdu)
+    assert plain is None or plain == pdu_module._encode_checked(pdu)
+
+
+def test_the_plain_encoder_writes_what_the_gateway_sends() -> None:
+    """A message's submit_sm and a receipt's deliver_sm_resp take the plain path."""
+    for pdu in (
+        PLAIN_SUBMIT,
+        DeliverSmResp(sequence_number=7),
+        SubmitSmResp(sequence_number=3, message_id="ab"),
+    ):
+        assert pdu_module._PLANS[type(pdu)].encode(pdu) == pdu_module._encode_checked(pdu)
 
 
 @given(st.binary(max_size=400))

@@ -197,8 +197,10 @@ class EsmeSession:
         """
         if not isinstance(pdu, SubmitSm):
             raise TypeError(f"submit() takes a SubmitSm, got {type(pdu).__name__}")
+        if pdu.sequence_number or pdu.command_status:  # the provider's are 0: no copy to make
+            pdu = dataclasses.replace(pdu, sequence_number=0, command_status=0)
         try:  # validate and encode once, up front; the sequence_number is patched in later
-            frame = bytearray(encode(dataclasses.replace(pdu, sequence_number=0, command_status=0)))
+            frame = bytearray(encode(pdu))
         except PduError as exc:
             raise InvalidSubmit(exc.command_status, exc.detail) from None
         link = self._submit_link

@@ -13,7 +13,9 @@ kept in ``extra_tlvs`` as a raw ``(tag, value)`` pair and written back after the
 
 from __future__ import annotations
 
+import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, NamedTuple
 
@@ -267,14 +269,17 @@ PDU_TYPES: Final[tuple[type[Pdu], ...]] = (
     SubmitSm, SubmitSmResp, DeliverSm, DeliverSmResp,
 )  # fmt: skip
 _BY_ID: Final[dict[int, type[Pdu]]] = {cls.command_id: cls for cls in PDU_TYPES}
+_TYPED_TLVS: Final[dict[type[Pdu], dict[int, tuple[str, str]]]] = {
+    cls: {tag: (name, kind) for name, tag, kind in cls.TLVS} for cls in PDU_TYPES
+}
+
+
+_COMMAND_STATUSES: Final[dict[int, CommandStatus]] = {int(status): status for status in CommandStatus}
 
 
 def _status(value: int) -> int:
     """The value as a :class:`CommandStatus` when it is one (nicer reprs), else the plain int."""
-    try:
-        return CommandStatus(value)
-    except ValueError:
-        return value
+    return _COMMAND_STATUSES.get(value, value)
 
 
 def _cstr(value: str, size: int, status: int, what: str) -> bytes:
@@ -313,6 +318,12 @@ def _encode_tlv(kind: str, value: Any, what: str) -> bytes:
 
 def encode(pdu: Pdu) -> bytes:
     """One whole frame for ``pdu``; raises :class:`PduError` for a value the format cannot carry."""
+    frame = _PLANS[type(pdu)].encode(pdu)
+    return frame if frame is not None else _encode_checked(pdu)
+
+
+def _encode_checked(pdu: Pdu) -> bytes:
+    """encode, field by field, saying what is wrong with a value the format cannot carry."""
     body = bytearray()
     try:
         for name, kind, size, status in pdu.BODY:
@@ -351,8 +362,11 @@ def encode(pdu: Pdu) -> bytes:
     return header + bytes(body)
 
 
+_TLV_WIDTHS: Final = {"u8": 1, "u16": 2, "ne": 3}
+
+
 def _decode_tlv(kind: str, raw: bytes, what: str) -> Any:
-    width = {"u8": 1, "u16": 2, "ne": 3}.get(kind)
+    width = _TLV_WIDTHS.get(kind)
     if width is not None and len(raw) != width:
         raise PduError(_S.ESME_RINVPARLEN, 0, f"{what}: {len(raw)} octets, expected {width}")
     if kind == "ne":
@@ -391,7 +405,7 @@ def _decode_fields(cls: type[Pdu], frame: bytes, fields: dict[str, Any]) -> None
         if pos != end:
             raise PduError(_S.ESME_RINVCMDLEN, 0, f"{cls.__name__} has no body, got {end - pos} octets")
         return
-    typed = {tag: (name, kind) for name, tag, kind in cls.TLVS}
+    typed = _TYPED_TLVS[cls]
     extra: list[tuple[int, bytes]] = []
     while pos < end:
         if end - pos < 4:
@@ -436,3 +450,92 @@ def decode(frame: bytes) -> Pdu:
         return cls(**fields)
     except PduError as exc:
         raise PduError(exc.command_status, seq, exc.detail, command_id=command_id) from None
+
+
+# --- The plain path of encode ------------------------------------------------------------------
+#
+# Every message's submit_sm and every receipt's deliver_sm_resp are encoded here. The checked path
+# above walks the field table one field at a time to say exactly what is wrong with a value;
+# measured alone, that made a submit_sm 10.3 µs. Each class's table is compiled once into steps
+# (runs of one-octet integers written by one bytes() call), which the plain path follows for PDUs
+# whose every value is plainly valid: 6.4 µs. Anything else (a value out of range, a NUL inside a
+# string, an optional or extra TLV, an error response whose body is left out) makes it give up,
+# and the checked path writes or refuses the PDU as before, so the two cannot disagree;
+# tests/channels/smpp/test_pdu.py holds them alike. (Decoding the same way was no faster than
+# the checked loop, measured: decode keeps that one path.)
+
+_CSTRING, _TIME, _OCTET, _OCTETS, _SHORT_MESSAGE = range(5)
+_Step = tuple[int, Any, int]  # (kind, the getter of its field or fields, max octets with the NUL)
+_NUL = b"\0"
+_PLAIN_ERRORS = (UnicodeEncodeError, ValueError, TypeError, AttributeError, struct.error, OverflowError)
+
+
+def _steps(fields: tuple[_F, ...]) -> list[tuple[int, tuple[str, ...], int]]:
+    """The table's fields as steps, consecutive one-octet integers grouped into one step."""
+    steps: list[tuple[int, tuple[str, ...], int]] = []
+    for name, kind, size, _status in fields:
+        if kind == "u8" and steps and steps[-1][0] in (_OCTET, _OCTETS):
+            steps[-1] = (_OCTETS, (*steps[-1][1], name), 0)
+        else:
+            code = {"c": _CSTRING, "t": _TIME, "u8": _OCTET, "sm": _SHORT_MESSAGE}[kind]
+            steps.append((code, (name,), size))
+    return steps
+
+
+class _Plan:
+    """One PDU class's field table, compiled for the plain path."""
+
+    def __init__(self, cls: type[Pdu]) -> None:
+        self.command_id = int(cls.command_id)
+        self.has_body = cls.HAS_BODY
+        self.body_optional = cls.BODY_OPTIONAL
+        steps = _steps(cls.BODY)
+        self.encode_steps: tuple[_Step, ...] = tuple(
+            (kind, operator.attrgetter(*names), size) for kind, names, size in steps
+        )
+        # The typed TLVs, all None on the plain path: their tuple is compared with one of Nones.
+        self.tlv_values: Callable[[Pdu], tuple[Any, ...]] | None = None
+        names = [name for name, _, _ in cls.TLVS]
+        if names:
+            values = operator.attrgetter(*names)
+            self.tlv_values = values if len(names) > 1 else lambda pdu: (values(pdu),)
+        self.no_tlvs = (None,) * len(names)
+
+    def encode(self, pdu: Pdu) -> bytes | None:
+        """The frame, or None for a PDU the checked path must write (or refuse): an unusual value,
+        an optional TLV set, extra TLVs, or an error response whose body is left out."""
+        if self.has_body and (pdu.extra_tlvs or (self.body_optional and pdu.command_status)):  # type: ignore[union-attr]
+            return None
+        if self.tlv_values is not None and self.tlv_values(pdu) != self.no_tlvs:
+            return None
+        parts: list[bytes] = []
+        append = parts.append
+        try:
+            for kind, get, size in self.encode_steps:
+                if kind == _OCTETS:
+                    append(bytes(get(pdu)))
+                elif kind == _OCTET:
+                    append(bytes((get(pdu),)))
+                elif kind == _SHORT_MESSAGE:
+                    value = get(pdu)
+                    if len(value) > MAX_SHORT_MESSAGE:
+                        return None
+                    append(bytes((len(value),)))
+                    append(value)  # not bytes(value): a list of ints is no short_message
+                else:
+                    value = get(pdu)
+                    raw = value.encode("latin-1")
+                    if len(raw) >= size or _NUL in raw or (kind == _TIME and len(value) not in (0, 16)):
+                        return None
+                    append(raw)
+                    append(_NUL)
+            body = b"".join(parts)
+            header = struct.pack(
+                ">IIII", HEADER_LENGTH + len(body), self.command_id, pdu.command_status, pdu.sequence_number
+            )
+        except _PLAIN_ERRORS:
+            return None
+        return header + body
+
+
+_PLANS: Final[dict[type[Pdu], _Plan]] = {cls: _Plan(cls) for cls in PDU_TYPES}
