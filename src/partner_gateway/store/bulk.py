@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -82,17 +82,25 @@ Positional = tuple[str, tuple[str, ...]]
 """A statement's SQL for one dialect, and the names of its parameters in the order it takes them."""
 
 
-def positional(statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] = ()) -> Positional:
-    """`statement` compiled for `dialect`, to run with `exec_driver_sql` and a tuple of values.
+def positional(
+    statement: ClauseElement,
+    dialect: Dialect,
+    column_keys: Sequence[str] = (),
+    driver_values: Collection[str] = (),
+) -> Positional:
+    """`statement` compiled for `dialect`, to run on the driver with a tuple of values.
 
     Refuses a parameter whose type would need converting first (a bind processor): the driver
-    gets each value as it is. Refuses a parameter with a value of its own (a literal, say): the
-    caller gives every value, so each must be a named parameter.
+    gets each value as it is, unless the parameter is named in `driver_values` (the caller passes
+    the driver's own form, e.g. a list for asyncpg's array). Refuses a parameter with a value of
+    its own (a literal, say): the caller gives every value, so each must be a named parameter.
     """
     compiled = cast("SQLCompiler", statement.compile(dialect=dialect, column_keys=list(column_keys) or None))
     for name, bind in compiled.binds.items():
         if not bind.required and (bind.value is not None or bind.callable is not None):
             raise ValueError(f"parameter {name} has a value of its own: make it a named bindparam")
+        if name in driver_values:
+            continue
         if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
             raise TypeError(f"parameter {name} ({bind.type}) needs conversion on {dialect.name}")
     return compiled.string, tuple(compiled.positiontup or ())

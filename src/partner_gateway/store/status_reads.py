@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.errors import Unavailable
+from partner_gateway.store.bulk import Positional, positional
 from partner_gateway.store.repositories.messages import STATUS_COLUMNS, StatusBuilder, build_statuses
 from partner_gateway.store.sqlite_driver import OneHopConnection
 from partner_gateway.store.tables import messages
@@ -67,7 +68,7 @@ _MANY_SQLITE = text(
 )
 
 
-Statement = tuple[str, tuple[str, ...]]
+Statement = Positional
 """SQL for one driver, and the names of its parameters in the order the driver takes them."""
 
 
@@ -88,17 +89,11 @@ class StatusReads(Protocol):
     async def close(self) -> None: ...
 
 
-def _positional(statement: Any, dialect: Any) -> Statement:
-    """The statement's SQL for `dialect` and the order its named parameters are passed in."""
-    compiled = statement.compile(dialect=dialect)
-    return compiled.string, tuple(compiled.positiontup or ())
-
-
-_SQLITE_ONE = _positional(_ONE, sqlite_aiosqlite.dialect())
-_SQLITE_MANY = _positional(_MANY_SQLITE, sqlite_aiosqlite.dialect())
+_SQLITE_ONE = positional(_ONE, sqlite_aiosqlite.dialect())
+_SQLITE_MANY = positional(_MANY_SQLITE, sqlite_aiosqlite.dialect())
 _POSTGRESQL_DIALECT = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
-_POSTGRESQL_ONE = _positional(_ONE, _POSTGRESQL_DIALECT)
-_POSTGRESQL_MANY = _positional(_MANY_POSTGRESQL, _POSTGRESQL_DIALECT)
+_POSTGRESQL_ONE = positional(_ONE, _POSTGRESQL_DIALECT)
+_POSTGRESQL_MANY = positional(_MANY_POSTGRESQL, _POSTGRESQL_DIALECT, driver_values=("ids",))  # a list
 
 
 def _ordered(order: tuple[str, ...], **values: Any) -> tuple[Any, ...]:
