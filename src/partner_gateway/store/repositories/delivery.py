@@ -717,13 +717,30 @@ _PART_COLUMNS = (
     message_parts.c.read_at,
 )
 # Parts with their message's status: a batch of receipts reads both with one statement.
-_PARTS_WITH_STATUSES = select(
-    *_PART_COLUMNS,
-    messages.c.status.label("message_status"),
-    messages.c.status_rank.label("message_rank"),
-    messages.c.read_at.label("message_read_at"),
-    messages.c.fallback_for,
-).select_from(message_parts.outerjoin(messages, messages.c.id == message_parts.c.message_id))
+#
+# A batch reads the rows it may change, decides in memory and writes them back. Under
+# PostgreSQL's READ COMMITTED, two processes doing that to one message at once (two webhooks of
+# one message in two API processes, the expiry sweep beside a receipt) would each decide on what
+# it read, and the later commit would overwrite the earlier: a DELIVERED message shown as
+# RECEIVED or EXPIRED. So these reads lock their rows (FOR NO KEY UPDATE: no key changes, and no
+# conflict with the locks foreign keys take), in key order as the writes do; a second batch
+# waits, then reads what the first committed. SQLite renders no lock clause: its single
+# writer's transactions already run one at a time (BEGIN IMMEDIATE).
+# tests/store/test_concurrent_reports.py forces both interleavings.
+_PARTS_WITH_STATUSES = (
+    select(
+        *_PART_COLUMNS,
+        messages.c.status.label("message_status"),
+        messages.c.status_rank.label("message_rank"),
+        messages.c.read_at.label("message_read_at"),
+        messages.c.fallback_for,
+    )
+    # Inner: PostgreSQL locks no row on the nullable side of an outer join, and every part's
+    # message exists (they are stored together; messages are never deleted).
+    .select_from(message_parts.join(messages, messages.c.id == message_parts.c.message_id))
+    .order_by(message_parts.c.message_id, message_parts.c.part_no)
+    .with_for_update(of=(message_parts, messages), key_share=True)
+)
 _SELECT_PARTS = _PARTS_WITH_STATUSES.where(message_parts.c.message_id.in_(_IDS))
 _SELECT_FIRST_PARTS = _SELECT_PARTS.where(message_parts.c.part_no == 1)
 _SELECT_PARTS_BY_KEY = _PARTS_WITH_STATUSES.where(
@@ -875,9 +892,14 @@ class _Status:
     read_changed: bool = False
 
 
-_SELECT_STATUSES = select(
-    messages.c.id, messages.c.status, messages.c.status_rank, messages.c.read_at, messages.c.fallback_for
-).where(messages.c.id.in_(_IDS))
+_SELECT_STATUSES = (
+    select(
+        messages.c.id, messages.c.status, messages.c.status_rank, messages.c.read_at, messages.c.fallback_for
+    )
+    .where(messages.c.id.in_(_IDS))
+    .order_by(messages.c.id)
+    .with_for_update(key_share=True)  # see _PARTS_WITH_STATUSES
+)
 _UPDATE_MESSAGE_STATUS = Rows(
     update(messages)
     .where(messages.c.id == bindparam("m_id"))
