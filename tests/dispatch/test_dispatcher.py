@@ -140,9 +140,7 @@ async def wait_for(
     raise AssertionError(f"{message_id} never reached {status}: {body}")
 
 
-async def wait_until_given_up(
-    client: httpx.AsyncClient, partner: Partner, message_id: str
-) -> dict[str, object]:
+async def wait_until_given_up(client: httpx.AsyncClient, partner: Partner, message_id: str) -> None:
     """Wait (up to 10 s: a slow machine's PostgreSQL run needed more than 2) until the message is
     UNKNOWN and "not sent again", the state an unanswered hand-over ends in."""
     for _ in range(500):

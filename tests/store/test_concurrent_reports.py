@@ -35,11 +35,12 @@ T0 = 1_795_000_000_000
 PROVIDER = "whatsapp"
 LOCK_WAIT_TIMEOUT = 10.0
 
-Apply = Callable[[AsyncConnection, str], Awaitable[object]]
+Apply = Callable[[AsyncConnection, str, str], Awaitable[object]]
+"""A status change: (connection, message id, the provider's key for it) -> its outcome."""
 
 
-def provider_report(status: DeliveryStatus, raw: str) -> Callable[[AsyncConnection, str], Awaitable[object]]:
-    async def apply(connection: AsyncConnection, key: str) -> object:
+def provider_report(status: DeliveryStatus, raw: str) -> Apply:
+    async def apply(connection: AsyncConnection, _message_id: str, key: str) -> object:
         report = delivery.ProviderReport(
             provider=PROVIDER,
             provider_key=key,
@@ -58,8 +59,7 @@ def provider_report(status: DeliveryStatus, raw: str) -> Callable[[AsyncConnecti
     return apply
 
 
-async def expire(connection: AsyncConnection, key: str) -> object:
-    message_id = key.removeprefix("wamid.")
+async def expire(connection: AsyncConnection, message_id: str, _key: str) -> object:
     report = delivery.GatewayReport(
         DeliveryStatus.EXPIRED, "No receipt within the validity", "EXPIRED", f"{message_id}:expired"
     )
@@ -111,11 +111,11 @@ async def race(runtime: Runtime, first: Apply, second: Apply) -> tuple[str, str]
     The message's and its part's status afterwards."""
     message_id, key = await sent_message(runtime)
     async with runtime.database.write() as connection:
-        await first(connection, key)
+        await first(connection, message_id, key)
 
         async def then() -> None:
             async with runtime.database.write() as other:
-                await second(other, key)
+                await second(other, message_id, key)
 
         second_task = asyncio.create_task(then())
         await wait_until_the_second_waits(runtime, second_task)
