@@ -14,7 +14,8 @@ from sqlalchemy.engine import Dialect
 from partner_gateway.runtime import Runtime
 from partner_gateway.store import bulk
 from partner_gateway.store.bulk import InsertReturning, Rows
-from partner_gateway.store.repositories import delivery, messages
+from partner_gateway.store.repositories import messages
+from partner_gateway.store.repositories.delivery import events, parts, status_batch
 from partner_gateway.store.tables import message_events
 
 DIALECTS: dict[str, Dialect] = {
@@ -28,12 +29,12 @@ def statements(dialect: str) -> dict[str, Rows]:
         "new messages": messages._NEW_MESSAGES,
         "new events": messages._NEW_EVENTS,
         "new outbox items": messages._NEW_OUTBOX_ITEMS,
-        "new parts": delivery._new_parts(dialect),
-        "new events, returning": delivery._new_events(dialect),
-        "part status": delivery._UPDATE_PART_STATUS,
-        "part read": delivery._UPDATE_PART_READ,
-        "message status": delivery._UPDATE_MESSAGE_STATUS,
-        "message read": delivery._UPDATE_MESSAGE_READ,
+        "new parts": parts._new_parts(dialect),
+        "new events, returning": events._new_events(dialect),
+        "part status": status_batch._UPDATE_PART_STATUS,
+        "part read": status_batch._UPDATE_PART_READ,
+        "message status": status_batch._UPDATE_MESSAGE_STATUS,
+        "message read": status_batch._UPDATE_MESSAGE_READ,
     }
 
 
@@ -95,7 +96,7 @@ async def test_insert_returning_runs_page_by_page(runtime: Runtime, monkeypatch:
     def event(n: int, dedup: str) -> tuple[Any, ...]:
         return (f"msg_{n}", n, n, "gateway", None, "NOTE", "a note", None, dedup)
 
-    statement: InsertReturning = delivery._new_events(runtime.database.dialect)
+    statement: InsertReturning = events._new_events(runtime.database.dialect)
     async with runtime.database.write() as connection:
         monkeypatch.setattr(connection.dialect, "insertmanyvalues_page_size", 7)
         first = [event(n, "first") for n in range(30)]

@@ -1,4 +1,4 @@
-"""The delivery lifecycle: whether a reported status changes a message (SPEC §4).
+"""The delivery lifecycle: whether a reported status changes a message, and what it keeps (SPEC §4).
 
 A pure function of the current state and the report, so every process (API, worker, webhook)
 applies the same rule whatever order reports arrive in.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from partner_gateway.domain.statuses import DeliveryStatus, Rank, rank_of
+
+_FAILED = frozenset({DeliveryStatus.ERROR, DeliveryStatus.EXPIRED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,28 +53,13 @@ def decide(current: CurrentState, report: Report) -> Transition:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PartState:
-    part_no: int
-    status: DeliveryStatus
-    rank: Rank
-    description: str
-    error_code: str | None
+def kept_error_code(status: DeliveryStatus, error_code: str | None) -> str | None:
+    """The error code a message keeps when its status becomes `status`: only a failure has one.
 
-
-def aggregate(parts: list[PartState]) -> PartState:
-    """The status of a message sent in several parts (SMPP concatenation).
-
-    DELIVERED only when every part is; ERROR or EXPIRED as soon as any part failed (the first
-    failing part by number decides); otherwise the least advanced part's status.
+    The API promises `errorCode` whenever a message is ERROR or EXPIRED and null otherwise
+    (docs/error-codes.md). A code reported with another status (a multipart message's
+    aggregate carries its part's, a provider may send one with any state) is dropped, so no code
+    ever stands beside DELIVERED, and a delivery believed after a failure clears the failure's.
+    A part keeps the code as reported: the message's is the one shown.
     """
-    ordered = sorted(parts, key=lambda part: part.part_no)
-    failed = [part for part in ordered if part.rank is Rank.FINAL_FAILURE]
-    if failed:
-        return failed[0]
-    if all(part.rank is Rank.DELIVERED for part in ordered):
-        if len(ordered) == 1:
-            return ordered[0]
-        first = ordered[0]
-        return PartState(0, first.status, first.rank, f"{first.description} (all {len(ordered)} parts)", None)
-    return min(ordered, key=lambda part: (part.rank, part.part_no))
+    return error_code if status in _FAILED else None

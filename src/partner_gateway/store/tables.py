@@ -73,7 +73,7 @@ messages = Table(
     Column("callback_url", String(2048)),
     Column("body", Text, nullable=False),  # the channel's content as JSON, for the dispatcher
     # On an SMS sent in place of an RCS message the destination could not get: the original's
-    # id. The original's status follows this message's (see delivery._Statuses.apply).
+    # id. The original's status follows this message's (see domain/sms_fallback.py).
     Column("fallback_for", String(40)),
     # History pages, newest first, one index per filter shape (see MessageRepository.history):
     Index("ix_messages_history", "company_id", "created_at", "id"),

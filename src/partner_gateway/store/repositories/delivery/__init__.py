@@ -1,0 +1,92 @@
+"""The delivery repository's surface: the queries of the delivery pipeline, by concept.
+
+Every function runs inside the caller's write transaction (see store/batching.py), so a status
+change, its timeline entry and the outbox change commit together. The writes every message needs
+(record_submissions, apply_gateway_reports, apply_provider_reports, mark_written, finish) take
+many messages at once: the group commit runs each once per batch, a few statements for all of
+its messages, with the outcome of running them one by one. Their multi-row statements hand the
+driver plain tuples (store/bulk.py).
+
+    outbox.py        the work item of each accepted message, from queued to handed over
+    parts.py         the parts a provider accepted, with the ids receipts name
+    report_types.py  what the store is told: a provider's report, the gateway's own status
+    reports.py       applying them: timeline entry, then part and message status
+    status_batch.py  a batch's status changes: read once (locked), changed in memory, written once
+    events.py        the message timeline
+    parked.py        provider reports that arrived before their submission was recorded
+    handovers.py     unanswered hand-overs, recognised by their receipts
+    expiry.py        messages whose validity ended while they waited for a receipt
+
+The rules these apply are the domain's: domain/lifecycle.py, multipart.py, sms_fallback.py and
+reconciliation.py. Callers use this surface: `from partner_gateway.store.repositories import
+delivery`, then `delivery.claim_due(...)`.
+"""
+
+from __future__ import annotations
+
+from partner_gateway.store.repositories.delivery.events import add_note
+from partner_gateway.store.repositories.delivery.expiry import lapsed_without_receipt
+from partner_gateway.store.repositories.delivery.handovers import remember_unconfirmed
+from partner_gateway.store.repositories.delivery.outbox import (
+    ClaimedItem,
+    OutboxState,
+    claim_due,
+    claim_published,
+    finish,
+    mark_written,
+    release_expired_claims,
+    renew_leases,
+    reschedule,
+    take_for_publishing,
+    unpublish,
+)
+from partner_gateway.store.repositories.delivery.parked import take_pending, take_pending_with_parts
+from partner_gateway.store.repositories.delivery.parts import (
+    PartRecord,
+    Submission,
+    record_parts,
+    record_submissions,
+)
+from partner_gateway.store.repositories.delivery.report_types import (
+    GatewayReport,
+    GatewayStatus,
+    ProviderReport,
+    ReportOutcome,
+)
+from partner_gateway.store.repositories.delivery.reports import (
+    apply_gateway_report,
+    apply_gateway_reports,
+    apply_provider_report,
+    apply_provider_reports,
+)
+
+__all__ = [
+    "ClaimedItem",
+    "GatewayReport",
+    "GatewayStatus",
+    "OutboxState",
+    "PartRecord",
+    "ProviderReport",
+    "ReportOutcome",
+    "Submission",
+    "add_note",
+    "apply_gateway_report",
+    "apply_gateway_reports",
+    "apply_provider_report",
+    "apply_provider_reports",
+    "claim_due",
+    "claim_published",
+    "finish",
+    "lapsed_without_receipt",
+    "mark_written",
+    "record_parts",
+    "record_submissions",
+    "release_expired_claims",
+    "remember_unconfirmed",
+    "renew_leases",
+    "reschedule",
+    "take_for_publishing",
+    "take_pending",
+    "take_pending_with_parts",
+    "unpublish",
+]

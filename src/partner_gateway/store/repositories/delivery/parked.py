@@ -1,0 +1,88 @@
+"""Provider reports that arrived before their submission was recorded: parked, then handed back.
+
+A receipt can arrive before the answer to its submission is recorded (the answer waits for its
+group commit, or another worker is still committing it). Such a report names a provider id no
+part has yet: it is kept in pending_reports, as versioned JSON, and handed back to be applied
+once the part is recorded (docs/delivery.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
+
+from partner_gateway.store.dialects import insert_skipping_duplicates
+from partner_gateway.store.repositories.delivery.report_types import ProviderReport
+from partner_gateway.store.tables import message_parts, pending_reports
+
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+
+
+async def park(connection: AsyncConnection, reports: Sequence[ProviderReport], now: int) -> None:
+    """Keep reports no part has the provider's id for yet (each has a `provider_key`); a report
+    parked before (the same provider, id and dedup key) is kept once."""
+    if not reports:
+        return
+    rows = [
+        {
+            "provider": report.provider,
+            "provider_key": report.provider_key,
+            "dedup_key": report.dedup_key,
+            "report": json.dumps(report.payload()),
+            "received_at": now,
+            "destination": report.destination,
+            "text_excerpt": report.text_excerpt,
+        }
+        for report in reports
+    ]
+    await connection.execute(insert_skipping_duplicates(connection.dialect.name, pending_reports), rows)
+
+
+_SELECT_PENDING = select(pending_reports.c.id, pending_reports.c.report).where(
+    pending_reports.c.provider == bindparam("provider"), pending_reports.c.provider_key.in_(_KEYS)
+)
+
+
+async def take_pending(
+    connection: AsyncConnection, provider: str, provider_keys: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Reports that waited for these parts; removed as they are handed back for applying."""
+    rows = (
+        await connection.execute(_SELECT_PENDING, {"provider": provider, "keys": list(provider_keys)})
+    ).all()
+    return await _taken(connection, rows)
+
+
+async def take_pending_with_parts(connection: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """Reports parked while their submission was being recorded in another process's
+    transaction: under READ COMMITTED the receipt's look-up and the submission's `take_pending`
+    can each miss the other's uncommitted row. The part exists now; hand them back for applying."""
+    rows = (
+        await connection.execute(
+            select(pending_reports.c.id, pending_reports.c.report)
+            .join(
+                message_parts,
+                (message_parts.c.provider == pending_reports.c.provider)
+                & (message_parts.c.provider_key == pending_reports.c.provider_key),
+            )
+            .order_by(pending_reports.c.id)
+            .limit(limit)
+            # Two workers sweeping at once take different reports (PostgreSQL; SQLite ignores it).
+            .with_for_update(of=pending_reports, skip_locked=True)
+        )
+    ).all()
+    return await _taken(connection, rows)
+
+
+async def _taken(connection: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Parked reports (id, report) removed, and their payloads."""
+    if rows:
+        await connection.execute(
+            delete(pending_reports).where(pending_reports.c.id.in_([row.id for row in rows]))
+        )
+    return [json.loads(row.report) for row in rows]
