@@ -13,9 +13,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, bindparam, func, select, update
+from sqlalchemy import BigInteger, Column, Select, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from partner_gateway.domain.lifecycle import CurrentState, Report, Transition, decide, kept_error_code
 from partner_gateway.domain.multipart import PartState, not_accepted_yet
@@ -34,6 +34,39 @@ _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 # cost several times more, for every row a batch reads.
 _STATUSES = {status.value: status for status in DeliveryStatus}
 _RANKS = {int(rank): rank for rank in Rank}
+
+
+def _status_update(
+    table: Table, key: ColumnElement[bool], description: Column[Any], names: Sequence[str]
+) -> Rows:
+    """A row's new status, as a message and a part both keep it; its read time is set only if it
+    had none (the first read receipt's time stands). `names`: the parameters in the order the
+    statement takes them (the table's column order, then `key`'s), which compiling checks."""
+    return Rows(
+        update(table)
+        .where(key)
+        .values(
+            {
+                table.c.status: bindparam("m_status"),
+                table.c.status_rank: bindparam("m_rank"),
+                description: bindparam("m_description"),
+                table.c.error_code: bindparam("m_error"),
+                table.c.updated_at: bindparam("m_now"),
+                table.c.read_at: func.coalesce(table.c.read_at, bindparam("m_read_at", type_=BigInteger)),
+            }
+        ),
+        names,
+    )
+
+
+def _read_update(table: Table, key: ColumnElement[bool], names: Sequence[str]) -> Rows:
+    """A row's read time, set only if it had none."""
+    return Rows(
+        update(table)
+        .where(key)
+        .values({table.c.read_at: func.coalesce(table.c.read_at, bindparam("m_read_at", type_=BigInteger))}),
+        names,
+    )
 
 
 @dataclass(slots=True)
@@ -109,25 +142,16 @@ _SELECT_FIRST_PARTS = _SELECT_PARTS.where(message_parts.c.part_no == 1)
 _SELECT_PARTS_BY_KEY = _PARTS_WITH_STATUSES.where(
     message_parts.c.provider == bindparam("provider"), message_parts.c.provider_key.in_(_KEYS)
 )
-_UPDATE_PART_STATUS = Rows(
-    update(message_parts)
-    .where(message_parts.c.message_id == bindparam("m_id"), message_parts.c.part_no == bindparam("m_part"))
-    .values(
-        status=bindparam("m_status"),
-        status_rank=bindparam("m_rank"),
-        description=bindparam("m_description"),
-        error_code=bindparam("m_error"),
-        updated_at=bindparam("m_now"),
-        read_at=func.coalesce(message_parts.c.read_at, bindparam("m_read_at", type_=BigInteger)),
-    ),
+_PART_KEY = (message_parts.c.message_id == bindparam("m_id")) & (
+    message_parts.c.part_no == bindparam("m_part")
+)
+_UPDATE_PART_STATUS = _status_update(
+    message_parts,
+    _PART_KEY,
+    message_parts.c.description,
     ("m_status", "m_rank", "m_error", "m_description", "m_now", "m_read_at", "m_id", "m_part"),
 )
-_UPDATE_PART_READ = Rows(
-    update(message_parts)
-    .where(message_parts.c.message_id == bindparam("m_id"), message_parts.c.part_no == bindparam("m_part"))
-    .values(read_at=func.coalesce(message_parts.c.read_at, bindparam("m_read_at", type_=BigInteger))),
-    ("m_read_at", "m_id", "m_part"),
-)
+_UPDATE_PART_READ = _read_update(message_parts, _PART_KEY, ("m_read_at", "m_id", "m_part"))
 
 
 class Parts:
@@ -265,25 +289,14 @@ _SELECT_STATUSES = (
     .order_by(messages.c.id)
     .with_for_update(key_share=True)  # see _PARTS_WITH_STATUSES
 )
-_UPDATE_MESSAGE_STATUS = Rows(
-    update(messages)
-    .where(messages.c.id == bindparam("m_id"))
-    .values(
-        status=bindparam("m_status"),
-        status_rank=bindparam("m_rank"),
-        status_description=bindparam("m_description"),
-        error_code=bindparam("m_error"),
-        updated_at=bindparam("m_now"),
-        read_at=func.coalesce(messages.c.read_at, bindparam("m_read_at", type_=BigInteger)),
-    ),
+_MESSAGE_KEY = messages.c.id == bindparam("m_id")
+_UPDATE_MESSAGE_STATUS = _status_update(
+    messages,
+    _MESSAGE_KEY,
+    messages.c.status_description,
     ("m_status", "m_rank", "m_description", "m_error", "m_now", "m_read_at", "m_id"),
 )
-_UPDATE_MESSAGE_READ = Rows(
-    update(messages)
-    .where(messages.c.id == bindparam("m_id"))
-    .values(read_at=func.coalesce(messages.c.read_at, bindparam("m_read_at", type_=BigInteger))),
-    ("m_read_at", "m_id"),
-)
+_UPDATE_MESSAGE_READ = _read_update(messages, _MESSAGE_KEY, ("m_read_at", "m_id"))
 
 
 class Statuses:
