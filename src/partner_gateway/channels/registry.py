@@ -8,6 +8,7 @@ serve a channel of its own without changing any module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -16,6 +17,10 @@ from partner_gateway.channels.rcs.channel import RCS
 from partner_gateway.channels.smpp.channel import SMS
 from partner_gateway.channels.whatsapp.channel import WHATSAPP
 from partner_gateway.domain.statuses import Channel
+
+CHANNEL_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,9}")
+"""A channel's name: upper case, as SPEC §1 spells them, and at most what the store keeps (10)."""
+ROUTE_PATH = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
 class ChannelRegistry:
@@ -26,6 +31,11 @@ class ChannelRegistry:
         self._entries: dict[str, ChannelEntry[Any]] = {}
         paths: set[str] = set()
         for entry in entries:
+            if not CHANNEL_NAME.fullmatch(entry.channel.value) or not ROUTE_PATH.fullmatch(entry.path):
+                raise ValueError(
+                    f"channel {entry.channel.value!r} (/{entry.path}): a name of {CHANNEL_NAME.pattern}"
+                    f" and a path of {ROUTE_PATH.pattern} are needed"
+                )
             if entry.channel.value in self._entries or entry.path in paths:
                 raise ValueError(f"channel {entry.channel.value} (/{entry.path}) is listed twice")
             self._entries[entry.channel.value] = entry

@@ -24,7 +24,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter
 
 from partner_gateway.domain.lifecycle import CurrentState, PartState, Report, aggregate, decide
-from partner_gateway.domain.statuses import Channel, DeliveryStatus, Rank
+from partner_gateway.domain.statuses import CHANNEL_BY_NAME, Channel, DeliveryStatus, Rank
 from partner_gateway.store.bulk import InsertReturning, Rows
 from partner_gateway.store.tables import (
     message_events,
@@ -42,7 +42,7 @@ _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 
 # Stored values to their members by dictionary look-up: Channel(value) and the like cost several
 # times more, for every row a batch reads.
-_CHANNELS = {channel.value: channel for channel in Channel}
+_CHANNELS = CHANNEL_BY_NAME
 _STATUSES = {status.value: status for status in DeliveryStatus}
 _RANKS = {int(rank): rank for rank in Rank}
 

@@ -37,7 +37,13 @@ from partner_gateway.domain.messages import (
     MessageStatus,
     NewMessage,
 )
-from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus, Rank
+from partner_gateway.domain.statuses import (
+    ACCEPTED_DESCRIPTION,
+    CHANNEL_BY_NAME,
+    Channel,
+    DeliveryStatus,
+    Rank,
+)
 from partner_gateway.store.bulk import Positional, Rows, positional
 from partner_gateway.store.tables import message_events, messages, outbox
 
@@ -98,13 +104,12 @@ class HistorySlice(Generic[T]):
 
 # Dictionary look-ups rather than Channel(value) / DeliveryStatus(value): the same members, a
 # fraction of the cost, which adds up over a batch of 500 rows.
-_CHANNELS = {channel.value: channel for channel in Channel}
 _STATUSES = {status.value: status for status in DeliveryStatus}
 
 
 def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> list[T]:
     """One item per row of STATUS_COLUMNS."""
-    channels = _CHANNELS
+    channels = CHANNEL_BY_NAME
     statuses = _STATUSES
     return [
         build(
