@@ -20,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from partner_gateway.api.deps import CompanyId, RuntimeDep
 from partner_gateway.api.problems import invalid, problem_responses
 from partner_gateway.api.schemas import DeliveryStatusResponse
+from partner_gateway.api.views import status_item
 from partner_gateway.channels.entry import ChannelEntry, SendFields, SendRequest
 from partner_gateway.channels.registry import ChannelRegistry
 from partner_gateway.domain import sending
 from partner_gateway.domain.ids import new_message_id
 from partner_gateway.domain.messages import NewMessage
 from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus
-from partner_gateway.domain.timefmt import format_ms, now_ms
+from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import IdempotencyConflict
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.idempotency import IdempotencyRepository, StoredResponse
@@ -179,20 +180,10 @@ async def _accept(
         encoding=encoding,
         segments=segments,
     )
-    stamp = format_ms(now)
-    answer = DeliveryStatusResponse(
-        customer_message_id=message.id,
-        channel=channel,
-        to=to,
-        reference=data.reference,
-        delivery_status=DeliveryStatus.UNKNOWN,
-        delivery_status_description=ACCEPTED_DESCRIPTION,
-        error_code=None,
-        created_at=stamp,
-        updated_at=stamp,
-        encoding="GSM7" if encoding == "GSM7" else "UCS2" if encoding == "UCS2" else None,
-        segments=segments,
-    )
+    answer = status_item(
+        message.id, channel, to, data.reference, DeliveryStatus.UNKNOWN, ACCEPTED_DESCRIPTION, None,
+        now, now, None, encoding, segments,
+    )  # fmt: skip
     if idempotency_key is None:
         # Group-committed: many sends share one transaction and one fsync; each answer waits
         # until its own message is durable.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from partner_gateway.api.problems import invalid
 from partner_gateway.api.schemas import DeliveryStatusResponse
 from partner_gateway.channels.registry import ChannelRegistry
-from partner_gateway.domain.messages import MessageStatus
+from partner_gateway.domain.messages import STATUS_FIELDS, MessageStatus
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import format_ms
 
@@ -43,20 +43,7 @@ def status_item(
 
 
 def status_response(message: MessageStatus) -> DeliveryStatusResponse:
-    return status_item(
-        message.id,
-        message.channel,
-        message.to,
-        message.reference,
-        message.status,
-        message.description,
-        message.error_code,
-        message.created_at,
-        message.updated_at,
-        message.read_at,
-        message.encoding,
-        message.segments,
-    )
+    return status_item(*(getattr(message, name) for name in STATUS_FIELDS))
 
 
 def require_channel(channels: ChannelRegistry, value: str | None) -> Channel:

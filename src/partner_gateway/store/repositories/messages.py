@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.messages import (
+    STATUS_FIELDS,
     HistoryFilter,
     HistoryPosition,
     MessageEvent,
@@ -47,20 +48,10 @@ from partner_gateway.domain.statuses import (
 from partner_gateway.store.bulk import Positional, Rows, positional
 from partner_gateway.store.tables import message_events, messages, outbox
 
-STATUS_COLUMNS = (
-    messages.c.id,
-    messages.c.channel,
-    messages.c.to_number,
-    messages.c.reference,
-    messages.c.status,
-    messages.c.status_description,
-    messages.c.error_code,
-    messages.c.created_at,
-    messages.c.updated_at,
-    messages.c.read_at,
-    messages.c.encoding,
-    messages.c.segments,
-)
+# A status field's column, where the two names differ.
+_STATUS_FIELD_COLUMNS = {"to": "to_number", "description": "status_description"}
+STATUS_COLUMNS = tuple(messages.c[_STATUS_FIELD_COLUMNS.get(name, name)] for name in STATUS_FIELDS)
+"""The columns of a status read, in MessageStatus's field order."""
 
 _STATUS_COLUMN_NAMES = [column.name for column in STATUS_COLUMNS]
 _ID = _STATUS_COLUMN_NAMES.index("id")
