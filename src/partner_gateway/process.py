@@ -11,62 +11,43 @@ import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from secrets import token_urlsafe
 from typing import TYPE_CHECKING, cast
 
 import uvicorn
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import SecretStr
 
 from partner_gateway.api.app import create_app
 from partner_gateway.api.server import build_config
 from partner_gateway.channels.base import Provider
-from partner_gateway.channels.rcs.provider import RbmProvider
-from partner_gateway.channels.rcs.settings import RbmSettings
-from partner_gateway.channels.smpp.bind_slots import BindLeasing, new_holder_id
-from partner_gateway.channels.smpp.provider import SmppProvider
-from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
-from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
-from partner_gateway.config import Settings, SmppCarrier
+from partner_gateway.channels.entry import ProviderContext, Simulation
+from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
+from partner_gateway.config import Settings
 from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.runtime import Runtime
-from partner_gateway.simulators.rbm import RbmSimConfig, RbmSimulator
-from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
-from partner_gateway.simulators.whatsapp import WhatsAppSimulator, WhatsAppSimulatorConfig
 from partner_gateway.store.batching import WriteBatcher
-from partner_gateway.store.repositories.bind_slots import BindSlotStore
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIApplication
 
 logger = logging.getLogger(__name__)
-SIMULATOR_SYSTEM_ID = "gateway"
-SIMULATOR_PASSWORD = "sim-only"  # noqa: S105 - the embedded simulator's, on loopback only
 
 
 @dataclass
 class Simulators:
-    smsc: SmscSimulator | None = None
-    whatsapp: WhatsAppSimulator | None = None
-    whatsapp_settings: WhatsAppSettings | None = None
-    rbm: RbmSimulator | None = None
-    rbm_settings: RbmSettings | None = None
+    """The built-in simulators started for the channels that are not configured."""
+
+    running: dict[Channel, Simulation] = field(default_factory=dict)
 
     def point_webhooks_at(self, gateway_url: str) -> None:
         """The simulators call the gateway back, as Meta and Google would."""
-        if self.whatsapp is not None:
-            self.whatsapp.webhook_url = f"{gateway_url}/webhooks/whatsapp"
-        if self.rbm is not None:
-            self.rbm.webhook_url = f"{gateway_url}/webhooks/rcs"
+        for simulation in self.running.values():
+            simulation.point_webhooks_at(gateway_url)
 
     async def stop(self) -> None:
-        for simulator in (self.smsc, self.whatsapp, self.rbm):
-            if simulator is not None:
-                await simulator.stop()
+        for simulation in self.running.values():
+            await simulation.stop()
 
 
 @dataclass
@@ -90,107 +71,37 @@ class Pipeline:
         await self.simulators.stop()
 
 
-async def start_simulators(settings: Settings) -> Simulators:
+async def start_simulators(settings: Settings, channels: ChannelRegistry) -> Simulators:
+    """A simulator for each channel that is not configured (and has one)."""
     simulators = Simulators()
-    if not settings.smpp_carriers:
-        delay = settings.simulator_receipt_delay_seconds
-        simulators.smsc = SmscSimulator(
-            SmscConfig(
-                port=0,
-                system_id=SIMULATOR_SYSTEM_ID,
-                password=SIMULATOR_PASSWORD,
-                receipt_delay_min_seconds=delay / 2,
-                receipt_delay_max_seconds=max(delay, 0.001),
-            )
-        )
-        port = await simulators.smsc.start()
-        logger.info("no SMPP carrier configured: built-in SMSC simulator on 127.0.0.1:%d", port)
-    if settings.whatsapp is None:
-        secrets = [token_urlsafe(24) for _ in range(3)]
-        simulators.whatsapp = WhatsAppSimulator(
-            WhatsAppSimulatorConfig(
-                access_token=secrets[0],
-                app_secret=secrets[1],
-                status_delay_seconds=settings.simulator_receipt_delay_seconds,
-            )
-        )
-        await simulators.whatsapp.start()
-        simulators.whatsapp_settings = WhatsAppSettings(
-            base_url=simulators.whatsapp.base_url,
-            phone_number_id=simulators.whatsapp.config.phone_number_id,
-            access_token=SecretStr(secrets[0]),
-            app_secret=SecretStr(secrets[1]),
-            verify_token=SecretStr(secrets[2]),
-        )
-        logger.info("no WhatsApp account configured: built-in simulator at %s", simulators.whatsapp.base_url)
-    if settings.rbm is None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-        public_pem = (
-            key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
-        client_token = token_urlsafe(24)
-        rbm_config = RbmSimConfig(
-            public_key_pem=public_pem,
-            client_token=client_token,
-            event_delay_seconds=settings.simulator_receipt_delay_seconds,
-            read_delay_seconds=settings.simulator_receipt_delay_seconds,
-            ttl_cap_seconds=settings.simulator_ttl_cap_seconds,
-        )
-        simulators.rbm = RbmSimulator(rbm_config)
-        await simulators.rbm.start()
-        simulators.rbm_settings = RbmSettings(
-            base_url=simulators.rbm.base_url,
-            agent_id=rbm_config.agent_id,
-            service_account_email=rbm_config.service_account_email,
-            service_account_private_key=SecretStr(private_pem),
-            token_uri=simulators.rbm.token_uri,
-            webhook_client_token=SecretStr(client_token),
-        )
-        logger.info("no RBM agent configured: built-in simulator at %s", simulators.rbm.base_url)
+    try:
+        for entry in channels:
+            simulation = await entry.simulate(settings) if entry.simulate is not None else None
+            if simulation is not None:
+                simulators.running[entry.channel] = simulation
+    except BaseException:
+        await simulators.stop()
+        raise
     return simulators
 
 
 def build_providers(
-    settings: Settings, simulators: Simulators, runtime: Runtime | None = None, *, exclusive: bool = False
+    settings: Settings,
+    simulators: Simulators,
+    channels: ChannelRegistry,
+    runtime: Runtime | None = None,
+    *,
+    exclusive: bool = False,
 ) -> dict[Channel, Provider]:
-    """With `runtime`, a carrier's binds are a cluster-wide total, shared through leases in its
-    store; `exclusive`: this is the only worker on that store (the embedded gateway)."""
-    carriers = list(settings.smpp_carriers)
-    if not carriers and simulators.smsc is not None:
-        carriers = [
-            SmppCarrier(
-                name="simulator",
-                host="127.0.0.1",
-                port=simulators.smsc.port,
-                system_id=SIMULATOR_SYSTEM_ID,
-                password=SecretStr(SIMULATOR_PASSWORD),
-                window=200,
-                enquire_link_seconds=30,
-            )
-        ]
+    """Each channel's provider, from its settings or its simulator's; a channel that has
+    neither has no provider (its messages end in ERROR, NO_PROVIDER)."""
     providers: dict[Channel, Provider] = {}
-    if carriers:
-        # Routing between several carriers is a later feature: the first carrier sends.
-        leasing = None
-        if runtime is not None:
-            leasing = BindLeasing(
-                BindSlotStore(runtime.database),
-                holder=new_holder_id(),
-                lease_seconds=settings.smpp_bind_lease_seconds,
-                exclusive=exclusive,
-            )
-        providers[Channel.SMS] = SmppProvider(carriers[0], leasing=leasing)
-    whatsapp = settings.whatsapp or simulators.whatsapp_settings
-    if whatsapp is not None:
-        providers[Channel.WHATSAPP] = WhatsAppProvider(whatsapp)
-    rbm = settings.rbm or simulators.rbm_settings
-    if rbm is not None:
-        providers[Channel.RCS] = RbmProvider(rbm)
+    for entry in channels:
+        simulation = simulators.running.get(entry.channel)
+        simulated = simulation.provider_settings if simulation is not None else None
+        provider = entry.build_provider(ProviderContext(settings, simulated, runtime, exclusive))
+        if provider is not None:
+            providers[entry.channel] = provider
     return providers
 
 
@@ -199,11 +110,12 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
     only worker and starts simulators for what is not configured; in a cluster it is one of
     many, and every provider must be configured."""
     embedded = settings.role == "all" and settings.amqp_url is None
-    simulators = await start_simulators(settings) if embedded else Simulators()
+    channels = runtime.channels
+    simulators = await start_simulators(settings, channels) if embedded else Simulators()
     batcher = runtime.writes  # the API's sends share the group commits
     batcher.start()
     recorder = ReportRecorder(batcher)
-    providers = build_providers(settings, simulators, runtime, exclusive=embedded)
+    providers = build_providers(settings, simulators, channels, runtime, exclusive=embedded)
     if settings.role == "api":
         # An API process serves the providers' webhooks; it opens no carrier connection.
         providers = {channel: p for channel, p in providers.items() if p.webhook_routes()}
@@ -235,12 +147,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> None:
     """Run this process's role: API and worker together (the embedded gateway), or one of them."""
     # The API's port is taken first: a port in use fails at once, and no simulator started
     # below can be handed the same port by the kernel.
     listener = None if settings.role == "worker" else socket.create_server((settings.host, settings.port))
-    runtime = await Runtime.start(settings)
+    runtime = await Runtime.start(settings, channels)
     pipeline = await start_pipeline(settings, runtime)
     if settings.role == "worker":
         gc.freeze()  # as for the API below

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from partner_gateway.api.cursor import CursorCodec
+from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import WriteBatcher
@@ -24,12 +25,14 @@ class Runtime:
     process. Not started, it runs each write in its own transaction."""
     on_accepted: Callable[[], None] = field(default=lambda: None)
     """Called after a message is committed: wakes this process's dispatcher, if it has one."""
+    channels: ChannelRegistry = CHANNELS
+    """The channels this process serves (channels/registry.py)."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)
 
     @classmethod
-    async def start(cls, settings: Settings) -> Runtime:
+    async def start(cls, settings: Settings, channels: ChannelRegistry = CHANNELS) -> Runtime:
         """Open the store, bring its schema up to date, and load the shared keys."""
         database = Database.from_settings(settings)
         try:
@@ -44,7 +47,7 @@ class Runtime:
         except BaseException:
             await database.dispose()
             raise
-        return cls(settings=settings, database=database, cursors=CursorCodec(cursor_key))
+        return cls(settings=settings, database=database, cursors=CursorCodec(cursor_key), channels=channels)
 
     async def close(self) -> None:
         await self.writes.stop()

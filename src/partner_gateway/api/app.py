@@ -8,19 +8,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Router, get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
 from partner_gateway.api.auth import authenticated_company
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.problems import handle_exception
-from partner_gateway.api.sending import SendController
+from partner_gateway.api.sending import send_route_handlers
 from partner_gateway.api.status import StatusController
 from partner_gateway.api.webhooks import webhook_handlers
 from partner_gateway.channels.base import WebhookRoute
+from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
 from partner_gateway.runtime import Runtime
 
@@ -43,21 +45,27 @@ def health() -> dict[str, str]:
 
 
 def create_app(
-    settings: Settings, runtime: Runtime | None = None, webhooks: Sequence[WebhookRoute] = ()
+    settings: Settings,
+    runtime: Runtime | None = None,
+    webhooks: Sequence[WebhookRoute] = (),
+    channels: ChannelRegistry | None = None,
 ) -> PartnerApi:
     """Build the app; with no runtime given, one is started (and closed) by the app's lifespan.
+    `channels`: the channels served (default: the runtime's, or the gateway's three).
 
     The single-status look-up is served in front of the framework (api/front.py); the rest,
     the lifespan included, by Litestar.
     """
     holder: dict[str, Runtime] = {} if runtime is None else {"runtime": runtime}
+    if channels is None:
+        channels = runtime.channels if runtime is not None else CHANNELS
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         if runtime is not None:
             yield
             return
-        started = await Runtime.start(settings)
+        started = await Runtime.start(settings, channels)
         holder["runtime"] = started
         try:
             yield
@@ -69,7 +77,7 @@ def create_app(
 
     partner_api = Router(
         path=BASE_PATH,
-        route_handlers=[SendController, StatusController, HistoryController],
+        route_handlers=[*send_route_handlers(channels), StatusController, HistoryController],
         dependencies={"company_id": Provide(authenticated_company)},
         security=[{"bearerAuth": []}],
     )
@@ -77,6 +85,7 @@ def create_app(
         route_handlers=[partner_api, openapi_document, health, *webhook_handlers(webhooks)],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
+        state=State({"channels": channels}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -98,4 +107,25 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    return PartnerApi(framework, provide_runtime, BASE_PATH, settings.max_body_bytes)
+    _name_channels(framework.openapi_schema, channels.names)
+    return PartnerApi(framework, provide_runtime, BASE_PATH, settings.max_body_bytes, channels)
+
+
+def _name_channels(document: OpenAPI, names: Sequence[str]) -> None:
+    """Every `channel` in the document (parameters and fields) lists exactly the channels served:
+    the schemas are declared once, the registry says which channels there are."""
+    schemas = document.components.schemas if document.components else {}
+    enums: list[Schema] = []
+    for schema in schemas.values():
+        channel = (schema.properties or {}).get("channel")
+        if isinstance(channel, Reference):
+            channel = schemas.get(channel.ref.rsplit("/", 1)[-1])
+        if isinstance(channel, Schema):
+            enums.append(channel)
+    for path in (document.paths or {}).values():
+        for operation in (path.get, path.post):
+            for parameter in (operation.parameters or []) if operation else []:
+                if getattr(parameter, "name", None) == "channel" and isinstance(parameter.schema, Schema):  # type: ignore[union-attr]
+                    enums.append(parameter.schema)  # type: ignore[union-attr]
+    for schema in enums:
+        schema.enum = list(names)

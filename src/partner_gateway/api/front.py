@@ -5,15 +5,15 @@ this project's machine (docs/performance.md), Litestar's routing, parameter and 
 dependency injection and response pipeline cost a route about 35 µs more than ASGI itself: a
 third of a whole authenticated look-up once the store read runs below SQLAlchemy, and 40 % of a
 send's time on the event loop. So two kinds of request are answered here, with the very parts the
-framework's handlers are made of (the key check, `status_of_one`, `accept_sms` and its siblings,
-the wire shapes, the problem documents):
+framework's handlers are made of (the key check, `status_of_one`, `accept`, the wire shapes, the
+problem documents):
 
 * `GET /partner-gateway/v1/messages/status/{customerMessageId}`;
 * `GET /partner-gateway/v1/messages/status?ids=...&channel=...` whose query is plain: only those
   two parameters, each once, nothing percent-encoded (what clients send). Any other query goes
   to Litestar, whose parsing stays the contract;
-* `POST /partner-gateway/v1/{sms,whatsapp,rcs}/messages` whose body decodes (strictly) into its
-  request type. A body that does not, or is larger than the limit, or is not declared JSON, is
+* `POST /partner-gateway/v1/{path}/messages` of each channel in the registry, whose body decodes
+  (strictly) into that channel's request type. A body that does not, or is larger than the limit, or is not declared JSON, is
   handed to Litestar as it arrived: the framework's answer to bad input stays the contract.
 
 Every other request, those paths' unusual forms included (a trailing slash, another method), goes
@@ -32,9 +32,10 @@ import msgspec
 
 from partner_gateway.api.auth import company_for_authorization
 from partner_gateway.api.problems import problem_headers, to_problem
-from partner_gateway.api.schemas import RcsSendRequest, SmsSendRequest, WhatsAppSendRequest
-from partner_gateway.api.sending import Accepted, accept_rcs, accept_sms, accept_whatsapp
+from partner_gateway.api.sending import accept
 from partner_gateway.api.status import status_of_one, statuses_of_many
+from partner_gateway.channels.entry import ChannelEntry
+from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.runtime import Runtime
 
 Scope = dict[str, Any]
@@ -51,31 +52,29 @@ _StatusRead = Callable[[Runtime, str, str | None, str], Awaitable[Any]]
 
 
 class _Send:
-    """A send operation: its body's decoder and the function that accepts the decoded body."""
+    """A channel's send operation: its body's decoder, and the channel's entry."""
 
-    def __init__(self, decode: Callable[[bytes], Any], accept: Callable[..., Awaitable[Accepted]]) -> None:
-        self.decode = decode
-        self.accept = accept
-
-
-_SENDS = {
-    "sms": _Send(msgspec.json.Decoder(SmsSendRequest).decode, accept_sms),
-    "whatsapp": _Send(msgspec.json.Decoder(WhatsAppSendRequest).decode, accept_whatsapp),
-    "rcs": _Send(msgspec.json.Decoder(RcsSendRequest).decode, accept_rcs),
-}
+    def __init__(self, entry: ChannelEntry[Any]) -> None:
+        self.decode: Callable[[bytes], Any] = msgspec.json.Decoder(entry.request_type).decode
+        self.entry = entry
 
 
 class PartnerApi:
     """Serves the single-status look-up itself and hands every other request to `framework`."""
 
     def __init__(
-        self, framework: ASGIApp, runtime: Callable[[], Runtime], base_path: str, max_body_bytes: int
+        self,
+        framework: ASGIApp,
+        runtime: Callable[[], Runtime],
+        base_path: str,
+        max_body_bytes: int,
+        channels: ChannelRegistry = CHANNELS,
     ) -> None:
         self.framework = framework
         self._runtime = runtime
         self._status_prefix = f"{base_path}/messages/status/"
         self._statuses_path = f"{base_path}/messages/status"
-        self._sends = {f"{base_path}/{channel}/messages": operation for channel, operation in _SENDS.items()}
+        self._sends = {f"{base_path}/{entry.path}/messages": _Send(entry) for entry in channels}
         self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,7 +112,9 @@ class PartnerApi:
         try:
             runtime = self._runtime()
             company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
-            accepted = await operation.accept(runtime, company_id, data, _header(scope, b"idempotency-key"))
+            accepted = await accept(
+                runtime, company_id, operation.entry, data, _header(scope, b"idempotency-key")
+            )
         except Exception as exc:  # every error is answered as a problem, as Litestar does
             await _problem(send, exc)
             return

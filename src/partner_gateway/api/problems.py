@@ -27,6 +27,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.errors import IdempotencyConflict, InvalidInput, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def render(error: ProblemError) -> Response[bytes]:
     )
 
 
-def _validation_errors(exc: ValidationException) -> list[tuple[str, str]]:
+def _validation_errors(exc: ValidationException, channel_choices: str) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if not isinstance(item, dict):
@@ -142,7 +143,7 @@ def _validation_errors(exc: ValidationException) -> list[tuple[str, str]]:
     missing = _MISSING_PARAMETER.match(exc.detail or "")
     if not errors and missing:
         field = missing.group(1)
-        hint = "; one of SMS, RCS, WHATSAPP" if field == "channel" else ""
+        hint = f"; one of {channel_choices}" if field == "channel" else ""
         errors.append((field, "is required" + hint))
     return errors or [("request", exc.detail or "is not valid")]
 
@@ -167,8 +168,9 @@ def _msgspec_location(key: str, message: str) -> tuple[str, str]:
     return key, message
 
 
-def to_problem(exc: Exception) -> ProblemError:
-    """Translate any exception into the problem it is answered with."""
+def to_problem(exc: Exception, channel_choices: str = CHANNELS.choices) -> ProblemError:
+    """Translate any exception into the problem it is answered with; `channel_choices` names the
+    channels served, for a missing channel parameter."""
     match exc:
         case ProblemError():
             return exc
@@ -183,7 +185,7 @@ def to_problem(exc: Exception) -> ProblemError:
                 title="Idempotency-Key reused",
             )
         case ValidationException():
-            return invalid(_validation_errors(exc))
+            return invalid(_validation_errors(exc, channel_choices))
         case NotAuthorizedException():
             return unauthorized(exc.detail)
         case NotFoundException():
@@ -230,8 +232,9 @@ def _unavailable() -> ProblemError:
     )
 
 
-def handle_exception(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    return render(to_problem(exc))
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    channels: ChannelRegistry = request.app.state.channels  # set by api/app.py
+    return render(to_problem(exc, channels.choices))
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -266,7 +269,7 @@ _RESPONSE_SPECS: dict[int, ResponseSpec] = {
         400,
         "invalid-request",
         "The request is not valid; see errors for each field.",
-        [FieldProblem("channel", "must be one of SMS, RCS, WHATSAPP")],
+        [FieldProblem("channel", f"must be one of {CHANNELS.choices}")],
     ),
     401: _spec(401, "unauthorized", "Missing or invalid API key."),
     404: _spec(404, "not-found", "No message with this id on this channel."),

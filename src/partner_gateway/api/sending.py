@@ -1,31 +1,33 @@
-"""Send endpoints: validate, store the message and its outbox item in one transaction, answer 202."""
+"""Send endpoints: validate, store the message and its outbox item in one transaction, answer 202.
+
+One operation per channel of the registry (`POST /{path}/messages`), each checking the fields every
+send has and then its channel's own rules (ChannelEntry.check).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, post
+from litestar import Response, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import HeaderParameter, JSONBody
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.api.deps import CompanyId, RuntimeDep
 from partner_gateway.api.problems import invalid, problem_responses
-from partner_gateway.api.schemas import (
-    DeliveryStatusResponse,
-    RcsSendRequest,
-    SendRequest,
-    SmsSendRequest,
-    WhatsAppSendRequest,
-)
+from partner_gateway.api.schemas import DeliveryStatusResponse
+from partner_gateway.api.views import status_item
+from partner_gateway.channels.entry import ChannelEntry, SendFields, SendRequest
+from partner_gateway.channels.registry import ChannelRegistry
 from partner_gateway.domain import sending
 from partner_gateway.domain.ids import new_message_id
 from partner_gateway.domain.messages import NewMessage
 from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus
-from partner_gateway.domain.timefmt import format_ms, now_ms
+from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import IdempotencyConflict
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.idempotency import IdempotencyRepository, StoredResponse
@@ -44,63 +46,40 @@ IdempotencyKey = Annotated[
 SEND_PROBLEMS = problem_responses(400, 401, 413, 422, 500, 503)
 
 
-class SendController(Controller):
-    """The send operations as Litestar declares them (OpenAPI). The front (api/front.py) answers
-    them with the same functions for bodies it can decode; these answer the rest."""
+def send_route_handlers(channels: ChannelRegistry) -> list[HTTPRouteHandler]:
+    """The send operations as Litestar declares them (OpenAPI), one per channel of the registry.
+    The front (api/front.py) answers them with `accept` for bodies it can decode; these answer
+    the rest."""
+    return [_send_route(entry) for entry in channels]
 
-    tags = ["Send"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @post(
-        "/sms/messages",
-        status_code=202,
-        summary="Send an SMS",
-        responses=SEND_PROBLEMS,
-        operation_id="sendSms",
-    )
-    async def send_sms(
-        self,
-        data: JSONBody[SmsSendRequest],
-        company_id: CompanyId,
-        runtime: RuntimeDep,
-        idempotency_key: IdempotencyKey,
+def _send_route(entry: ChannelEntry[Any]) -> HTTPRouteHandler:
+    async def send(
+        data: SendRequest, company_id: str, runtime: Runtime, idempotency_key: str | None
     ) -> Response[DeliveryStatusResponse]:
-        return (await accept_sms(runtime, company_id, data, idempotency_key)).response()
+        return (await accept(runtime, company_id, entry, data, idempotency_key)).response()
 
-    @post(
-        "/whatsapp/messages",
+    # Litestar reads the body's type (and so the OpenAPI schema) from the annotations: the entry's.
+    send.__annotations__ = {
+        "data": JSONBody[entry.request_type],  # type: ignore[misc,name-defined]
+        "company_id": CompanyId,
+        "runtime": RuntimeDep,
+        "idempotency_key": IdempotencyKey,
+        "return": Response[DeliveryStatusResponse],
+    }
+    send.__name__ = send.__qualname__ = f"send_{entry.path}"
+    return post(
+        f"/{entry.path}/messages",
         status_code=202,
-        summary="Send a WhatsApp message",
+        summary=f"Send {entry.noun}",
         responses=SEND_PROBLEMS,
-        operation_id="sendWhatsApp",
-    )
-    async def send_whatsapp(
-        self,
-        data: JSONBody[WhatsAppSendRequest],
-        company_id: CompanyId,
-        runtime: RuntimeDep,
-        idempotency_key: IdempotencyKey,
-    ) -> Response[DeliveryStatusResponse]:
-        return (await accept_whatsapp(runtime, company_id, data, idempotency_key)).response()
-
-    @post(
-        "/rcs/messages",
-        status_code=202,
-        summary="Send an RCS message",
-        responses=SEND_PROBLEMS,
-        operation_id="sendRcs",
-    )
-    async def send_rcs(
-        self,
-        data: JSONBody[RcsSendRequest],
-        company_id: CompanyId,
-        runtime: RuntimeDep,
-        idempotency_key: IdempotencyKey,
-    ) -> Response[DeliveryStatusResponse]:
-        return (await accept_rcs(runtime, company_id, data, idempotency_key)).response()
+        operation_id=entry.operation_id,
+        tags=["Send"],
+    )(send)
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
+class SendAnswer:
     """A send's answer: 202 with the message's status, where to look it up, and whether it is
     the replay of an earlier request with the same Idempotency-Key."""
 
@@ -118,68 +97,18 @@ class Accepted:
         return Response(content=self.answer, status_code=202, headers=self.headers())
 
 
-async def accept_sms(
-    runtime: Runtime, company_id: str, data: SmsSendRequest, idempotency_key: str | None
-) -> Accepted:
-    common = _common_checks(Channel.SMS, data)
-    problems = common.problems
-    sending.check_sms_sender(data.from_, problems)
-    text = sending.check_sms_text(data.text, problems)
-    return await _accept(
-        runtime, company_id, Channel.SMS, data, common, idempotency_key,
-        sender=data.from_, encoding=text.encoding, segments=text.segments,
-    )  # fmt: skip
-
-
-async def accept_whatsapp(
-    runtime: Runtime, company_id: str, data: WhatsAppSendRequest, idempotency_key: str | None
-) -> Accepted:
-    common = _common_checks(Channel.WHATSAPP, data)
-    problems = common.problems
-    if (data.text is None) == (data.template is None):
-        problems.append(("text", "give either text (a session message) or template, not both"))
-    sending.check_text(data.text, sending.WHATSAPP_TEXT_MAX, "text", problems)
-    if data.template is not None:
-        template = data.template
-        sending.check_template(template.name, template.language, template.parameters, problems)
-    return await _accept(runtime, company_id, Channel.WHATSAPP, data, common, idempotency_key)
-
-
-async def accept_rcs(
-    runtime: Runtime, company_id: str, data: RcsSendRequest, idempotency_key: str | None
-) -> Accepted:
-    common = _common_checks(Channel.RCS, data)
-    problems = common.problems
-    if (data.text is None) == (data.rich_card is None):
-        problems.append(("text", "give either text or richCard, not both"))
-    sending.check_text(data.text, sending.RCS_TEXT_MAX, "text", problems)
-    suggestions = list(enumerate(data.suggestions))
-    prefix = "suggestions"
-    if data.rich_card is not None:
-        card = data.rich_card
-        if not (card.title or card.description or card.media_url):
-            problems.append(("richCard", "needs a title, a description or a mediaUrl"))
-        _check_url(card.media_url, "richCard.mediaUrl", problems)
-        if data.suggestions:
-            problems.append(("suggestions", "put a rich card's suggestions inside richCard"))
-        suggestions, prefix = list(enumerate(card.suggestions)), "richCard.suggestions"
-    for index, suggestion in suggestions:
-        field = f"{prefix}[{index}]"
-        if suggestion.type == "dial":
-            if suggestion.phone_number is None:
-                problems.append((f"{field}.phoneNumber", "is required for a dial suggestion"))
-            else:
-                nested: sending.Problems = []
-                sending.check_destination(suggestion.phone_number, nested)
-                problems.extend((f"{field}.phoneNumber", message) for _, message in nested)
-        if suggestion.type == "openUrl":
-            if suggestion.url is None:
-                problems.append((f"{field}.url", "is required for an openUrl suggestion"))
-            _check_url(suggestion.url, f"{field}.url", problems)
-    if data.fallback_sms is not None:
-        sending.check_sms_text(data.fallback_sms.text, problems, field="fallbackSms.text")
-        sending.check_sms_sender(data.fallback_sms.from_, problems, field="fallbackSms.from")
-    return await _accept(runtime, company_id, Channel.RCS, data, common, idempotency_key)
+async def accept(
+    runtime: Runtime,
+    company_id: str,
+    entry: ChannelEntry[Any],
+    data: SendRequest,
+    idempotency_key: str | None,
+) -> SendAnswer:
+    """Check a send request (every problem at once: the common fields, then the channel's own
+    rules), store the message with its outbox item, and answer 202."""
+    common = _common_checks(entry, data)
+    fields = entry.check(data, common.problems)
+    return await _accept(runtime, company_id, entry.channel, data, common, idempotency_key, fields)
 
 
 def _fields_with_nul(value: object, path: str = "") -> list[str]:
@@ -193,11 +122,6 @@ def _fields_with_nul(value: object, path: str = "") -> list[str]:
     return []
 
 
-def _check_url(url: str | None, field: str, problems: sending.Problems) -> None:
-    if url is not None and not url.startswith(("https://", "http://")):
-        problems.append((field, "must be an http(s) URL"))
-
-
 @dataclass(frozen=True, slots=True)
 class _Common:
     """What every channel checks, with the normalised values the message is stored with."""
@@ -207,12 +131,12 @@ class _Common:
     validity_seconds: int
 
 
-def _common_checks(channel: Channel, data: SendRequest) -> _Common:
+def _common_checks(entry: ChannelEntry[Any], data: SendRequest) -> _Common:
     problems: sending.Problems = [
         (field, "must not contain the NUL character") for field in _fields_with_nul(msgspec.to_builtins(data))
     ]
     to = sending.check_destination(data.to, problems)
-    validity = sending.check_validity(channel, data.validity_seconds, problems)
+    validity = sending.check_validity(entry.validity, entry.channel, data.validity_seconds, problems)
     sending.check_reference(data.reference, problems)
     sending.check_callback_url(data.callback_url, problems)
     return _Common(problems, to, validity)
@@ -225,11 +149,8 @@ async def _accept(
     data: SendRequest,
     common: _Common,
     idempotency_key: str | None,
-    *,
-    sender: str | None = None,
-    encoding: str | None = None,
-    segments: int | None = None,
-) -> Accepted:
+    fields: SendFields,
+) -> SendAnswer:
     if idempotency_key is not None and not (
         0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX
         and idempotency_key.isascii()
@@ -243,13 +164,14 @@ async def _accept(
 
     now = now_ms()
     to, validity = common.to, common.validity_seconds
+    encoding, segments = fields.encoding, fields.segments
     body = msgspec.json.encode(data)
     message = NewMessage(
         id=new_message_id(now),
         company_id=company_id,
         channel=channel,
         to=to,
-        sender=sender,
+        sender=fields.sender,
         reference=data.reference,
         created_at=now,
         expires_at=now + validity * 1000,
@@ -258,20 +180,10 @@ async def _accept(
         encoding=encoding,
         segments=segments,
     )
-    stamp = format_ms(now)
-    answer = DeliveryStatusResponse(
-        customer_message_id=message.id,
-        channel=channel,
-        to=to,
-        reference=data.reference,
-        delivery_status=DeliveryStatus.UNKNOWN,
-        delivery_status_description=ACCEPTED_DESCRIPTION,
-        error_code=None,
-        created_at=stamp,
-        updated_at=stamp,
-        encoding="GSM7" if encoding == "GSM7" else "UCS2" if encoding == "UCS2" else None,
-        segments=segments,
-    )
+    answer = status_item(
+        message.id, channel, to, data.reference, DeliveryStatus.UNKNOWN, ACCEPTED_DESCRIPTION, None,
+        now, now, None, encoding, segments,
+    )  # fmt: skip
     if idempotency_key is None:
         # Group-committed: many sends share one transaction and one fsync; each answer waits
         # until its own message is durable.
@@ -312,10 +224,10 @@ async def _accept(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _accepted(runtime: Runtime, answer: DeliveryStatusResponse, *, replayed: bool = False) -> Accepted:
+def _accepted(runtime: Runtime, answer: DeliveryStatusResponse, *, replayed: bool = False) -> SendAnswer:
     base = runtime.settings.public_base_url or ""
     location = (
         f"{base.rstrip('/')}/partner-gateway/v1/messages/status/{answer.customer_message_id}"
         f"?channel={answer.channel.value}"
     )
-    return Accepted(answer, location, replayed)
+    return SendAnswer(answer, location, replayed)

@@ -15,20 +15,16 @@ from partner_gateway.api.schemas import (
     MessageEventResponse,
     StatusQuery,
 )
-from partner_gateway.api.views import CHANNEL_CHOICES, require_channel, status_item
+from partner_gateway.api.views import require_channel, status_item
 from partner_gateway.domain.ids import could_all_be_message_ids, could_be_message_id
-from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import format_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.messages import MessageRepository
 
 ChannelParam = Annotated[
     str,
-    QueryParameter(
-        name="channel",
-        description=f"The channel the message was sent on: {CHANNEL_CHOICES}",
-        schema_extra={"enum": [channel.value for channel in Channel]},
-    ),
+    # Its `enum` is the registry's channels, set on the whole document (api/app.py).
+    QueryParameter(name="channel", description="The channel the message was sent on"),
 ]
 
 
@@ -57,7 +53,7 @@ async def status_of_one(
     runtime: Runtime, company_id: str, channel: str | None, message_id: str
 ) -> DeliveryStatusResponse:
     """One message's status, or the 400 (channel) or 404 problem: GET /messages/status/{id}."""
-    wanted = require_channel(channel)
+    wanted = require_channel(runtime.channels, channel)
     if could_be_message_id(message_id):
         found = await runtime.database.status_reads.one(company_id, wanted, message_id, status_item)
         if found is not None:
@@ -69,7 +65,7 @@ async def statuses_of_many(
     runtime: Runtime, company_id: str, channel: str | None, ids: str
 ) -> list[DeliveryStatusResponse]:
     """The statuses of the comma-separated ids found, or the 400 problem: GET /messages/status."""
-    wanted = require_channel(channel)
+    wanted = require_channel(runtime.channels, channel)
     if not ids.strip(" ,"):
         raise invalid([("ids", "must name at least one customerMessageId")])
     return await runtime.database.status_reads.many(company_id, wanted, ids_in(ids), status_item)
@@ -126,13 +122,14 @@ class StatusController(Controller):
     async def query(
         self, data: JSONBody[StatusQuery], company_id: CompanyId, runtime: RuntimeDep
     ) -> list[DeliveryStatusResponse]:
+        channel = require_channel(runtime.channels, data.channel)
         limit = runtime.settings.max_query_ids
         if len(data.ids) > limit:
             raise invalid([("ids", f"must hold at most {limit} ids; split the query")])
         if not any(item.strip() for item in data.ids):
             raise invalid([("ids", "must name at least one customerMessageId")])
         message_ids = normalize_ids(data.ids)
-        return await runtime.database.status_reads.many(company_id, data.channel, message_ids, status_item)
+        return await runtime.database.status_reads.many(company_id, channel, message_ids, status_item)
 
     @get(
         "/messages/{customerMessageId:str}/events",
@@ -149,7 +146,7 @@ class StatusController(Controller):
         runtime: RuntimeDep,
     ) -> EventsResponse:
         customer_message_id = customerMessageId
-        wanted = require_channel(channel)
+        wanted = require_channel(runtime.channels, channel)
         timeline = None
         if could_be_message_id(customer_message_id):
             async with runtime.database.read() as connection:

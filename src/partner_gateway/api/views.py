@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from partner_gateway.api.problems import invalid
 from partner_gateway.api.schemas import DeliveryStatusResponse
-from partner_gateway.domain.messages import MessageStatus
+from partner_gateway.channels.registry import ChannelRegistry
+from partner_gateway.domain.messages import STATUS_FIELDS, MessageStatus
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import format_ms
-
-CHANNEL_CHOICES = ", ".join(channel.value for channel in Channel)
 
 
 def status_item(
@@ -44,27 +43,15 @@ def status_item(
 
 
 def status_response(message: MessageStatus) -> DeliveryStatusResponse:
-    return status_item(
-        message.id,
-        message.channel,
-        message.to,
-        message.reference,
-        message.status,
-        message.description,
-        message.error_code,
-        message.created_at,
-        message.updated_at,
-        message.read_at,
-        message.encoding,
-        message.segments,
-    )
+    return status_item(*(getattr(message, name) for name in STATUS_FIELDS))
 
 
-def require_channel(value: str | None) -> Channel:
-    """Exactly SMS, RCS or WHATSAPP (SPEC §1); anything else is a 400 naming the allowed values."""
+def require_channel(channels: ChannelRegistry, value: str | None) -> Channel:
+    """Exactly a served channel's name (SPEC §1: SMS, RCS or WHATSAPP); anything else is a 400
+    naming the allowed values."""
     if not value:
-        raise invalid([("channel", f"is required; one of {CHANNEL_CHOICES}")])
-    try:
-        return Channel(value)
-    except ValueError:
-        raise invalid([("channel", f"must be one of {CHANNEL_CHOICES}")]) from None
+        raise invalid([("channel", f"is required; one of {channels.choices}")])
+    channel = channels.find(value)
+    if channel is None:
+        raise invalid([("channel", f"must be one of {channels.choices}")])
+    return channel

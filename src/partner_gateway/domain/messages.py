@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 
@@ -28,7 +28,12 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class MessageStatus:
-    """The status of one message as a partner sees it."""
+    """The status of one message as a partner sees it.
+
+    Its fields, in this order, are the one declaration of a status: the store reads exactly these
+    columns in this order (STATUS_COLUMNS) and hands them to a StatusBuilder positionally, which
+    makes MessageStatus itself or the API's answer (api/views.py `status_item`).
+    """
 
     id: str
     channel: Channel
@@ -42,6 +47,9 @@ class MessageStatus:
     read_at: int | None
     encoding: str | None
     segments: int | None
+
+
+STATUS_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(MessageStatus))
 
 
 @dataclass(frozen=True, slots=True)

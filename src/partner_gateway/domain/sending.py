@@ -24,14 +24,6 @@ class ValidityBounds:
     default: int
 
 
-VALIDITY: dict[Channel, ValidityBounds] = {
-    # SMSCs clamp validity to about a week; asking for more only hides that.
-    Channel.SMS: ValidityBounds(60, 7 * 86_400, 86_400),
-    # Meta and Google keep trying for up to 30 days; a day is what partners usually want.
-    Channel.WHATSAPP: ValidityBounds(60, 30 * 86_400, 86_400),
-    Channel.RCS: ValidityBounds(60, 30 * 86_400, 86_400),
-}
-
 SMS_MAX_SEGMENTS = 10
 REFERENCE_MAX_LENGTH = 64
 CALLBACK_URL_MAX_LENGTH = 2048
@@ -53,8 +45,9 @@ def check_destination(to: str, problems: Problems) -> str:
         return to
 
 
-def check_validity(channel: Channel, seconds: int | None, problems: Problems) -> int:
-    bounds = VALIDITY[channel]
+def check_validity(bounds: ValidityBounds, channel: Channel, seconds: int | None, problems: Problems) -> int:
+    """`validitySeconds` within the channel's bounds (each channel's entry states them); the
+    default when absent."""
     if seconds is None:
         return bounds.default
     if not bounds.minimum <= seconds <= bounds.maximum:
@@ -84,6 +77,11 @@ def check_callback_url(url: str | None, problems: Problems) -> None:
                 f"must be an absolute http(s) URL of at most {CALLBACK_URL_MAX_LENGTH} characters",
             )
         )
+
+
+def check_http_url(url: str | None, field: str, problems: Problems) -> None:
+    if url is not None and not url.startswith(("https://", "http://")):
+        problems.append((field, "must be an http(s) URL"))
 
 
 def check_sms_sender(sender: str | None, problems: Problems, field: str = "from") -> None:

@@ -31,30 +31,27 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.messages import (
+    STATUS_FIELDS,
     HistoryFilter,
     HistoryPosition,
     MessageEvent,
     MessageStatus,
     NewMessage,
 )
-from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus, Rank
+from partner_gateway.domain.statuses import (
+    ACCEPTED_DESCRIPTION,
+    CHANNEL_BY_NAME,
+    Channel,
+    DeliveryStatus,
+    Rank,
+)
 from partner_gateway.store.bulk import Positional, Rows, positional
 from partner_gateway.store.tables import message_events, messages, outbox
 
-STATUS_COLUMNS = (
-    messages.c.id,
-    messages.c.channel,
-    messages.c.to_number,
-    messages.c.reference,
-    messages.c.status,
-    messages.c.status_description,
-    messages.c.error_code,
-    messages.c.created_at,
-    messages.c.updated_at,
-    messages.c.read_at,
-    messages.c.encoding,
-    messages.c.segments,
-)
+# A status field's column, where the two names differ.
+_STATUS_FIELD_COLUMNS = {"to": "to_number", "description": "status_description"}
+STATUS_COLUMNS = tuple(messages.c[_STATUS_FIELD_COLUMNS.get(name, name)] for name in STATUS_FIELDS)
+"""The columns of a status read, in MessageStatus's field order."""
 
 _STATUS_COLUMN_NAMES = [column.name for column in STATUS_COLUMNS]
 _ID = _STATUS_COLUMN_NAMES.index("id")
@@ -98,13 +95,12 @@ class HistorySlice(Generic[T]):
 
 # Dictionary look-ups rather than Channel(value) / DeliveryStatus(value): the same members, a
 # fraction of the cost, which adds up over a batch of 500 rows.
-_CHANNELS = {channel.value: channel for channel in Channel}
 _STATUSES = {status.value: status for status in DeliveryStatus}
 
 
 def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> list[T]:
     """One item per row of STATUS_COLUMNS."""
-    channels = _CHANNELS
+    channels = CHANNEL_BY_NAME
     statuses = _STATUSES
     return [
         build(

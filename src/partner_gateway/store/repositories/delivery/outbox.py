@@ -23,7 +23,7 @@ from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
-from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.statuses import CHANNEL_BY_NAME, Channel
 from partner_gateway.store.tables import messages, outbox
 
 
@@ -40,9 +40,6 @@ class OutboxState(StrEnum):
 # call cost more than running it.
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 
-# Stored values to their members by dictionary look-up: Channel(value) costs several times more,
-# for every item claimed.
-_CHANNELS = {channel.value: channel for channel in Channel}
 
 # How long a worker holds an unanswered hand-over it took back while it decides what to do with it.
 _AMBIGUOUS_LEASE_MS = 60_000
@@ -110,7 +107,7 @@ async def _with_messages(connection: AsyncConnection, claimed: Sequence[Any]) ->
             *by_message[row.id],
             message_id=row.id,
             company_id=row.company_id,
-            channel=_CHANNELS[row.channel],
+            channel=CHANNEL_BY_NAME[row.channel],
             to=row.to_number,
             sender=row.sender,
             body=row.body,
