@@ -1,1 +1,2 @@
-"""Channel providers: one folder per provider, each implementing the contract in base.py."""
+"""Channels: one folder each, with its provider (the contract in base.py) and its entry (entry.py),
+listed in registry.py."""

@@ -1,4 +1,7 @@
-"""The rules a message must meet to be accepted, per channel (bounds documented in docs/api.md).
+"""The rules a send request must meet to be accepted (bounds documented in docs/api.md).
+
+Each channel's entry (channels/*/channel.py) combines them into its own check and says its
+validity bounds.
 
 Each check returns the problems it finds as (field, message) pairs, so a partner learns every
 problem of a request at once.
