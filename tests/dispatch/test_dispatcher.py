@@ -26,9 +26,10 @@ from partner_gateway.channels.base import (
     WebhookRoute,
 )
 from partner_gateway.config import Settings
+from partner_gateway.dispatch.outcomes import RECORD_ACCEPTED
 from partner_gateway.dispatch.queues.base import WorkItem
 from partner_gateway.dispatch.reports import ReportRecorder
-from partner_gateway.dispatch.worker import RECORD_ACCEPTED, Dispatcher
+from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
@@ -651,7 +652,7 @@ async def test_a_queue_message_received_twice_in_one_batch_is_handed_over_once(
     provider = ScriptedProvider()
     dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: provider})  # not started: we are its queue
     try:
-        await asyncio.gather(*(dispatcher._handle_work(work) for work in [*works, works[0]]))
+        await asyncio.gather(*(dispatcher.consumer.handle(work) for work in [*works, works[0]]))
     finally:
         await batcher.stop()
     assert sorted(provider.sent) == sorted(message_ids)  # the first twice, yet sent once

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
 import socket
@@ -22,6 +23,8 @@ from typing import Any
 
 import aio_pika
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from partner_gateway.dispatch.queues.base import (
     WorkItem,
@@ -233,11 +236,42 @@ def test_work_item_round_trips_as_versioned_json() -> None:
         (b'{"v":1,"outbox_id":1,"message_id":"m","channel":"FAX","attempt":0}', "channel must be one of"),
         (b'{"v":1,"outbox_id":0,"message_id":"m","channel":"SMS","attempt":0}', "positive"),
         (b" " * 70_000, "too large"),
+        (b'{"v":null,"outbox_id":1,"message_id":"m","channel":"SMS","attempt":0}', "no version"),
+        (b'{"v":2,"message_id":"m"}', "unsupported work item version 2"),  # the version comes first
+        (
+            b'{"v":1,"outbox_id":1,"message_id":7,"channel":"SMS","attempt":0}',
+            "'message_id' must be a string",
+        ),
+        (b'{"v":1,"outbox_id":1,"message_id":"","channel":"SMS","attempt":0}', "non-empty string"),
+        (b'{"v":1,"outbox_id":1.0,"message_id":"m","channel":"SMS","attempt":0}', "integer, not float"),
+        (b'{"v":1,"outbox_id":1,"message_id":"m","channel":"SMS"}', "no 'attempt'"),
+        (b'{"v":1,"outbox_id":1,"message_id":"m","channel":"SMS","attempt":-1}', "non-negative"),
     ],
 )
 def test_decoding_refuses_garbage_and_unknown_versions(payload: bytes, error: str) -> None:
     with pytest.raises(WorkItemDecodeError, match=error):
         WorkItem.decode(payload)
+
+
+@given(
+    outbox_id=st.integers(1, 2**63),
+    message_id=st.text(st.characters(max_codepoint=126), min_size=1),  # ids are ASCII (domain.ids)
+    channel=st.sampled_from(["SMS", "RCS", "WHATSAPP"]),
+    attempt=st.integers(0, 2**31),
+)
+def test_encoding_is_byte_for_byte_what_v1_writers_published(
+    outbox_id: int, message_id: str, channel: str, attempt: int
+) -> None:
+    work = WorkItem(outbox_id, message_id, channel, attempt)
+    document = {
+        "v": 1,
+        "outbox_id": outbox_id,
+        "message_id": message_id,
+        "channel": channel,
+        "attempt": attempt,
+    }
+    assert work.encode() == json.dumps(document, separators=(",", ":")).encode()
+    assert WorkItem.decode(work.encode()) == work
 
 
 def test_urls_lose_their_password() -> None:

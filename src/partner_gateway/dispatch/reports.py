@@ -55,7 +55,7 @@ def _resolved(report: StatusReport) -> delivery.ProviderReport:
 
 
 def _excerpt(value: Any) -> str | None:
-    """The first 20 characters, as SMPP receipts quote them (see dispatch/worker.py)."""
+    """The first 20 characters, as SMPP receipts quote them (see dispatch/unanswered.py)."""
     return str(value)[:20].strip() or None if value else None
 
 

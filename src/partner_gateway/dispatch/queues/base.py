@@ -15,7 +15,9 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+import msgspec
 
 from partner_gateway.domain.statuses import Channel
 
@@ -36,9 +38,13 @@ class WorkItemDecodeError(ValueError):
     """A payload is not a work item this build understands."""
 
 
-@dataclass(frozen=True, slots=True)
-class WorkItem:
-    """One due outbox item: which message to hand over on which channel, and the attempt."""
+class WorkItem(msgspec.Struct, frozen=True, tag_field="v", tag=WIRE_VERSION):
+    """One due outbox item: which message to hand over on which channel, and the attempt.
+
+    Encoded, the version tag comes first: `{"v":1,"outbox_id":...}`, byte for byte what v1
+    writers published for every id the gateway makes (printable ASCII); other text is written
+    as UTF-8 rather than as \\u escapes, which any JSON reader takes for the same item.
+    """
 
     outbox_id: int
     message_id: str
@@ -56,14 +62,7 @@ class WorkItem:
             raise ValueError(f"attempt must be a non-negative integer, not {self.attempt!r}")
 
     def encode(self) -> bytes:
-        document = {
-            "v": WIRE_VERSION,
-            "outbox_id": self.outbox_id,
-            "message_id": self.message_id,
-            "channel": self.channel,
-            "attempt": self.attempt,
-        }
-        return json.dumps(document, separators=(",", ":")).encode()
+        return _ENCODER.encode(self)
 
     @classmethod
     def decode(cls, payload: bytes) -> WorkItem:
@@ -71,28 +70,59 @@ class WorkItem:
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise WorkItemDecodeError(f"payload of {len(payload)} bytes is too large for a work item")
         try:
-            document = json.loads(payload.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise WorkItemDecodeError(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-        except json.JSONDecodeError as exc:
-            raise WorkItemDecodeError(f"payload is not JSON ({exc.msg} at offset {exc.pos})") from None
-        if not isinstance(document, dict):
-            raise WorkItemDecodeError(f"payload is a JSON {type(document).__name__}, not an object")
-        version = document.get("v")
-        if version is None:
-            raise WorkItemDecodeError('payload has no version ("v")')
-        if not _is_int(version) or version != WIRE_VERSION:
-            raise WorkItemDecodeError(
-                f"unsupported work item version {version!r} (this build reads {WIRE_VERSION})"
-            )
-        outbox_id = _int_field(document, "outbox_id")
-        message_id = _str_field(document, "message_id")
-        channel = _str_field(document, "channel")
-        attempt = _int_field(document, "attempt")
+            document = _DECODER.decode(payload)
+        except msgspec.MsgspecError as exc:
+            raise WorkItemDecodeError(_what_is_wrong(payload, exc)) from None
+        if document.v != WIRE_VERSION:
+            raise WorkItemDecodeError(_unsupported(document.v))
         try:
-            return cls(outbox_id=outbox_id, message_id=message_id, channel=channel, attempt=attempt)
+            return cls(document.outbox_id, document.message_id, document.channel, document.attempt)
         except ValueError as exc:
             raise WorkItemDecodeError(f"invalid work item: {exc}") from None
+
+
+class _Document(WorkItem, frozen=True, tag=False):
+    """A work item as read off the wire: its fields, and the version, which must be there (a
+    struct's tag alone is optional to msgspec's decoder)."""
+
+    v: int
+
+    def __post_init__(self) -> None:
+        """Nothing: the item's own checks run once the version is known to be ours."""
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(_Document)
+_KINDS = {int: "an integer", str: "a string"}
+
+
+def _what_is_wrong(payload: bytes, error: msgspec.MsgspecError) -> str:
+    """Why msgspec refused a payload, in the order a reader checks it: UTF-8, JSON, an object,
+    its version, then each field. Only refused payloads are read this second time."""
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"payload is not UTF-8 ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return f"payload is not JSON ({exc.msg} at offset {exc.pos})"
+    if not isinstance(document, dict):
+        return f"payload is a JSON {type(document).__name__}, not an object"
+    version = document.get("v")
+    if version is None:
+        return 'payload has no version ("v")'
+    if not _is_int(version) or version != WIRE_VERSION:
+        return _unsupported(version)
+    for field in msgspec.structs.fields(WorkItem):
+        if field.name not in document:
+            return f"payload has no {field.name!r}"
+        value = document[field.name]
+        if not isinstance(value, field.type) or isinstance(value, bool):
+            return f"{field.name!r} must be {_KINDS[field.type]}, not {type(value).__name__}"
+    return f"invalid work item: {error}"  # what JSON allows and msgspec does not
+
+
+def _unsupported(version: object) -> str:
+    return f"unsupported work item version {version!r} (this build reads {WIRE_VERSION})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,23 +163,3 @@ class WorkQueue(Protocol):
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int_field(document: dict[str, Any], name: str) -> int:
-    value = _present(document, name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise WorkItemDecodeError(f"{name!r} must be an integer, not {type(value).__name__}")
-    return value
-
-
-def _str_field(document: dict[str, Any], name: str) -> str:
-    value = _present(document, name)
-    if not isinstance(value, str):
-        raise WorkItemDecodeError(f"{name!r} must be a string, not {type(value).__name__}")
-    return value
-
-
-def _present(document: dict[str, Any], name: str) -> object:
-    if name not in document:
-        raise WorkItemDecodeError(f"payload has no {name!r}")
-    return document[name]

@@ -1,0 +1,73 @@
+"""A hand-over that got no answer: ended UNKNOWN rather than sent twice, and its receipt watched for.
+
+Two ways lead here: the provider gave no answer (SendError "ambiguous"), or a worker stopped
+between marking an item `written` and recording the answer, and recovery finds it (the one
+window no protocol closes, see dispatch/worker.py). By default the message ends UNKNOWN, "may
+have been sent, not resent"; with PARTNER_GATEWAY_RESEND_AMBIGUOUS=true it is resent instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from partner_gateway.channels.base import Provider, SendError
+from partner_gateway.dispatch.claim import Claim
+from partner_gateway.dispatch.outcomes import Outcomes
+from partner_gateway.dispatch.reports import apply_waiting
+from partner_gateway.dispatch.retry_policy import Fail
+from partner_gateway.domain.encoding import analyze
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.repositories import delivery
+
+AMBIGUOUS_DESCRIPTION = (
+    "The carrier did not answer the hand-over; the message may have been sent. "
+    "It was not sent again, to avoid a duplicate."
+)
+RECEIPT_TEXT_EXCERPT = 20  # SMPP 3.4 Appendix B: a receipt quotes the first 20 characters
+GIVEN_UP = Fail(DeliveryStatus.UNKNOWN, AMBIGUOUS_DESCRIPTION, None, "no-answer")
+
+
+class Unanswered:
+    def __init__(
+        self,
+        batcher: WriteBatcher,
+        outcomes: Outcomes,
+        providers: Mapping[Channel, Provider],
+        *,
+        resend: bool,
+    ) -> None:
+        self._batcher = batcher
+        self._outcomes = outcomes
+        self._providers = providers
+        self._resend = resend
+
+    async def settle(self, claim: Claim, reason: str, accepted: SendError | None = None) -> None:
+        """Resend the message, or end it UNKNOWN (keeping the parts `accepted` names) and watch
+        for a receipt that shows the carrier took it after all."""
+        if self._resend:
+            await self._outcomes.resend(claim.item, reason)
+            return
+        await self._outcomes.fail(claim.item, GIVEN_UP, accepted)
+        await self._watch_for_receipt(claim)
+
+    async def _watch_for_receipt(self, claim: Claim) -> None:
+        """If the carrier did take an unanswered single-part SMS, its receipt will name the
+        destination and the text's start: note them, so that receipt is recognised."""
+        item = claim.item
+        provider = self._providers.get(item.channel)
+        text = str(claim.message.content.get("text", ""))
+        if provider is None or item.channel is not Channel.SMS or not text or analyze(text).segments != 1:
+            return
+        excerpt = text[:RECEIPT_TEXT_EXCERPT].strip()
+
+        async def remember(connection: AsyncConnection) -> None:
+            waiting = await delivery.remember_unconfirmed(
+                connection, item.message_id, provider.name, item.to.lstrip("+"), excerpt, now_ms()
+            )
+            await apply_waiting(connection, waiting)
+
+        await self._batcher.submit(remember)
