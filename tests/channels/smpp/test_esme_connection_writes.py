@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from partner_gateway.channels.smpp.esme_config import EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_connection import Connection
-from partner_gateway.channels.smpp.pdu import EnquireLink, encode
+from partner_gateway.channels.smpp.codec.pdu import EnquireLink, encode
+from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
+from partner_gateway.channels.smpp.esme.connection import Connection
 
 
 async def test_frames_of_one_pass_leave_together_in_order() -> None:

@@ -17,17 +17,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from partner_gateway.channels.smpp import pdu as pdu_module
-from partner_gateway.channels.smpp.constants import (
+from partner_gateway.channels.smpp.codec import pdu as pdu_module
+from partner_gateway.channels.smpp.codec.constants import (
     MAX_PDU_LENGTH,
     CommandId,
     CommandStatus,
     Tag,
 )
-from partner_gateway.channels.smpp.framing import (
+from partner_gateway.channels.smpp.codec.framing import (
     PduReader,
 )
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.pdu import (
     PDU_TYPES,
     BindReceiver,
     BindReceiverResp,
@@ -50,12 +50,12 @@ from partner_gateway.channels.smpp.pdu import (
     decode,
     encode,
 )
-from partner_gateway.channels.smpp.smpp_time import (
+from partner_gateway.channels.smpp.codec.smpp_time import (
     absolute_time,
     parse_smpp_time,
     relative_validity,
 )
-from partner_gateway.channels.smpp.udh import (
+from partner_gateway.channels.smpp.codec.udh import (
     ConcatInfo,
     parse_udh_concat,
     udh_concat,

@@ -14,9 +14,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from partner_gateway.channels.smpp.constants import INTERFACE_VERSION_34, CommandStatus
-from partner_gateway.channels.smpp.framing import PduReader
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import INTERFACE_VERSION_34, CommandStatus
+from partner_gateway.channels.smpp.codec.framing import PduReader
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
     BindReceiverResp,
     BindTransceiver,
@@ -37,7 +37,7 @@ from partner_gateway.channels.smpp.pdu import (
     decode,
     encode,
 )
-from partner_gateway.channels.smpp.smpp_time import parse_smpp_time
+from partner_gateway.channels.smpp.codec.smpp_time import parse_smpp_time
 from partner_gateway.simulators.smsc.dispatch import PendingReceipt
 from partner_gateway.simulators.smsc.fates import (
     DELIVERED,

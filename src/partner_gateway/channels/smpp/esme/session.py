@@ -7,7 +7,7 @@ Usage::
     resp = await session.submit(SubmitSm(sequence_number=0, destination_addr="316...", ...))
     await session.stop()                                     # unbind, close
 
-``submit`` raises one of (see :mod:`~partner_gateway.channels.smpp.esme_errors`)::
+``submit`` raises one of (see :mod:`~partner_gateway.channels.smpp.esme.errors`)::
 
     EsmeError
     ├── NotConnected                 never written: nothing reached the SMSC, safe to resend
@@ -42,18 +42,18 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable
 
-from partner_gateway.channels.smpp.constants import CommandId
-from partner_gateway.channels.smpp.esme_config import BindMode, EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_connection import (
+from partner_gateway.channels.smpp.codec.constants import CommandId
+from partner_gateway.channels.smpp.codec.pdu import GenericNack, PduError, SubmitSm, SubmitSmResp, encode
+from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
+from partner_gateway.channels.smpp.esme.connection import (
     ConnectionClosed,
     DeliverHandler,
     MalformedResponse,
     consume,
 )
-from partner_gateway.channels.smpp.esme_errors import (
+from partner_gateway.channels.smpp.esme.errors import (
     THROTTLING_STATUSES,
     ConnectionLostAfterWrite,
-    EsmeError,
     InvalidSubmit,
     NotConnected,
     OutcomeUnknown,
@@ -61,24 +61,8 @@ from partner_gateway.channels.smpp.esme_errors import (
     SubmitRejected,
     status_name,
 )
-from partner_gateway.channels.smpp.esme_flow import RateLimiter, ThrottlePause
-from partner_gateway.channels.smpp.esme_link import Link, Role
-from partner_gateway.channels.smpp.pdu import GenericNack, PduError, SubmitSm, SubmitSmResp, encode
-
-__all__ = [
-    "BindMode",
-    "ConnectionLostAfterWrite",
-    "DeliverHandler",
-    "EsmeConfig",
-    "EsmeCounters",
-    "EsmeError",
-    "EsmeSession",
-    "InvalidSubmit",
-    "NotConnected",
-    "OutcomeUnknown",
-    "ResponseTimeout",
-    "SubmitRejected",
-]
+from partner_gateway.channels.smpp.esme.flow import RateLimiter, ThrottlePause
+from partner_gateway.channels.smpp.esme.link import Link, Role
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 

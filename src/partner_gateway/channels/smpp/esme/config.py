@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from partner_gateway.channels.smpp.constants import INTERFACE_VERSION_34
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import INTERFACE_VERSION_34
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,

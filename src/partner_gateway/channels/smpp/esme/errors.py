@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from partner_gateway.channels.smpp.constants import CommandStatus
+from partner_gateway.channels.smpp.codec.constants import CommandStatus
 
 _S = CommandStatus
 

@@ -6,24 +6,24 @@ import asyncio
 import logging
 from typing import Any, Final, Literal
 
-from partner_gateway.channels.smpp.constants import CommandId, CommandStatus
-from partner_gateway.channels.smpp.esme_config import EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_connection import (
-    RESPONSE_BIT,
-    Connection,
-    ConnectionClosed,
-    DeliverHandler,
-    MalformedResponse,
-)
-from partner_gateway.channels.smpp.esme_errors import status_name
-from partner_gateway.channels.smpp.esme_flow import reconnect_delay
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
     GenericNack,
     Unbind,
 )
+from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
+from partner_gateway.channels.smpp.esme.connection import (
+    RESPONSE_BIT,
+    Connection,
+    ConnectionClosed,
+    DeliverHandler,
+    MalformedResponse,
+)
+from partner_gateway.channels.smpp.esme.errors import status_name
+from partner_gateway.channels.smpp.esme.flow import reconnect_delay
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 

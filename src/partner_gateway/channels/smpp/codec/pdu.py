@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, NamedTuple
 
-from partner_gateway.channels.smpp.constants import (
+from partner_gateway.channels.smpp.codec.constants import (
     HEADER_LENGTH,
     INTERFACE_VERSION_34,
     MAX_SHORT_MESSAGE,

@@ -2,7 +2,7 @@
 
 It reads and answers PDUs, correlates responses with requests by sequence_number, runs deliver_sm
 handlers (bounded, answering only when they return) and the enquire_link keep-alive. It never
-reconnects: it closes, and :mod:`~partner_gateway.channels.smpp.esme_link` makes a new one.
+reconnects: it closes, and :mod:`~partner_gateway.channels.smpp.esme.link` makes a new one.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from partner_gateway.channels.smpp.constants import CommandId, CommandStatus
-from partner_gateway.channels.smpp.esme_config import EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_errors import status_name
-from partner_gateway.channels.smpp.framing import PduReader
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus
+from partner_gateway.channels.smpp.codec.framing import PduReader
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiverResp,
     BindTransceiverResp,
     BindTransmitterResp,
@@ -35,6 +33,8 @@ from partner_gateway.channels.smpp.pdu import (
     decode,
     encode,
 )
+from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
+from partner_gateway.channels.smpp.esme.errors import status_name
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 
