@@ -23,6 +23,8 @@ import smpplib.gsm
 import smpplib.smpp
 
 from partner_gateway.channels.smpp.codec.constants import CommandStatus, EsmClass
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
 from partner_gateway.channels.smpp.codec.framing import PduReader
 from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
@@ -36,8 +38,6 @@ from partner_gateway.channels.smpp.codec.pdu import (
     Pdu,
     SubmitSm,
     SubmitSmResp,
-    decode,
-    encode,
 )
 from partner_gateway.channels.smpp.codec.smpp_time import relative_validity
 from partner_gateway.channels.smpp.codec.udh import udh_concat

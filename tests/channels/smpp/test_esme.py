@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus, Tag
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
 from partner_gateway.channels.smpp.codec.framing import PduReader
 from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
@@ -33,8 +35,6 @@ from partner_gateway.channels.smpp.codec.pdu import (
     SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode,
-    encode,
 )
 from partner_gateway.channels.smpp.esme import (
     ConnectionLostAfterWrite,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from partner_gateway.channels.smpp.codec.pdu import EnquireLink, encode
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.pdu import EnquireLink
 from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
 from partner_gateway.channels.smpp.esme.connection import Connection
 

@@ -82,6 +82,20 @@ class CommandStatus(IntEnum):
     ESME_RUNKNOWNERR = 0xFF
 
 
+_COMMAND_STATUSES: Final[dict[int, CommandStatus]] = {int(status): status for status in CommandStatus}
+
+
+def known_status(value: int) -> int:
+    """The value as a :class:`CommandStatus` when it is one (nicer reprs), else the plain int."""
+    return _COMMAND_STATUSES.get(value, value)
+
+
+def status_name(status: int) -> str:
+    """``ESME_RINVPASWD`` for a known command_status, else its hex value (vendor codes)."""
+    known = _COMMAND_STATUSES.get(status)
+    return known.name if known is not None else f"0x{status:08x}"
+
+
 class Tag(IntEnum):
     """TLV tags this codec types by name (others are kept raw in ``extra_tlvs``)."""
 

@@ -14,7 +14,9 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus
+from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus, status_name
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
 from partner_gateway.channels.smpp.codec.framing import PduReader
 from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiverResp,
@@ -30,11 +32,8 @@ from partner_gateway.channels.smpp.codec.pdu import (
     SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode,
-    encode,
 )
 from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme.errors import status_name
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 

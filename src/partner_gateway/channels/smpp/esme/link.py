@@ -6,9 +6,10 @@ import asyncio
 import logging
 from typing import Any, Final, Literal
 
-from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus
+from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus, status_name
 from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
+    BindRequest,
     BindTransceiver,
     BindTransmitter,
     GenericNack,
@@ -22,14 +23,13 @@ from partner_gateway.channels.smpp.esme.connection import (
     DeliverHandler,
     MalformedResponse,
 )
-from partner_gateway.channels.smpp.esme.errors import status_name
 from partner_gateway.channels.smpp.esme.flow import reconnect_delay
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 
 Role = Literal["transceiver", "transmitter", "receiver"]
 _S = CommandStatus
-_BIND: Final[dict[Role, type[BindTransceiver | BindTransmitter | BindReceiver]]] = {
+_BIND: Final[dict[Role, type[BindRequest]]] = {
     "transceiver": BindTransceiver,
     "transmitter": BindTransmitter,
     "receiver": BindReceiver,

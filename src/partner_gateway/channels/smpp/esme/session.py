@@ -42,8 +42,9 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable
 
-from partner_gateway.channels.smpp.codec.constants import CommandId
-from partner_gateway.channels.smpp.codec.pdu import GenericNack, PduError, SubmitSm, SubmitSmResp, encode
+from partner_gateway.channels.smpp.codec.constants import CommandId, status_name
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.pdu import GenericNack, PduError, SubmitSm, SubmitSmResp
 from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
 from partner_gateway.channels.smpp.esme.connection import (
     ConnectionClosed,
@@ -59,7 +60,6 @@ from partner_gateway.channels.smpp.esme.errors import (
     OutcomeUnknown,
     ResponseTimeout,
     SubmitRejected,
-    status_name,
 )
 from partner_gateway.channels.smpp.esme.flow import RateLimiter, ThrottlePause
 from partner_gateway.channels.smpp.esme.link import Link, Role
