@@ -9,6 +9,7 @@ HEADER_LENGTH: Final = 16
 MAX_PDU_LENGTH: Final = 64 * 1024
 INTERFACE_VERSION_34: Final = 0x34
 MAX_SHORT_MESSAGE: Final = 254
+RESPONSE_BIT: Final = 0x80000000  # set in the command_id of every response
 
 
 class CommandId(IntEnum):

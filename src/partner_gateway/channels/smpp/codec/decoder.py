@@ -14,10 +14,9 @@ from partner_gateway.channels.smpp.codec.constants import (
     CommandStatus,
     known_status,
 )
-from partner_gateway.channels.smpp.codec.pdu import PDU_TYPES, NetworkErrorCode, Pdu, PduError
+from partner_gateway.channels.smpp.codec.pdu import BY_COMMAND_ID, PDU_TYPES, NetworkErrorCode, Pdu, PduError
 
 _S = CommandStatus
-_BY_ID: Final[dict[int, type[Pdu]]] = {cls.command_id: cls for cls in PDU_TYPES}
 _TYPED_TLVS: Final[dict[type[Pdu], dict[int, tuple[str, str]]]] = {
     cls: {tag: (name, kind) for name, tag, kind in cls.TLVS} for cls in PDU_TYPES
 }
@@ -100,7 +99,7 @@ def decode(frame: bytes) -> Pdu:
     try:
         if length != len(frame):
             raise PduError(_S.ESME_RINVCMDLEN, 0, f"command_length {length}, frame has {len(frame)} octets")
-        cls = _BY_ID.get(command_id)
+        cls = BY_COMMAND_ID.get(command_id)
         if cls is None:
             raise PduError(_S.ESME_RINVCMDID, 0, f"unknown command_id 0x{command_id:08x}")
         fields: dict[str, Any] = {"sequence_number": seq, "command_status": known_status(status)}

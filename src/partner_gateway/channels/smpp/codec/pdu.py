@@ -20,6 +20,7 @@ from typing import ClassVar, Final, NamedTuple
 from partner_gateway.channels.smpp.codec.constants import (
     INTERFACE_VERSION_34,
     MAX_SHORT_MESSAGE,
+    RESPONSE_BIT,
     CommandId,
     CommandStatus,
     Tag,
@@ -269,3 +270,10 @@ PDU_TYPES: Final[tuple[type[Pdu], ...]] = (
     BindTransceiverResp, Unbind, UnbindResp, EnquireLink, EnquireLinkResp, GenericNack,
     SubmitSm, SubmitSmResp, DeliverSm, DeliverSmResp,
 )  # fmt: skip
+BY_COMMAND_ID: Final[dict[int, type[Pdu]]] = {cls.command_id: cls for cls in PDU_TYPES}
+RESPONSE_TO: Final[dict[int, type[Pdu]]] = {
+    # The response to each request: its command_id with the response bit set.
+    command_id: BY_COMMAND_ID[command_id | RESPONSE_BIT]
+    for command_id in BY_COMMAND_ID
+    if not command_id & RESPONSE_BIT
+}

@@ -50,6 +50,7 @@ from partner_gateway.channels.smpp.esme.connection import (
     ConnectionClosed,
     DeliverHandler,
     MalformedResponse,
+    SessionShared,
     consume,
 )
 from partner_gateway.channels.smpp.esme.errors import (
@@ -74,8 +75,10 @@ class EsmeSession:
         self.config = config
         self.counters = EsmeCounters()
         self._window = asyncio.Semaphore(config.window)
-        self._deliver_slots = asyncio.Semaphore(config.deliver_concurrency)
         self._handlers: set[asyncio.Task[None]] = set()
+        shared = SessionShared(
+            config, self.counters, on_deliver, asyncio.Semaphore(config.deliver_concurrency), self._handlers
+        )
         self._rate = (
             None if config.throughput_per_second is None else RateLimiter(config.throughput_per_second)
         )
@@ -83,17 +86,7 @@ class EsmeSession:
         roles: tuple[Role, ...] = (
             ("transceiver",) if config.bind_mode == "transceiver" else ("transmitter", "receiver")
         )
-        self._links = [
-            Link(
-                config,
-                role,
-                counters=self.counters,
-                on_deliver=on_deliver,
-                deliver_slots=self._deliver_slots,
-                handlers=self._handlers,
-            )
-            for role in roles
-        ]
+        self._links = [Link(shared, role) for role in roles]
         self._submit_link = self._links[0]
         self._in_flight = 0
         self._state = "new"
