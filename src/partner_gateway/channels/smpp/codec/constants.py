@@ -1,4 +1,4 @@
-"""SMPP 3.4 numbers: command ids, command_status codes, TLV tags, esm_class and delivery flags."""
+"""SMPP 3.4 numbers: command ids, command_status codes and their names, TLV tags, esm_class and delivery flags."""
 
 from __future__ import annotations
 
