@@ -22,9 +22,11 @@ import smpplib.exceptions
 import smpplib.gsm
 import smpplib.smpp
 
-from partner_gateway.channels.smpp.constants import CommandStatus, EsmClass
-from partner_gateway.channels.smpp.framing import PduReader
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import CommandStatus, EsmClass
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.framing import PduReader
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
@@ -36,12 +38,10 @@ from partner_gateway.channels.smpp.pdu import (
     Pdu,
     SubmitSm,
     SubmitSmResp,
-    decode,
-    encode,
 )
+from partner_gateway.channels.smpp.codec.smpp_time import relative_validity
+from partner_gateway.channels.smpp.codec.udh import udh_concat
 from partner_gateway.channels.smpp.receipts import message_id_variants, parse_receipt, parse_receipt_text
-from partner_gateway.channels.smpp.smpp_time import relative_validity
-from partner_gateway.channels.smpp.udh import udh_concat
 from partner_gateway.domain.encoding import encode_gsm7, encode_ucs2
 from partner_gateway.simulators.smsc import (
     FATES,

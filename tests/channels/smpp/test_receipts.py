@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from partner_gateway.channels.smpp.pdu import DeliverSm, NetworkErrorCode
+from partner_gateway.channels.smpp.codec.pdu import DeliverSm, NetworkErrorCode
 from partner_gateway.channels.smpp.receipts import (
     MESSAGE_STATE_TO_STAT,
     STATE_TO_STATUS,

@@ -27,20 +27,24 @@ from partner_gateway.channels.base import (
     wait_always_accepting,
 )
 from partner_gateway.channels.smpp.bind_slots import BindLeasing, SlotKeeper
-from partner_gateway.channels.smpp.constants import CommandStatus, EsmClass, RegisteredDelivery
-from partner_gateway.channels.smpp.esme import EsmeSession
-from partner_gateway.channels.smpp.esme_config import EsmeConfig
-from partner_gateway.channels.smpp.esme_errors import (
+from partner_gateway.channels.smpp.codec.constants import (
+    CommandStatus,
+    EsmClass,
+    RegisteredDelivery,
+    status_name,
+)
+from partner_gateway.channels.smpp.codec.pdu import DeliverSm, SubmitSm
+from partner_gateway.channels.smpp.codec.smpp_time import relative_validity
+from partner_gateway.channels.smpp.codec.udh import udh_concat
+from partner_gateway.channels.smpp.esme import (
+    EsmeConfig,
+    EsmeSession,
     InvalidSubmit,
     NotConnected,
     OutcomeUnknown,
     SubmitRejected,
-    status_name,
 )
-from partner_gateway.channels.smpp.pdu import DeliverSm, SubmitSm
 from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt, receipt_text_excerpt
-from partner_gateway.channels.smpp.smpp_time import relative_validity
-from partner_gateway.channels.smpp.udh import udh_concat
 from partner_gateway.config import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
 from partner_gateway.domain.statuses import Channel, DeliveryStatus

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final, Literal
 
-from partner_gateway.channels.smpp.constants import EsmClass
-from partner_gateway.channels.smpp.pdu import DeliverSm, NetworkErrorCode
+from partner_gateway.channels.smpp.codec.constants import EsmClass
+from partner_gateway.channels.smpp.codec.pdu import DeliverSm, NetworkErrorCode
 
 GatewayStatus = Literal["SENT", "RECEIVED", "DELIVERED", "ERROR", "EXPIRED", "UNKNOWN"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from partner_gateway.channels.smpp.pdu import DeliverSm
+from partner_gateway.channels.smpp.codec.pdu import DeliverSm
 from partner_gateway.simulators.smsc.config import SmscConfig, SmscScript, SmscStats
 
 

@@ -29,8 +29,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
-from partner_gateway.channels.smpp.constants import CommandStatus, EsmClass, RegisteredDelivery
-from partner_gateway.channels.smpp.pdu import DeliverSm, NetworkErrorCode, SubmitSm
+from partner_gateway.channels.smpp.codec.constants import CommandStatus, EsmClass, RegisteredDelivery
+from partner_gateway.channels.smpp.codec.pdu import DeliverSm, NetworkErrorCode, SubmitSm
 from partner_gateway.domain.encoding import decode_gsm7
 from partner_gateway.simulators.smsc.config import MessageIdFormat
 

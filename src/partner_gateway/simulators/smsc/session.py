@@ -14,11 +14,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from partner_gateway.channels.smpp.constants import INTERFACE_VERSION_34, CommandStatus
-from partner_gateway.channels.smpp.framing import PduReader
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import INTERFACE_VERSION_34, CommandStatus
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.framing import PduReader
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
     BindReceiverResp,
+    BindRequest,
+    BindResponse,
     BindTransceiver,
     BindTransceiverResp,
     BindTransmitter,
@@ -34,10 +38,8 @@ from partner_gateway.channels.smpp.pdu import (
     SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode,
-    encode,
 )
-from partner_gateway.channels.smpp.smpp_time import parse_smpp_time
+from partner_gateway.channels.smpp.codec.smpp_time import parse_smpp_time
 from partner_gateway.simulators.smsc.dispatch import PendingReceipt
 from partner_gateway.simulators.smsc.fates import (
     DELIVERED,
@@ -55,9 +57,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("partner_gateway.simulators.smsc")
 
 _S = CommandStatus
-Bind = BindTransmitter | BindReceiver | BindTransceiver
-BindResp = BindTransmitterResp | BindReceiverResp | BindTransceiverResp
-_BIND_RESP: Final[dict[type[Bind], type[BindResp]]] = {
+_BIND_RESP: Final[dict[type[BindRequest], type[BindResponse]]] = {
     BindTransmitter: BindTransmitterResp,
     BindReceiver: BindReceiverResp,
     BindTransceiver: BindTransceiverResp,
@@ -100,7 +100,7 @@ class SmscSession:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._framer = PduReader()
-        self.bind: type[Bind] | None = None
+        self.bind: type[BindRequest] | None = None
         self.system_id = ""  # the account bound with; receipts of its submits go to its receivers
         self._sequence = 0
         self._awaiting: dict[int, PendingReceipt] = {}  # deliver_sm sequence_number -> receipt
@@ -199,7 +199,7 @@ class SmscSession:
             self._on_receipt_answer(seq, pdu.command_status)
         elif isinstance(pdu, EnquireLink):
             self._write(EnquireLinkResp(sequence_number=seq))
-        elif isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
+        elif isinstance(pdu, BindRequest):
             self._on_bind(pdu)
         elif isinstance(pdu, Unbind):
             self._write(UnbindResp(sequence_number=seq))
@@ -208,7 +208,7 @@ class SmscSession:
             self._nack(seq, _S.ESME_RINVCMDID)
         # Other responses (enquire_link_resp, unbind_resp, ...) answer nothing we asked: ignored.
 
-    def _on_bind(self, pdu: Bind) -> None:
+    def _on_bind(self, pdu: BindRequest) -> None:
         sim, kind = self._sim, type(pdu)
         resp = _BIND_RESP[kind]
         name = _BIND_NAMES[kind]

@@ -2,7 +2,7 @@
 
 It reads and answers PDUs, correlates responses with requests by sequence_number, runs deliver_sm
 handlers (bounded, answering only when they return) and the enquire_link keep-alive. It never
-reconnects: it closes, and :mod:`~partner_gateway.channels.smpp.esme_link` makes a new one.
+reconnects: it closes, and :mod:`~partner_gateway.channels.smpp.esme.link` makes a new one.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ import contextlib
 import logging
 import struct
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
 
-from partner_gateway.channels.smpp.constants import CommandId, CommandStatus
-from partner_gateway.channels.smpp.esme_config import EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_errors import status_name
-from partner_gateway.channels.smpp.framing import PduReader
-from partner_gateway.channels.smpp.pdu import (
-    BindReceiverResp,
-    BindTransceiverResp,
-    BindTransmitterResp,
+from partner_gateway.channels.smpp.codec.constants import RESPONSE_BIT, CommandId, CommandStatus, status_name
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.framing import PduReader
+from partner_gateway.channels.smpp.codec.pdu import (
+    RESPONSE_TO,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
@@ -29,32 +28,33 @@ from partner_gateway.channels.smpp.pdu import (
     GenericNack,
     Pdu,
     PduError,
-    SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode,
-    encode,
 )
+from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 
 DeliverHandler = Callable[[DeliverSm], Awaitable[int]]
 """Stores a deliver_sm (receipt or MO) and returns the command_status for its deliver_sm_resp."""
 
+
+@dataclass(frozen=True, slots=True)
+class SessionShared:
+    """What every connection of one session shares, handed down from the session through its links."""
+
+    config: EsmeConfig
+    counters: EsmeCounters
+    on_deliver: DeliverHandler
+    deliver_slots: asyncio.Semaphore
+    """deliver_sm handlers running at once, across the session's connections."""
+    handlers: set[asyncio.Task[None]]
+    """The deliver_sm handlers running, so the session's stop() can wait for them."""
+
+
 _S = CommandStatus
-RESPONSE_BIT: Final = 0x80000000
 _ALERT_NOTIFICATION: Final = 0x00000102  # SMPP 3.4 4.12: no response is defined for it
 _MAX_SEQUENCE: Final = 0x7FFFFFFF
-# The *_resp that answers each request type (used for a request whose body cannot be parsed).
-_RESPONSE_TO: Final[dict[int, type[Pdu]]] = {
-    CommandId.DELIVER_SM: DeliverSmResp,
-    CommandId.ENQUIRE_LINK: EnquireLinkResp,
-    CommandId.UNBIND: UnbindResp,
-    CommandId.SUBMIT_SM: SubmitSmResp,
-    CommandId.BIND_TRANSCEIVER: BindTransceiverResp,
-    CommandId.BIND_TRANSMITTER: BindTransmitterResp,
-    CommandId.BIND_RECEIVER: BindReceiverResp,
-}
 
 
 class ConnectionClosed(Exception):
@@ -86,25 +86,17 @@ class Connection:
     """One TCP connection: the reader task, request/response correlation, keep-alive, deliver_sm."""
 
     def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        config: EsmeConfig,
-        label: str,
-        counters: EsmeCounters,
-        on_deliver: DeliverHandler,
-        deliver_slots: asyncio.Semaphore,
-        handlers: set[asyncio.Task[None]],
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shared: SessionShared, label: str
     ) -> None:
         self._reader = reader
         self._writer = writer
-        self._config = config
         self.label = label
-        self._counters = counters
-        self._on_deliver = on_deliver
-        self._deliver_slots = deliver_slots
-        self._handlers = handlers  # shared by the session so stop() can wait for them
+        # Each held directly, not read through `shared`: handling a deliver_sm reads them per PDU.
+        self._config = shared.config
+        self._counters = shared.counters
+        self._on_deliver = shared.on_deliver
+        self._deliver_slots = shared.deliver_slots
+        self._handlers = shared.handlers
         self._pending: dict[int, tuple[int, asyncio.Future[Pdu]]] = {}
         # Frames written in one pass of the event loop leave in one write (see send).
         self._unwritten: list[bytes] = []
@@ -312,7 +304,7 @@ class Connection:
             return  # never answer a nack with a nack
         if command_id == _ALERT_NOTIFICATION:
             return  # not in our codec, and it takes no response
-        response = _RESPONSE_TO.get(command_id)
+        response = RESPONSE_TO.get(command_id)
         if response is not None:  # a request we know, with a bad body: its own *_resp carries the error
             self._answer(response(sequence_number=seq, command_status=exc.command_status))
             return

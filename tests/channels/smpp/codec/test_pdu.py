@@ -17,17 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from partner_gateway.channels.smpp import pdu as pdu_module
-from partner_gateway.channels.smpp.constants import (
-    MAX_PDU_LENGTH,
-    CommandId,
-    CommandStatus,
-    Tag,
-)
-from partner_gateway.channels.smpp.framing import (
-    PduReader,
-)
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec import encoder as encoder_module
+from partner_gateway.channels.smpp.codec.constants import MAX_PDU_LENGTH, CommandId, CommandStatus, Tag
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.framing import PduReader
+from partner_gateway.channels.smpp.codec.pdu import (
     PDU_TYPES,
     BindReceiver,
     BindReceiverResp,
@@ -47,19 +42,9 @@ from partner_gateway.channels.smpp.pdu import (
     SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode,
-    encode,
 )
-from partner_gateway.channels.smpp.smpp_time import (
-    absolute_time,
-    parse_smpp_time,
-    relative_validity,
-)
-from partner_gateway.channels.smpp.udh import (
-    ConcatInfo,
-    parse_udh_concat,
-    udh_concat,
-)
+from partner_gateway.channels.smpp.codec.smpp_time import absolute_time, parse_smpp_time, relative_validity
+from partner_gateway.channels.smpp.codec.udh import ConcatInfo, parse_udh_concat, udh_concat
 
 S = CommandStatus
 RECEIPT_TEXT = (
@@ -453,21 +438,21 @@ FITS_AND_DOES_NOT: list[tuple[str, Any, Any]] = [
 def test_the_plain_encoder_writes_only_what_the_checked_one_writes(
     base: Pdu, name: str, fits: Any, does_not: Any
 ) -> None:
-    plan = pdu_module._PLANS[type(base)]
+    plan = encoder_module._PLANS[type(base)]
     fitting = dataclasses.replace(base, **{name: fits})
-    assert plan.encode(fitting) == pdu_module._encode_checked(fitting)
+    assert plan.encode(fitting) == encoder_module._encode_checked(fitting)
     wrong = dataclasses.replace(base, **{name: does_not})
     assert plan.encode(wrong) is None
     with pytest.raises((PduError, TypeError)):
-        pdu_module._encode_checked(wrong)
+        encoder_module._encode_checked(wrong)
 
 
 @given(submit_sms | deliver_sms | st.sampled_from(SAMPLES))
 def test_the_plain_encoder_writes_what_the_checked_one_does(pdu: Pdu) -> None:
     """Where the plain path writes a frame (or leaves it to the checked path: optional or extra
     TLVs, an error answer's missing body), the frame is the checked path's."""
-    plain = pdu_module._PLANS[type(pdu)].encode(pdu)
-    assert plain is None or plain == pdu_module._encode_checked(pdu)
+    plain = encoder_module._PLANS[type(pdu)].encode(pdu)
+    assert plain is None or plain == encoder_module._encode_checked(pdu)
 
 
 def test_the_plain_encoder_writes_what_the_gateway_sends() -> None:
@@ -477,7 +462,7 @@ def test_the_plain_encoder_writes_what_the_gateway_sends() -> None:
         DeliverSmResp(sequence_number=7),
         SubmitSmResp(sequence_number=3, message_id="ab"),
     ):
-        assert pdu_module._PLANS[type(pdu)].encode(pdu) == pdu_module._encode_checked(pdu)
+        assert encoder_module._PLANS[type(pdu)].encode(pdu) == encoder_module._encode_checked(pdu)
 
 
 @given(st.binary(max_size=400))

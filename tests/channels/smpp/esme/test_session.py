@@ -14,20 +14,11 @@ from typing import Any
 
 import pytest
 
-from partner_gateway.channels.smpp.constants import CommandId, CommandStatus, Tag
-from partner_gateway.channels.smpp.esme import (
-    ConnectionLostAfterWrite,
-    EsmeConfig,
-    EsmeSession,
-    InvalidSubmit,
-    NotConnected,
-    OutcomeUnknown,
-    ResponseTimeout,
-    SubmitRejected,
-)
-from partner_gateway.channels.smpp.esme_flow import RateLimiter, reconnect_delay
-from partner_gateway.channels.smpp.framing import PduReader
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import CommandId, CommandStatus, Tag
+from partner_gateway.channels.smpp.codec.decoder import decode
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.framing import PduReader
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
     BindReceiverResp,
     BindTransceiver,
@@ -44,9 +35,18 @@ from partner_gateway.channels.smpp.pdu import (
     SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode,
-    encode,
 )
+from partner_gateway.channels.smpp.esme import (
+    ConnectionLostAfterWrite,
+    EsmeConfig,
+    EsmeSession,
+    InvalidSubmit,
+    NotConnected,
+    OutcomeUnknown,
+    ResponseTimeout,
+    SubmitRejected,
+)
+from partner_gateway.channels.smpp.esme.flow import RateLimiter, reconnect_delay
 
 S = CommandStatus
 PASSWORD = "s3cr3tpw"

@@ -7,16 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from partner_gateway.channels.smpp.constants import INTERFACE_VERSION_34
-from partner_gateway.channels.smpp.pdu import (
-    BindReceiver,
-    BindTransceiver,
-    BindTransmitter,
-    PduError,
-    encode,
-)
+from partner_gateway.channels.smpp.codec.constants import INTERFACE_VERSION_34
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.pdu import BindRequest, BindTransceiver, PduError
 
-_Bind = BindTransceiver | BindTransmitter | BindReceiver
 BindMode = Literal["transceiver", "transmitter_receiver"]
 
 
@@ -94,9 +88,7 @@ class EsmeConfig:
         if not self.name:
             object.__setattr__(self, "name", f"{self.system_id}@{self.host}:{self.port}")
 
-    def bind_pdu(
-        self, cls: type[BindTransceiver] | type[BindTransmitter] | type[BindReceiver], sequence_number: int
-    ) -> _Bind:
+    def bind_pdu(self, cls: type[BindRequest], sequence_number: int) -> BindRequest:
         """The bind request of type ``cls`` carrying this account's fields."""
         return cls(
             sequence_number=sequence_number,

@@ -7,7 +7,7 @@ Usage::
     resp = await session.submit(SubmitSm(sequence_number=0, destination_addr="316...", ...))
     await session.stop()                                     # unbind, close
 
-``submit`` raises one of (see :mod:`~partner_gateway.channels.smpp.esme_errors`)::
+``submit`` raises one of (see :mod:`~partner_gateway.channels.smpp.esme.errors`)::
 
     EsmeError
     ├── NotConnected                 never written: nothing reached the SMSC, safe to resend
@@ -42,43 +42,28 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable
 
-from partner_gateway.channels.smpp.constants import CommandId
-from partner_gateway.channels.smpp.esme_config import BindMode, EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_connection import (
+from partner_gateway.channels.smpp.codec.constants import CommandId, status_name
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.pdu import GenericNack, PduError, SubmitSm, SubmitSmResp
+from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
+from partner_gateway.channels.smpp.esme.connection import (
     ConnectionClosed,
     DeliverHandler,
     MalformedResponse,
+    SessionShared,
     consume,
 )
-from partner_gateway.channels.smpp.esme_errors import (
+from partner_gateway.channels.smpp.esme.errors import (
     THROTTLING_STATUSES,
     ConnectionLostAfterWrite,
-    EsmeError,
     InvalidSubmit,
     NotConnected,
     OutcomeUnknown,
     ResponseTimeout,
     SubmitRejected,
-    status_name,
 )
-from partner_gateway.channels.smpp.esme_flow import RateLimiter, ThrottlePause
-from partner_gateway.channels.smpp.esme_link import Link, Role
-from partner_gateway.channels.smpp.pdu import GenericNack, PduError, SubmitSm, SubmitSmResp, encode
-
-__all__ = [
-    "BindMode",
-    "ConnectionLostAfterWrite",
-    "DeliverHandler",
-    "EsmeConfig",
-    "EsmeCounters",
-    "EsmeError",
-    "EsmeSession",
-    "InvalidSubmit",
-    "NotConnected",
-    "OutcomeUnknown",
-    "ResponseTimeout",
-    "SubmitRejected",
-]
+from partner_gateway.channels.smpp.esme.flow import RateLimiter, ThrottlePause
+from partner_gateway.channels.smpp.esme.link import Link, Role
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 
@@ -90,8 +75,10 @@ class EsmeSession:
         self.config = config
         self.counters = EsmeCounters()
         self._window = asyncio.Semaphore(config.window)
-        self._deliver_slots = asyncio.Semaphore(config.deliver_concurrency)
         self._handlers: set[asyncio.Task[None]] = set()
+        shared = SessionShared(
+            config, self.counters, on_deliver, asyncio.Semaphore(config.deliver_concurrency), self._handlers
+        )
         self._rate = (
             None if config.throughput_per_second is None else RateLimiter(config.throughput_per_second)
         )
@@ -99,17 +86,7 @@ class EsmeSession:
         roles: tuple[Role, ...] = (
             ("transceiver",) if config.bind_mode == "transceiver" else ("transmitter", "receiver")
         )
-        self._links = [
-            Link(
-                config,
-                role,
-                counters=self.counters,
-                on_deliver=on_deliver,
-                deliver_slots=self._deliver_slots,
-                handlers=self._handlers,
-            )
-            for role in roles
-        ]
+        self._links = [Link(shared, role) for role in roles]
         self._submit_link = self._links[0]
         self._in_flight = 0
         self._state = "new"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from partner_gateway.channels.smpp.constants import HEADER_LENGTH, MAX_PDU_LENGTH, CommandStatus
-from partner_gateway.channels.smpp.pdu import PduError
+from partner_gateway.channels.smpp.codec.constants import HEADER_LENGTH, MAX_PDU_LENGTH, CommandStatus
+from partner_gateway.channels.smpp.codec.pdu import PduError
 
 _S = CommandStatus
 

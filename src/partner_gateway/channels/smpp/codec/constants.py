@@ -1,4 +1,4 @@
-"""SMPP 3.4 numbers: command ids, command_status codes, TLV tags, esm_class and delivery flags."""
+"""SMPP 3.4 numbers: command ids, command_status codes and their names, TLV tags, esm_class and delivery flags."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ HEADER_LENGTH: Final = 16
 MAX_PDU_LENGTH: Final = 64 * 1024
 INTERFACE_VERSION_34: Final = 0x34
 MAX_SHORT_MESSAGE: Final = 254
+RESPONSE_BIT: Final = 0x80000000  # set in the command_id of every response
 
 
 class CommandId(IntEnum):
@@ -80,6 +81,20 @@ class CommandStatus(IntEnum):
     ESME_RINVOPTPARAMVAL = 0xC4
     ESME_RDELIVERYFAILURE = 0xFE
     ESME_RUNKNOWNERR = 0xFF
+
+
+_COMMAND_STATUSES: Final[dict[int, CommandStatus]] = {int(status): status for status in CommandStatus}
+
+
+def known_status(value: int) -> int:
+    """The value as a :class:`CommandStatus` when it is one (nicer reprs), else the plain int."""
+    return _COMMAND_STATUSES.get(value, value)
+
+
+def status_name(status: int) -> str:
+    """``ESME_RINVPASWD`` for a known command_status, else its hex value (vendor codes)."""
+    known = _COMMAND_STATUSES.get(status)
+    return known.name if known is not None else f"0x{status:08x}"
 
 
 class Tag(IntEnum):

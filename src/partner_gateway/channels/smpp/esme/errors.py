@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from partner_gateway.channels.smpp.constants import CommandStatus
+from partner_gateway.channels.smpp.codec.constants import CommandStatus, status_name
 
 _S = CommandStatus
 
@@ -29,14 +29,6 @@ TRANSIENT_STATUSES: Final = frozenset(
     {_S.ESME_RTHROTTLED, _S.ESME_RMSGQFUL, _S.ESME_RSYSERR, _S.ESME_RX_T_APPN}
 )
 THROTTLING_STATUSES: Final = frozenset({_S.ESME_RTHROTTLED, _S.ESME_RMSGQFUL})
-
-
-def status_name(status: int) -> str:
-    """``ESME_RINVPASWD`` for a known command_status, else its hex value (vendor codes)."""
-    try:
-        return CommandStatus(status).name
-    except ValueError:
-        return f"0x{status:08x}"
 
 
 class EsmeError(Exception):

@@ -6,30 +6,28 @@ import asyncio
 import logging
 from typing import Any, Final, Literal
 
-from partner_gateway.channels.smpp.constants import CommandId, CommandStatus
-from partner_gateway.channels.smpp.esme_config import EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_connection import (
-    RESPONSE_BIT,
-    Connection,
-    ConnectionClosed,
-    DeliverHandler,
-    MalformedResponse,
-)
-from partner_gateway.channels.smpp.esme_errors import status_name
-from partner_gateway.channels.smpp.esme_flow import reconnect_delay
-from partner_gateway.channels.smpp.pdu import (
+from partner_gateway.channels.smpp.codec.constants import RESPONSE_BIT, CommandId, CommandStatus, status_name
+from partner_gateway.channels.smpp.codec.pdu import (
     BindReceiver,
+    BindRequest,
     BindTransceiver,
     BindTransmitter,
     GenericNack,
     Unbind,
 )
+from partner_gateway.channels.smpp.esme.connection import (
+    Connection,
+    ConnectionClosed,
+    MalformedResponse,
+    SessionShared,
+)
+from partner_gateway.channels.smpp.esme.flow import reconnect_delay
 
 log = logging.getLogger("partner_gateway.channels.smpp.esme")
 
 Role = Literal["transceiver", "transmitter", "receiver"]
 _S = CommandStatus
-_BIND: Final[dict[Role, type[BindTransceiver | BindTransmitter | BindReceiver]]] = {
+_BIND: Final[dict[Role, type[BindRequest]]] = {
     "transceiver": BindTransceiver,
     "transmitter": BindTransmitter,
     "receiver": BindReceiver,
@@ -45,23 +43,13 @@ class BindFailed(Exception):
 class Link:
     """Keeps one bind (transceiver, transmitter or receiver) up until :meth:`stop`."""
 
-    def __init__(
-        self,
-        config: EsmeConfig,
-        role: Role,
-        *,
-        counters: EsmeCounters,
-        on_deliver: DeliverHandler,
-        deliver_slots: asyncio.Semaphore,
-        handlers: set[asyncio.Task[None]],
-    ) -> None:
-        self.config = config
+    def __init__(self, shared: SessionShared, role: Role) -> None:
+        self.config = config = shared.config
         self.role = role
         self.label = config.name if role == "transceiver" else f"{config.name} ({role})"
-        self._counters = counters
-        self._on_deliver = on_deliver
-        self._deliver_slots = deliver_slots
-        self._handlers = handlers
+        self._shared = shared
+        self._counters = shared.counters
+        self._handlers = shared.handlers
         self.connection: Connection | None = None
         self.bound = asyncio.Event()
         self._stopping = False
@@ -107,16 +95,7 @@ class Link:
             log.warning("%s: cannot connect to %s:%d: %r", self.label, config.host, config.port, exc)
             return None
         self._counters.connects += 1
-        connection = Connection(
-            reader,
-            writer,
-            config=config,
-            label=self.label,
-            counters=self._counters,
-            on_deliver=self._on_deliver,
-            deliver_slots=self._deliver_slots,
-            handlers=self._handlers,
-        )
+        connection = Connection(reader, writer, self._shared, self.label)
         bind = config.bind_pdu(_BIND[self.role], connection.next_sequence())
         what = type(bind).__name__
         try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from partner_gateway.channels.smpp.esme_config import EsmeConfig, EsmeCounters
-from partner_gateway.channels.smpp.esme_connection import Connection
-from partner_gateway.channels.smpp.pdu import EnquireLink, encode
+from partner_gateway.channels.smpp.codec.encoder import encode
+from partner_gateway.channels.smpp.codec.pdu import EnquireLink
+from partner_gateway.channels.smpp.esme.config import EsmeConfig, EsmeCounters
+from partner_gateway.channels.smpp.esme.connection import Connection, SessionShared
 
 
 async def test_frames_of_one_pass_leave_together_in_order() -> None:
@@ -38,16 +39,14 @@ async def test_frames_of_one_pass_leave_together_in_order() -> None:
     async def ignore(_connection: Connection, _pdu: object) -> None:
         return None
 
-    connection = Connection(
-        reader,
-        writer,
+    shared = SessionShared(
         config=EsmeConfig(host="127.0.0.1", port=port, system_id="test", password="pw"),
-        label="test",
         counters=EsmeCounters(),
         on_deliver=ignore,  # type: ignore[arg-type]
         deliver_slots=asyncio.Semaphore(1),
         handlers=set(),
     )
+    connection = Connection(reader, writer, shared, "test")
     try:
         for frame in frames:
             connection.send(frame)
