@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -14,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar, Request, Response, post
@@ -37,6 +37,7 @@ from partner_gateway.channels.rcs.provider import NOT_RCS_CAPABLE_CODE, RbmProvi
 from partner_gateway.domain.ids import new_message_id
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.simulators.rbm import (
     RbmSimConfig,
     RbmSimScript,
@@ -47,26 +48,6 @@ from partner_gateway.simulators.rbm import (
 
 AGENT = "grüne-bäckerei_agent@rbm.goog"
 WAIT_SECONDS = 5.0
-
-
-class QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def served(app: Litestar) -> AsyncIterator[int]:
-    server = QuietServer(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await until(lambda: server.started or task.done())
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_SECONDS)
 
 
 def receiver(provider: RbmProvider) -> Litestar:
@@ -125,8 +106,10 @@ async def rig(*, sink: RecordingSink | None = None, **config: Any) -> AsyncItera
     sink = sink or RecordingSink()
     await provider.start(sink)
     try:
-        async with served(receiver(provider)) as port:
-            sim.webhook_url = f"http://127.0.0.1:{port}/webhooks/rcs"
+        async with EmbeddedServer(
+            receiver(provider), name="webhook receiver", stop_timeout=WAIT_SECONDS
+        ) as served:
+            sim.webhook_url = f"http://127.0.0.1:{served.port}/webhooks/rcs"
             yield Rig(sim, provider, sink, sim.webhook_url)
     finally:
         await sim.stop()
@@ -397,3 +380,12 @@ async def test_stop_is_bounded_with_events_pending(caplog: pytest.LogCaptureFixt
     async with rig(event_delay_seconds=30) as r:
         await r.send("+4915112345651")
     assert r.sim.port is not None
+
+
+async def test_a_port_in_use_is_an_os_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = RbmSimulator(RbmSimConfig(public_key_pem=key_pair()[1], port=taken.getsockname()[1]))
+        with pytest.raises(OSError, match="in use"):
+            await busy.start()

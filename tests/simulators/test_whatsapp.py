@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from pydantic import SecretStr
 
@@ -26,6 +25,7 @@ from partner_gateway.channels.base import Accepted, OutboundMessage, SendError, 
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.simulators.whatsapp import (
     WhatsAppScript,
     WhatsAppSimulator,
@@ -75,33 +75,6 @@ class Received:
     """What the webhook receiver saw: (status answered, headers, raw body) per POST."""
 
     posts: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
-
-
-class _QuietConfig(uvicorn.Config):
-    def configure_logging(self) -> None:
-        """Leave the test process's logging alone."""
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Litestar) -> AsyncIterator[int]:
-    server = _Server(_QuietConfig(app, host="127.0.0.1", port=0, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + WAIT
-    while not server.started:
-        assert not task.done(), "the receiver did not start"
-        assert time.monotonic() < deadline, "the receiver did not start in time"
-        await asyncio.sleep(0.01)
-    try:
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT)
 
 
 def receiver_app(provider: WhatsAppProvider, received: Received) -> Litestar:
@@ -180,12 +153,13 @@ async def rig(script: WhatsAppScript | None = None, **config: Any) -> AsyncItera
     sink, received = RecordingSink(), Received()
     receiver = WhatsAppProvider(provider_settings("http://unused.test"))
     await receiver.start(sink)
-    async with serving(receiver_app(receiver, received)) as port:
+    app = receiver_app(receiver, received)
+    async with EmbeddedServer(app, name="webhook receiver", start_timeout=WAIT, stop_timeout=WAIT) as served:
         defaults: dict[str, Any] = {
             "access_token": TOKEN,
             "app_secret": APP_SECRET,
             "phone_number_id": PHONE_NUMBER_ID,
-            "webhook_url": f"http://127.0.0.1:{port}/webhooks/whatsapp",
+            "webhook_url": f"http://127.0.0.1:{served.port}/webhooks/whatsapp",
             "status_delay_seconds": 0.01,
             "webhook_retry_seconds": 0.01,
             "seed": 7,
