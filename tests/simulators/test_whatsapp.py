@@ -12,7 +12,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ import pytest
 from litestar import Litestar, Request, Response, get, post
 from pydantic import SecretStr
 
+from channels.harness import RecordingGuard, RecordingSink, secrets_kept_out_of_logs
 from partner_gateway.channels.base import Accepted, OutboundMessage, SendError, StatusReport
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
@@ -45,29 +46,7 @@ S = DeliveryStatus
 
 @pytest.fixture(autouse=True)
 def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    yield
-    formatter = logging.Formatter("%(name)s %(message)s")
-    for record in caplog.get_records("setup") + caplog.get_records("call"):
-        line = formatter.format(record)
-        assert not [secret for secret in SECRETS if secret in line], line
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.reports: list[StatusReport] = []
-        self.failures = 0
-
-    async def record(self, reports: Sequence[StatusReport]) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise RuntimeError("database unavailable")
-        self.reports.extend(reports)
-
-
-class Guard:
-    async def before_write(self, message_id: str) -> None:
-        pass
+    yield from secrets_kept_out_of_logs(caplog, SECRETS)
 
 
 @dataclass
@@ -116,7 +95,7 @@ class Rig:
             message_id, "cmp_1", Channel.WHATSAPP, to, None, content or {"text": "Hi"}, 0, 0
         )
         try:
-            return await self.provider.send(message, Guard())
+            return await self.provider.send(message, RecordingGuard())
         except SendError as error:
             return error
 
