@@ -37,7 +37,7 @@ async def test_it_serves_then_stops_and_leaves_signals_and_logging_alone() -> No
     server = EmbeddedServer(app(), name="test server")
     port = await server.start()
     try:
-        assert server.port == port > 0
+        assert server.bound_port == port > 0
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{port}/ping")
         assert (response.status_code, response.text) == (200, "pong")
@@ -47,7 +47,7 @@ async def test_it_serves_then_stops_and_leaves_signals_and_logging_alone() -> No
             await server.start()
     finally:
         await server.stop()
-    assert server.port is None
+    assert server.bound_port is None
     await server.stop()  # twice is harmless
     with socket.socket() as probe:  # the port is free again
         probe.bind(("127.0.0.1", port))
@@ -61,5 +61,5 @@ async def test_a_port_in_use_is_an_os_error_and_it_can_start_again_after() -> No
         server = EmbeddedServer(app(), port=port)
         with pytest.raises(OSError, match="in use"):
             await server.start()
-    async with server:  # nothing was left half-started
-        assert server.port == port
+    async with server as bound:  # nothing was left half-started
+        assert bound == port

@@ -16,6 +16,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from types import TracebackType
 from typing import Any, Final
 
@@ -37,31 +38,24 @@ class _GuestConfig(uvicorn.Config):
         """Leave the host process's logging alone (uvicorn would set its loggers' levels, or more)."""
 
 
+@dataclass(eq=False)
 class EmbeddedServer:
-    """``app`` on ``host``:``port`` (0: an ephemeral port, the one bound is :attr:`port`) while started.
+    """``app`` on ``host``:``port`` while started (port 0: an ephemeral one; :attr:`bound_port` says
+    which). ``async with`` gives the port bound.
 
     Its requests may show in the host's ``uvicorn.access`` log: uvicorn has no per-server switch.
     """
 
-    def __init__(
-        self,
-        app: Callable[..., Any],  # an ASGI application (a Litestar app)
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        name: str = "embedded server",
-        start_timeout: float = 5.0,
-        stop_timeout: float = 5.0,
-    ) -> None:
-        self.app = app
-        self.host = host
-        self.name = name
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
-        self.port: int | None = None
-        self._requested_port = port
-        self._server: InLoopServer | None = None
-        self._serving: asyncio.Task[None] | None = None
+    app: Callable[..., Any]  # an ASGI application (a Litestar app)
+    _: KW_ONLY
+    host: str = "127.0.0.1"
+    port: int = 0
+    name: str = "embedded server"
+    start_timeout: float = 5.0
+    stop_timeout: float = 5.0
+    bound_port: int | None = field(default=None, init=False)
+    _server: InLoopServer | None = field(default=None, init=False, repr=False)
+    _serving: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def start(self) -> int:
         """Bind, serve in a task, and return the port once uvicorn serves; raises OSError when the
@@ -69,8 +63,8 @@ class EmbeddedServer:
         if self._serving is not None:
             raise RuntimeError(f"the {self.name} is already running")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        listener = socket.create_server((self.host, self._requested_port), family=family)
-        config = _GuestConfig(self.app, host=self.host, port=self._requested_port, lifespan="off")
+        listener = socket.create_server((self.host, self.port), family=family)
+        config = _GuestConfig(self.app, host=self.host, port=self.port, lifespan="off")
         self._server = server = InLoopServer(config)
         self._serving = serving = asyncio.create_task(server.serve([listener]), name=self.name)
         deadline = time.monotonic() + self.start_timeout
@@ -80,14 +74,14 @@ class EmbeddedServer:
                 listener.close()
                 raise RuntimeError(f"the {self.name} did not start")
             await asyncio.sleep(POLL_SECONDS)
-        self.port = int(listener.getsockname()[1])
-        return self.port
+        self.bound_port = int(listener.getsockname()[1])
+        return self.bound_port
 
     async def stop(self) -> None:
         """Ask uvicorn to finish and wait for it (at most ``stop_timeout``, then it is cancelled).
         Stopping a server that is not running does nothing."""
         server, serving = self._server, self._serving
-        self._server, self._serving, self.port = None, None, None
+        self._server, self._serving, self.bound_port = None, None, None
         if server is None or serving is None:
             return
         server.should_exit = True
@@ -100,9 +94,8 @@ class EmbeddedServer:
             if current is not None and current.cancelling():
                 raise  # the caller is being cancelled, not only the server
 
-    async def __aenter__(self) -> EmbeddedServer:
-        await self.start()
-        return self
+    async def __aenter__(self) -> int:
+        return await self.start()
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None

@@ -106,8 +106,8 @@ async def rig(*, sink: RecordingSink | None = None, **config: Any) -> AsyncItera
     try:
         async with EmbeddedServer(
             receiver(provider), name="webhook receiver", stop_timeout=WAIT_SECONDS
-        ) as served:
-            sim.webhook_url = f"http://127.0.0.1:{served.port}/webhooks/rcs"
+        ) as port:
+            sim.webhook_url = f"http://127.0.0.1:{port}/webhooks/rcs"
             yield Rig(sim, provider, sink, sim.webhook_url)
     finally:
         await sim.stop()

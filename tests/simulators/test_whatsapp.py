@@ -133,12 +133,12 @@ async def rig(script: WhatsAppScript | None = None, **config: Any) -> AsyncItera
     receiver = WhatsAppProvider(provider_settings("http://unused.test"))
     await receiver.start(sink)
     app = receiver_app(receiver, received)
-    async with EmbeddedServer(app, name="webhook receiver", start_timeout=WAIT, stop_timeout=WAIT) as served:
+    async with EmbeddedServer(app, name="webhook receiver", start_timeout=WAIT, stop_timeout=WAIT) as port:
         defaults: dict[str, Any] = {
             "access_token": TOKEN,
             "app_secret": APP_SECRET,
             "phone_number_id": PHONE_NUMBER_ID,
-            "webhook_url": f"http://127.0.0.1:{served.port}/webhooks/whatsapp",
+            "webhook_url": f"http://127.0.0.1:{port}/webhooks/whatsapp",
             "status_delay_seconds": 0.01,
             "webhook_retry_seconds": 0.01,
             "seed": 7,

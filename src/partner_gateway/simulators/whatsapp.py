@@ -220,12 +220,7 @@ class WhatsAppSimulator:
         app = Litestar(route_handlers=[self._route()], openapi_config=None, logging_config=None)
         # A port in use is an OSError; its requests may show in the host's access log (no secrets).
         self._server = EmbeddedServer(
-            app,
-            host=self.config.host,
-            port=self.config.port,
-            name="WhatsApp simulator",
-            start_timeout=START_TIMEOUT_SECONDS,
-            stop_timeout=START_TIMEOUT_SECONDS,
+            app, host=self.config.host, port=self.config.port, name="WhatsApp simulator"
         )
         self._client = httpx.AsyncClient(timeout=self.config.webhook_timeout_seconds)
         try:

@@ -93,7 +93,6 @@ class RbmSimulator:
             port=self.config.port,
             name="RBM simulator",
             start_timeout=START_TIMEOUT_SECONDS,
-            stop_timeout=STOP_TIMEOUT_SECONDS,
         )
         try:
             self.port = await self._server.start()
