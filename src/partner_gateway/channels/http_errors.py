@@ -1,7 +1,8 @@
 """What an HTTP provider's refusal means for a send: the kind its status implies, and its Retry-After.
 
 Shared by the providers that speak HTTP (whatsapp/, rcs/). Each reads its own error codes first (its
-table, as data in its folder) and falls back on the HTTP status, classified here once:
+table, as data in its folder) and falls back on the HTTP status, classified here once; the words
+and the delays (how slowly to retry refused credentials) stay the provider's:
 
     HTTP status      HttpRefusal    SendError kind
     401, 403         CREDENTIALS    retry      our credentials are refused: nothing can be sent until
@@ -42,7 +43,7 @@ class HttpRefusal(Enum):
     REFUSED = ("refused", "permanent")
 
     def __init__(self, label: str, kind: SendErrorKind) -> None:
-        self.label = label
+        self.label = label  # two classes share a kind: the label tells their values apart
         self.kind: SendErrorKind = kind
 
 

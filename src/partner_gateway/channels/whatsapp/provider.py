@@ -18,8 +18,8 @@ only a failure to connect is a plain `retry`. How each answer is classified:
 | could not connect | retry | |
 | written, then no answer (a timeout, a connection lost) | ambiguous | |
 
-The statuses are classified as for every HTTP provider (channels/http_errors.py), whose Retry-After
-reading, when the answer carries one, replaces the rule's delay.
+The statuses are classified as for every HTTP provider (channels/http_errors.py); a Retry-After
+header that asks for a delay (read there too) replaces the rule's.
 
 Webhooks (`/webhooks/whatsapp`): GET answers the subscription handshake; POST is believed only with a
 valid `X-Hub-Signature-256` over the raw body, and its statuses become StatusReports (webhooks.py).
