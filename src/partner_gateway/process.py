@@ -4,16 +4,12 @@ when no provider is configured, the built-in simulators they talk to."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
-
-import uvicorn
 
 from partner_gateway.api.app import create_app
 from partner_gateway.api.server import build_config
@@ -25,6 +21,7 @@ from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
+from partner_gateway.embedded_server import InLoopServer
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import WriteBatcher
 
@@ -139,14 +136,6 @@ async def _run_until_signalled() -> None:
     await stop.wait()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus its signal handling: the process stops its own parts in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> None:
     """Run this process's role: API and worker together (the embedded gateway), or one of them."""
     # The API's port is taken first: a port in use fails at once, and no simulator started
@@ -173,7 +162,7 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
         timeout_keep_alive=settings.keep_alive_seconds,
         log_level=settings.log_level.lower(),
     )
-    server = _Server(config)
+    server = InLoopServer(config)  # its signals are ours: the process stops its parts in order
     # What start-up built (modules, the schema, the app, the providers) lives as long as the
     # process. Left in the collector's generations, every full collection re-scanned it: about
     # 150,000 objects, 75-80 ms with the event loop stopped, once or twice per 10-second figure

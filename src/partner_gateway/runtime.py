@@ -1,4 +1,4 @@
-"""What a running process holds: settings, the store, keys. Built once at start-up, passed in."""
+"""What a running process holds: settings, the store, keys, caches. Built once at start-up, passed in."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from partner_gateway.api.cursor import CursorCodec
+from partner_gateway.api.key_cache import ApiKeyCache
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import now_ms
@@ -23,6 +24,8 @@ class Runtime:
     writes: WriteBatcher = field(init=False)
     """Group commit for the many small writes (sends, receipts, outcomes); started by a serving
     process. Not started, it runs each write in its own transaction."""
+    api_keys: ApiKeyCache = field(init=False)
+    """The API keys this process verified lately (it mirrors its store's keys, so one per runtime)."""
     on_accepted: Callable[[], None] = field(default=lambda: None)
     """Called after a message is committed: wakes this process's dispatcher, if it has one."""
     channels: ChannelRegistry = CHANNELS
@@ -30,6 +33,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)
+        self.api_keys = ApiKeyCache.from_settings(self.settings)
 
     @classmethod
     async def start(cls, settings: Settings, channels: ChannelRegistry = CHANNELS) -> Runtime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from partner_gateway.api.auth import KEY_CACHE_TTL_SECONDS, api_key_cache
+from partner_gateway.api.key_cache import KEY_CACHE_TTL_SECONDS
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
@@ -59,7 +59,7 @@ async def test_rotation_and_revocation(
         assert await CompanyRepository(connection).revoke_key(partner.api_key_id, now_ms())
         assert not await CompanyRepository(connection).revoke_key(partner.api_key_id, now_ms())
     # A verified key is remembered for KEY_CACHE_TTL_SECONDS: its revocation counts once that is over.
-    cache = api_key_cache(runtime.database)
+    cache = runtime.api_keys
     later = cache.clock() + KEY_CACHE_TTL_SECONDS
     monkeypatch.setattr(cache, "clock", lambda: later)
     assert (await client.get(url, headers=partner.headers)).status_code == 401

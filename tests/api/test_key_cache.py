@@ -1,16 +1,18 @@
-"""The in-process cache of verified API keys (api/auth.py): bounded, short-lived, positive only."""
+"""The in-process cache of verified API keys (api/key_cache.py): bounded, short-lived, positive only."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event
 
-from partner_gateway.api.auth import KEY_CACHE_TTL_SECONDS, ApiKeyCache, api_key_cache
+from partner_gateway.api.key_cache import KEY_CACHE_TTL_SECONDS, ApiKeyCache
+from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
@@ -77,9 +79,22 @@ def test_a_zero_ttl_or_size_turns_the_cache_off(ttl: float, max_entries: int) ->
     assert len(cache) == 0
 
 
-def test_each_store_has_its_own_cache(runtime: Runtime) -> None:
-    assert api_key_cache(runtime.database) is api_key_cache(runtime.database)
-    assert len(api_key_cache(runtime.database)) == 0
+def test_each_runtime_holds_one_cache_built_from_its_settings(runtime: Runtime) -> None:
+    assert runtime.api_keys is runtime.api_keys
+    assert len(runtime.api_keys) == 0
+    settings = runtime.settings
+    assert (runtime.api_keys.ttl, runtime.api_keys.max_entries) == (
+        settings.api_key_cache_seconds,
+        settings.api_key_cache_size,
+    )
+    other = Runtime(settings=settings, database=runtime.database, cursors=runtime.cursors)
+    assert other.api_keys is not runtime.api_keys
+
+
+def test_the_settings_size_the_cache(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, api_key_cache_seconds=0.5, api_key_cache_size=3)
+    cache = ApiKeyCache.from_settings(settings)
+    assert (cache.ttl, cache.max_entries) == (0.5, 3)
 
 
 @pytest.fixture
@@ -107,7 +122,7 @@ async def test_a_verified_key_is_not_looked_up_again_within_the_ttl(
     for _ in range(5):
         assert (await client.get(URL, headers=partner.headers)).status_code == 200
     assert len(key_lookups) == 1
-    cache = api_key_cache(runtime.database)
+    cache = runtime.api_keys
     assert cache.get(hash_api_key(partner.api_key)) == partner.company_id
     later = cache.clock() + KEY_CACHE_TTL_SECONDS
     monkeypatch.setattr(cache, "clock", lambda: later)
@@ -122,14 +137,14 @@ async def test_unknown_keys_are_looked_up_every_time_and_never_kept(
         headers = {"Authorization": f"Bearer pgw_made_up_{i % 4}"}
         assert (await client.get(URL, headers=headers)).status_code == 401
     assert len(key_lookups) == 20
-    assert len(api_key_cache(runtime.database)) == 0
+    assert len(runtime.api_keys) == 0
 
 
 async def test_a_revoked_key_is_accepted_until_its_entry_expires_then_refused(
     client: httpx.AsyncClient, runtime: Runtime, partner: Partner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    cache = api_key_cache(runtime.database)
+    cache = runtime.api_keys
     monkeypatch.setattr(cache, "clock", clock)
     assert (await client.get(URL, headers=partner.headers)).status_code == 200
     async with runtime.database.write() as connection:

@@ -9,7 +9,7 @@ import time
 import httpx
 
 from e2e_support import Gateway, read_response, send_in_pieces
-from partner_gateway.api.auth import KEY_CACHE_TTL_SECONDS
+from partner_gateway.api.key_cache import KEY_CACHE_TTL_SECONDS
 from support import BASE, cli
 
 

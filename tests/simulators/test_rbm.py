@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -14,18 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar, Request, Response, post
 from pydantic import SecretStr
 
+from channels.harness import RecordingGuard, RecordingSink, secrets_kept_out_of_logs
 from fixtures.rcs.rbm_kit import (
     CLIENT_TOKEN,
-    RecordingGuard,
-    RecordingSink,
-    assert_no_secrets,
-    capture_everything,
+    SIGNED_JWT,
     key_pair,
     make_settings,
     outbound,
@@ -37,6 +35,7 @@ from partner_gateway.channels.rcs.provider import NOT_RCS_CAPABLE_CODE, RbmProvi
 from partner_gateway.domain.ids import new_message_id
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.simulators.rbm import (
     RbmSimConfig,
     RbmSimScript,
@@ -47,26 +46,6 @@ from partner_gateway.simulators.rbm import (
 
 AGENT = "grüne-bäckerei_agent@rbm.goog"
 WAIT_SECONDS = 5.0
-
-
-class QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def served(app: Litestar) -> AsyncIterator[int]:
-    server = QuietServer(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await until(lambda: server.started or task.done())
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_SECONDS)
 
 
 def receiver(provider: RbmProvider) -> Litestar:
@@ -125,7 +104,9 @@ async def rig(*, sink: RecordingSink | None = None, **config: Any) -> AsyncItera
     sink = sink or RecordingSink()
     await provider.start(sink)
     try:
-        async with served(receiver(provider)) as port:
+        async with EmbeddedServer(
+            receiver(provider), name="webhook receiver", stop_timeout=WAIT_SECONDS
+        ) as port:
             sim.webhook_url = f"http://127.0.0.1:{port}/webhooks/rcs"
             yield Rig(sim, provider, sink, sim.webhook_url)
     finally:
@@ -135,10 +116,9 @@ async def rig(*, sink: RecordingSink | None = None, **config: Any) -> AsyncItera
 
 @pytest.fixture(autouse=True)
 def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    capture_everything(caplog)
-    yield
-    assert_no_secrets(caplog, secrets_of(make_settings())[:-1])
-    assert "ya29.sim-" not in caplog.text
+    # The simulator issues its own access tokens (ya29.sim-...), not the kit's ACCESS_TOKEN.
+    secrets = [*secrets_of(make_settings())[:-1], "ya29.sim-", SIGNED_JWT]
+    yield from secrets_kept_out_of_logs(caplog, secrets)
 
 
 # -- the outcome table -------------------------------------------------------------------------------------
@@ -359,11 +339,11 @@ async def test_a_badly_signed_event_is_refused_and_retried_then_given_up() -> No
 
 
 async def test_a_webhook_that_fails_for_a_while_gets_the_event_again() -> None:
-    sink = RecordingSink(fail=True)
+    sink = RecordingSink(failing=True)
     async with rig(sink=sink, webhook_attempts=4, webhook_retry_delay_seconds=0.1) as r:
         await r.send("+4915112345651")
         await until(lambda: r.sim.stats.webhook_attempts >= 2)
-        sink.fail = False
+        sink.failing = False
         await until(lambda: r.sim.stats.events_posted == 1)
         assert r.raw_states() == ["DELIVERED"]
         assert r.sim.stats.events_failed == 0
@@ -397,3 +377,12 @@ async def test_stop_is_bounded_with_events_pending(caplog: pytest.LogCaptureFixt
     async with rig(event_delay_seconds=30) as r:
         await r.send("+4915112345651")
     assert r.sim.port is not None
+
+
+async def test_a_port_in_use_is_an_os_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = RbmSimulator(RbmSimConfig(public_key_pem=key_pair()[1], port=taken.getsockname()[1]))
+        with pytest.raises(OSError, match="in use"):
+            await busy.start()

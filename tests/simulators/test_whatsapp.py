@@ -12,20 +12,21 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from pydantic import SecretStr
 
+from channels.harness import RecordingGuard, RecordingSink, secrets_kept_out_of_logs
 from partner_gateway.channels.base import Accepted, OutboundMessage, SendError, StatusReport
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.simulators.whatsapp import (
     WhatsAppScript,
     WhatsAppSimulator,
@@ -45,29 +46,7 @@ S = DeliveryStatus
 
 @pytest.fixture(autouse=True)
 def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    yield
-    formatter = logging.Formatter("%(name)s %(message)s")
-    for record in caplog.get_records("setup") + caplog.get_records("call"):
-        line = formatter.format(record)
-        assert not [secret for secret in SECRETS if secret in line], line
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.reports: list[StatusReport] = []
-        self.failures = 0
-
-    async def record(self, reports: Sequence[StatusReport]) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise RuntimeError("database unavailable")
-        self.reports.extend(reports)
-
-
-class Guard:
-    async def before_write(self, message_id: str) -> None:
-        pass
+    yield from secrets_kept_out_of_logs(caplog, SECRETS)
 
 
 @dataclass
@@ -75,33 +54,6 @@ class Received:
     """What the webhook receiver saw: (status answered, headers, raw body) per POST."""
 
     posts: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
-
-
-class _QuietConfig(uvicorn.Config):
-    def configure_logging(self) -> None:
-        """Leave the test process's logging alone."""
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Litestar) -> AsyncIterator[int]:
-    server = _Server(_QuietConfig(app, host="127.0.0.1", port=0, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + WAIT
-    while not server.started:
-        assert not task.done(), "the receiver did not start"
-        assert time.monotonic() < deadline, "the receiver did not start in time"
-        await asyncio.sleep(0.01)
-    try:
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT)
 
 
 def receiver_app(provider: WhatsAppProvider, received: Received) -> Litestar:
@@ -143,7 +95,7 @@ class Rig:
             message_id, "cmp_1", Channel.WHATSAPP, to, None, content or {"text": "Hi"}, 0, 0
         )
         try:
-            return await self.provider.send(message, Guard())
+            return await self.provider.send(message, RecordingGuard())
         except SendError as error:
             return error
 
@@ -180,7 +132,8 @@ async def rig(script: WhatsAppScript | None = None, **config: Any) -> AsyncItera
     sink, received = RecordingSink(), Received()
     receiver = WhatsAppProvider(provider_settings("http://unused.test"))
     await receiver.start(sink)
-    async with serving(receiver_app(receiver, received)) as port:
+    app = receiver_app(receiver, received)
+    async with EmbeddedServer(app, name="webhook receiver", start_timeout=WAIT, stop_timeout=WAIT) as port:
         defaults: dict[str, Any] = {
             "access_token": TOKEN,
             "app_secret": APP_SECRET,

@@ -1,5 +1,5 @@
 """A WhatsApp Business Cloud API simulator: the Graph API's send endpoint and Meta's signed status
-webhooks, over real HTTP on loopback (Litestar served by uvicorn inside the caller's event loop).
+webhooks, over real HTTP on loopback (a Litestar app, an EmbeddedServer in the caller's event loop).
 
 `POST /{version}/{phone_number_id}/messages` checks the Bearer token (401, Graph error 190), the phone
 number id and the body's shape (400, Graph error 100), answers 200 with a `wamid.` id, then posts
@@ -28,21 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import random
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
-import uvicorn
 from litestar import Litestar, Request, Response, post
+
+from partner_gateway.embedded_server import EmbeddedServer
 
 logger = logging.getLogger("partner_gateway.simulators.whatsapp")
 
@@ -187,18 +185,6 @@ def _content_key(document: dict[str, Any]) -> tuple[str, str]:
     return to, "template:" + json.dumps(document["template"], sort_keys=True)
 
 
-class _QuietConfig(uvicorn.Config):
-    def configure_logging(self) -> None:
-        """Leave the host process's logging alone (uvicorn would reconfigure its global loggers)."""
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Signals belong to the host process, not to an embedded simulator."""
-        yield
-
-
 class WhatsAppSimulator:
     """A simulated Cloud API phone number. `script` may be changed while it runs; `stats` counts."""
 
@@ -212,8 +198,7 @@ class WhatsAppSimulator:
         self.port: int | None = None
         self._bearer = f"Bearer {self.config.access_token}".encode()
         self._rng = random.Random(self.config.seed)  # noqa: S311 - ids of a test double, not secrets
-        self._server: _Server | None = None
-        self._serving: asyncio.Task[None] | None = None
+        self._server: EmbeddedServer | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -233,21 +218,16 @@ class WhatsAppSimulator:
         if self._server is not None:
             raise RuntimeError("the WhatsApp simulator is already running")
         app = Litestar(route_handlers=[self._route()], openapi_config=None, logging_config=None)
-        host, port = self.config.host, self.config.port
-        # Bound here, so that a port in use is an OSError (uvicorn itself would call sys.exit).
-        listener = socket.create_server((host, port))
-        # Its requests may show in the host's access log (uvicorn has no per-server switch); no secrets.
-        config = _QuietConfig(app, host=host, port=port, lifespan="off", log_level="warning")
-        self._server = _Server(config)
+        # A port in use is an OSError; its requests may show in the host's access log (no secrets).
+        self._server = EmbeddedServer(
+            app, host=self.config.host, port=self.config.port, name="WhatsApp simulator"
+        )
         self._client = httpx.AsyncClient(timeout=self.config.webhook_timeout_seconds)
-        self._serving = asyncio.create_task(self._server.serve([listener]), name="whatsapp-simulator")
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self._server.started:
-            if self._serving.done() or time.monotonic() > deadline:
-                await self.stop()
-                raise RuntimeError("the WhatsApp simulator did not start")
-            await asyncio.sleep(0.01)
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        try:
+            self.port = await self._server.start()
+        except BaseException:
+            await self.stop()
+            raise
         logger.info("WhatsApp simulator on %s", self.base_url)
         return self.port
 
@@ -258,15 +238,11 @@ class WhatsAppSimulator:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=START_TIMEOUT_SECONDS)
-        if server is not None and self._serving is not None:
-            server.should_exit = True
-            try:
-                await asyncio.wait_for(self._serving, START_TIMEOUT_SECONDS)
-            except TimeoutError:
-                self._serving.cancel()
+        if server is not None:
+            await server.stop()
         if self._client is not None:
             await self._client.aclose()
-        self._client, self._serving, self.port = None, None, None
+        self._client, self.port = None, None
 
     async def verify_webhook(self, verify_token: str) -> bool:
         """Meta's subscription handshake against webhook_url: True when the challenge comes back."""

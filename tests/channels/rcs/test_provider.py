@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +16,20 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from channels.harness import (
+    RecordingGuard,
+    RecordingSink,
+    ScriptedPeer,
+    SendErrorCase,
+    secrets_kept_out_of_logs,
+    table,
+)
 from fixtures.rcs.rbm_kit import (
     ACCESS_TOKEN,
     CLIENT_TOKEN,
     MESSAGE_ID,
     RBM_ID,
-    RecordingGuard,
-    RecordingSink,
-    assert_no_secrets,
-    capture_everything,
+    SIGNED_JWT,
     fixture_bytes,
     make_settings,
     outbound,
@@ -50,11 +55,9 @@ TOKEN_URI = "https://oauth.test/token"
 
 
 @dataclass
-class FakeRbm:
-    """Answers RBM calls with ``answers`` in turn (the last repeats); tokens come from TOKEN_URI."""
+class FakeRbm(ScriptedPeer):
+    """RBM behind TOKEN_URI's tokens: the RBM calls get ``answers`` in turn (the last repeats)."""
 
-    answers: list[httpx.Response | Exception] = field(default_factory=lambda: [httpx.Response(200, json={})])
-    requests: list[httpx.Request] = field(default_factory=list)
     token_requests: int = 0
     log: list[str] = field(default_factory=list)
 
@@ -63,12 +66,8 @@ class FakeRbm:
             self.token_requests += 1
             token = ACCESS_TOKEN if self.token_requests == 1 else f"{ACCESS_TOKEN}-{self.token_requests}"
             return httpx.Response(200, json={"access_token": token, "expires_in": 3600})
-        self.requests.append(request)
         self.log.append(f"{request.method} {request.url.path}")
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+        return super().__call__(request)
 
     def body(self, index: int = -1) -> Any:
         return json.loads(self.requests[index].content)
@@ -81,9 +80,7 @@ def settings() -> RbmSettings:
 
 @pytest.fixture(autouse=True)
 def no_secret_logged(caplog: pytest.LogCaptureFixture, settings: RbmSettings) -> Iterator[None]:
-    capture_everything(caplog)
-    yield
-    assert_no_secrets(caplog, secrets_of(settings, [f"{ACCESS_TOKEN}-2"]))
+    yield from secrets_kept_out_of_logs(caplog, [*secrets_of(settings, [f"{ACCESS_TOKEN}-2"]), SIGNED_JWT])
 
 
 @pytest.fixture
@@ -256,65 +253,40 @@ async def test_content_rbm_cannot_carry_is_permanent_and_nothing_is_sent(
 
 # -- answers ---------------------------------------------------------------------------------------------
 
-ERROR_ROWS: list[tuple[str, list[httpx.Response | Exception], str, str, Callable[[float | None], bool]]] = [
-    (
-        "404 not RCS-capable",
-        [google(404, "NOT_FOUND", "Requested entity was not found.")],
-        "permanent",
-        NOT_RCS_CAPABLE_CODE,
-        lambda r: r is None,
-    ),
-    (
+NOT_FOUND = google(404, "NOT_FOUND", "Requested entity was not found.")
+QUOTA = google(429, "RESOURCE_EXHAUSTED", "Quota", **{"Retry-After": "7"})
+FRACTIONAL = google(429, "RESOURCE_EXHAUSTED", "Quota", **{"Retry-After": "1.5"})
+SEND_ERRORS = [
+    SendErrorCase("404 not RCS-capable", [NOT_FOUND], "permanent", NOT_RCS_CAPABLE_CODE),
+    SendErrorCase(
         "400 invalid argument",
         [google(400, "INVALID_ARGUMENT", "Bad suggestion\n text")],
         "permanent",
         "rbm:400",
-        lambda r: r is None,
     ),
-    ("413 too large", [httpx.Response(413)], "permanent", "rbm:413", lambda r: r is None),
-    (
-        "429 with Retry-After",
-        [google(429, "RESOURCE_EXHAUSTED", "Quota", **{"Retry-After": "7"})],
-        "throttled",
-        "rbm:429",
-        lambda r: r == 7.0,
-    ),
-    (
-        "429 without Retry-After",
-        [google(429, "RESOURCE_EXHAUSTED")],
-        "throttled",
-        "rbm:429",
-        lambda r: r is None,
-    ),
-    ("500", [google(500, "INTERNAL")], "retry", "rbm:500", lambda r: r is None),
-    ("503 not json", [httpx.Response(503, text="<html>")], "retry", "rbm:503", lambda r: r is None),
-    ("408", [httpx.Response(408)], "retry", "rbm:408", lambda r: r is None),
-    ("connect error", [httpx.ConnectError("refused")], "retry", "rbm:network", lambda r: r is None),
-    ("timeout after writing", [httpx.ReadTimeout("no answer")], "retry", "rbm:network", lambda r: r is None),
-    ("401 twice", [google(401, "UNAUTHENTICATED")], "retry", "rbm:401", lambda r: r == 300.0),
-    ("403 twice", [google(403, "PERMISSION_DENIED")], "retry", "rbm:403", lambda r: r == 300.0),
+    SendErrorCase("413 too large", [httpx.Response(413)], "permanent", "rbm:413"),
+    SendErrorCase("429 with Retry-After", [QUOTA], "throttled", "rbm:429", 7.0),
+    SendErrorCase("429 without Retry-After", [google(429, "RESOURCE_EXHAUSTED")], "throttled", "rbm:429"),
+    # Not delay-seconds (RFC 9110 §10.2.3), so not believed: the dispatcher's back-off applies.
+    SendErrorCase("429 with a fractional Retry-After", [FRACTIONAL], "throttled", "rbm:429"),
+    SendErrorCase("500", [google(500, "INTERNAL")], "retry", "rbm:500"),
+    SendErrorCase("503 not json", [httpx.Response(503, text="<html>")], "retry", "rbm:503"),
+    SendErrorCase("408", [httpx.Response(408)], "retry", "rbm:408"),
+    SendErrorCase("connect error", [httpx.ConnectError("refused")], "retry", "rbm:network"),
+    SendErrorCase("timeout after writing", [httpx.ReadTimeout("no answer")], "retry", "rbm:network"),
+    SendErrorCase("401 twice", [google(401, "UNAUTHENTICATED")], "retry", "rbm:401", 300.0),
+    SendErrorCase("403 twice", [google(403, "PERMISSION_DENIED")], "retry", "rbm:403", 300.0),
 ]
 
 
-@pytest.mark.parametrize(
-    ("answers", "kind", "code", "retry_after_ok"),
-    [row[1:] for row in ERROR_ROWS],
-    ids=[row[0] for row in ERROR_ROWS],
-)
+@table(SEND_ERRORS)
 async def test_failures_are_classified_by_what_to_do_next(
-    provider: RbmProvider,
-    fake: FakeRbm,
-    answers: list[httpx.Response | Exception],
-    kind: str,
-    code: str,
-    retry_after_ok: Callable[[float | None], bool],
+    provider: RbmProvider, fake: FakeRbm, case: SendErrorCase
 ) -> None:
-    fake.answers = list(answers)
+    fake.answers = list(case.answers)
     with pytest.raises(SendError) as raised:
         await provider.send(outbound({"text": "hi"}), RecordingGuard())
-    error = raised.value
-    assert (error.kind, error.code, error.provider) == (kind, code, "rcs")
-    assert retry_after_ok(error.retry_after), error.retry_after
+    case.check(raised.value, "rcs")
 
 
 async def test_google_s_message_is_kept_for_a_400(provider: RbmProvider, fake: FakeRbm) -> None:
@@ -582,7 +554,7 @@ async def test_a_report_that_cannot_be_recorded_is_not_acknowledged(
     rbm = RbmProvider(settings, transport=httpx.MockTransport(fake))
     data = fixture_bytes("delivered.json")
     assert (await rbm.handle_webhook(push_body(data), signed(data), {}))[0] == 503  # not started
-    await rbm.start(RecordingSink(fail=True))
+    await rbm.start(RecordingSink(failing=True))
     assert (await rbm.handle_webhook(push_body(data), signed(data), {}))[0] == 500
     await rbm.stop()
 

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-from partner_gateway.channels.base import Accepted, OutboundMessage, SendError, StatusReport, SubmittedPart
+from channels.harness import (
+    RecordingGuard,
+    RecordingSink,
+    SendErrorCase,
+    secrets_kept_out_of_logs,
+    table,
+)
+from partner_gateway.channels.base import (
+    Accepted,
+    OutboundMessage,
+    SendError,
+    SendErrorKind,
+    StatusReport,
+    SubmittedPart,
+)
+from partner_gateway.channels.http_errors import HttpRefusal
+from partner_gateway.channels.whatsapp.errors import BY_HTTP_STATUS
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider, build_payload
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.channels.whatsapp.webhooks import parse_statuses, signature_matches
@@ -39,38 +55,14 @@ SETTINGS = WhatsAppSettings(
 )
 URL = "https://graph.test/v21.0/106540352242922/messages"
 MESSAGE_ID = "msg_01JDX3Q7T0Z5K9R3B2M8N4P6W1"
+WRITE = f"before_write:{MESSAGE_ID}"  # what the guard notes before the request goes out
 WAMID = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-class RecordingSink:
-    def __init__(self, failures: int = 0) -> None:
-        self.reports: list[StatusReport] = []
-        self.failures = failures
-
-    async def record(self, reports: Sequence[StatusReport]) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise RuntimeError("database unavailable")
-        self.reports.extend(reports)
-
-
-class Guard:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def before_write(self, message_id: str) -> None:
-        self.calls.append(message_id)
-
-
 @pytest.fixture(autouse=True)
 def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    yield
-    formatter = logging.Formatter("%(name)s %(message)s")
-    for record in caplog.get_records("setup") + caplog.get_records("call"):
-        line = formatter.format(record)
-        assert not [secret for secret in SECRETS if secret in line], line
+    yield from secrets_kept_out_of_logs(caplog, SECRETS)
 
 
 def message(content: dict[str, Any], to: str = "+4915112345678") -> OutboundMessage:
@@ -105,10 +97,10 @@ def sink() -> RecordingSink:
 
 async def send(
     handler: Handler, content: dict[str, Any], sink: RecordingSink | None = None
-) -> tuple[Accepted | SendError, Guard]:
+) -> tuple[Accepted | SendError, RecordingGuard]:
     provider = WhatsAppProvider(SETTINGS, transport=httpx.MockTransport(handler))
     await provider.start(sink or RecordingSink())
-    guard = Guard()
+    guard = RecordingGuard()
     try:
         return await provider.send(message(content), guard), guard
     except SendError as error:
@@ -158,11 +150,11 @@ async def send(
 async def test_send_posts_the_graph_request(content: dict[str, Any], body: dict[str, Any]) -> None:
     seen: list[httpx.Request] = []
     guard_at_request: list[list[str]] = []
-    guard = Guard()
+    guard = RecordingGuard()
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        guard_at_request.append(list(guard.calls))
+        guard_at_request.append(list(guard.log))
         return graph_ok()
 
     provider = WhatsAppProvider(SETTINGS, transport=httpx.MockTransport(handler))
@@ -186,7 +178,7 @@ async def test_send_posts_the_graph_request(content: dict[str, Any], body: dict[
         **body,
         "biz_opaque_callback_data": MESSAGE_ID,
     }
-    assert guard_at_request == [[MESSAGE_ID]]  # recorded before the request went out
+    assert guard_at_request == [[WRITE]]  # recorded before the request went out
 
 
 async def test_a_template_held_for_quality_assessment_is_accepted_with_that_state() -> None:
@@ -218,70 +210,84 @@ async def test_content_that_cannot_be_sent_is_refused_before_any_write(content: 
     outcome, guard = await send(handler, content)
     assert isinstance(outcome, SendError)
     assert (outcome.kind, outcome.code) == ("permanent", "gw:invalid-content")
-    assert guard.calls == []
+    assert guard.log == []
     assert requests == []
 
 
-# (HTTP status, Graph code, kind, error code, retry_after, words in the description)
-ERROR_ROWS = [
-    (400, 131026, "permanent", "whatsapp:131026", None, "undeliverable"),
-    (400, 131047, "permanent", "whatsapp:131047", None, "24 hours"),
-    (400, 131049, "permanent", "whatsapp:131049", None, "healthy ecosystem"),
-    (400, 100, "permanent", "whatsapp:100", None, "parameter"),
-    (400, 131008, "permanent", "whatsapp:131008", None, "missing"),
-    (400, 131009, "permanent", "whatsapp:131009", None, "not valid"),
-    (400, 132001, "permanent", "whatsapp:132001", None, "template"),
-    (400, 4, "throttled", "whatsapp:4", 60.0, "rate limit"),
-    (400, 80007, "throttled", "whatsapp:80007", 60.0, "rate limit"),
-    (429, 130429, "throttled", "whatsapp:130429", 1.0, "throughput"),
-    (400, 131048, "throttled", "whatsapp:131048", 60.0, "spam"),
-    (400, 131056, "throttled", "whatsapp:131056", 6.0, "same recipient"),
-    (500, 131000, "retry", "whatsapp:131000", None, "went wrong"),
-    (500, 1, "retry", "whatsapp:1", None, "unknown"),
-    (503, 2, "retry", "whatsapp:2", None, "unavailable"),
-    (401, 190, "retry", "whatsapp:190", 300.0, "access token"),
-    (400, 999999, "permanent", "whatsapp:999999", None, "refused"),
-    (503, 999999, "retry", "whatsapp:999999", None, "unavailable"),
+def graph_case(
+    status: int, code: int, kind: SendErrorKind, retry_after: float | None, words: str
+) -> SendErrorCase:
+    answer = graph_error(status, code, f"(#{code}) Something")
+    return SendErrorCase(f"{status}-{code}", [answer], kind, f"whatsapp:{code}", retry_after, words)
+
+
+GRAPH_ERRORS = [
+    graph_case(400, 131026, "permanent", None, "undeliverable"),
+    graph_case(400, 131047, "permanent", None, "24 hours"),
+    graph_case(400, 131049, "permanent", None, "healthy ecosystem"),
+    graph_case(400, 100, "permanent", None, "parameter"),
+    graph_case(400, 131008, "permanent", None, "missing"),
+    graph_case(400, 131009, "permanent", None, "not valid"),
+    graph_case(400, 132001, "permanent", None, "template"),
+    graph_case(400, 4, "throttled", 60.0, "rate limit"),
+    graph_case(400, 80007, "throttled", 60.0, "rate limit"),
+    graph_case(429, 130429, "throttled", 1.0, "throughput"),
+    graph_case(400, 131048, "throttled", 60.0, "spam"),
+    graph_case(400, 131056, "throttled", 6.0, "same recipient"),
+    graph_case(500, 131000, "retry", None, "went wrong"),
+    graph_case(500, 1, "retry", None, "unknown"),
+    graph_case(503, 2, "retry", None, "unavailable"),
+    graph_case(401, 190, "retry", 300.0, "access token"),
+    graph_case(400, 999999, "permanent", None, "refused"),
+    graph_case(503, 999999, "retry", None, "unavailable"),
 ]
 
 
-@pytest.mark.parametrize(("status", "code", "kind", "error_code", "retry_after", "words"), ERROR_ROWS)
-async def test_graph_errors_are_classified(
-    status: int, code: int, kind: str, error_code: str, retry_after: float | None, words: str
-) -> None:
-    outcome, guard = await send(lambda _: graph_error(status, code, f"(#{code}) Something"), {"text": "hi"})
+@table(GRAPH_ERRORS)
+async def test_graph_errors_are_classified(case: SendErrorCase) -> None:
+    outcome, guard = await send(case.peer(), {"text": "hi"})
     assert isinstance(outcome, SendError)
-    assert (outcome.kind, outcome.code, outcome.retry_after, outcome.provider) == (
-        kind,
-        error_code,
-        retry_after,
-        "whatsapp",
-    )
-    assert words in outcome.description.lower()
-    assert f"WhatsApp error {code}" in outcome.description
-    assert guard.calls == [MESSAGE_ID]
+    case.check(outcome, "whatsapp")
+    assert str(case.code).replace("whatsapp:", "WhatsApp error ") in outcome.description
+    assert guard.log == [WRITE]
 
 
-@pytest.mark.parametrize(
-    ("response", "kind", "error_code", "retry_after"),
-    [
-        (httpx.Response(502, text="<html>Bad Gateway</html>"), "retry", "whatsapp:http-502", None),
-        (httpx.Response(401, text=""), "retry", "whatsapp:http-401", 300.0),
-        (
-            httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"code": 130429}}),
-            "throttled",
-            "whatsapp:130429",
-            7.0,
-        ),
-        (httpx.Response(400, json={"error": "nonsense"}), "permanent", "whatsapp:http-400", None),
-    ],
-)
-async def test_answers_without_a_usable_graph_error(
-    response: httpx.Response, kind: str, error_code: str, retry_after: float | None
-) -> None:
-    outcome, _ = await send(lambda _: response, {"text": "hi"})
+def test_the_fallback_by_http_status_keeps_the_shared_kinds() -> None:
+    assert set(BY_HTTP_STATUS) == set(HttpRefusal)
+    assert all(rule.kind == refusal.kind for refusal, rule in BY_HTTP_STATUS.items())
+
+
+THROTTLED = {"error": {"code": 130429}}
+UNUSABLE_ANSWERS = [
+    SendErrorCase(
+        "502-html", [httpx.Response(502, text="<html>Bad Gateway</html>")], "retry", "whatsapp:http-502"
+    ),
+    SendErrorCase("401-empty", [httpx.Response(401, text="")], "retry", "whatsapp:http-401", 300.0),
+    SendErrorCase(
+        "429-retry-after",
+        [httpx.Response(429, headers={"Retry-After": "7"}, json=THROTTLED)],
+        "throttled",
+        "whatsapp:130429",
+        7.0,
+    ),
+    SendErrorCase(  # not delay-seconds (RFC 9110 §10.2.3): the rule's own 1 s
+        "429-fractional-retry-after",
+        [httpx.Response(429, headers={"Retry-After": "1.5"}, json=THROTTLED)],
+        "throttled",
+        "whatsapp:130429",
+        1.0,
+    ),
+    SendErrorCase(
+        "400-nonsense", [httpx.Response(400, json={"error": "nonsense"})], "permanent", "whatsapp:http-400"
+    ),
+]
+
+
+@table(UNUSABLE_ANSWERS)
+async def test_answers_without_a_usable_graph_error(case: SendErrorCase) -> None:
+    outcome, _ = await send(case.peer(), {"text": "hi"})
     assert isinstance(outcome, SendError)
-    assert (outcome.kind, outcome.code, outcome.retry_after) == (kind, error_code, retry_after)
+    case.check(outcome, "whatsapp")
 
 
 async def test_a_refused_token_is_logged_for_the_operator_without_the_token(
@@ -296,26 +302,26 @@ async def test_a_refused_token_is_logged_for_the_operator_without_the_token(
     assert "access token" in line.getMessage()
 
 
-@pytest.mark.parametrize(
-    ("exception", "kind"),
-    [
-        (httpx.ConnectError("connection refused"), "retry"),
-        (httpx.ConnectTimeout("connect timed out"), "retry"),
-        (httpx.PoolTimeout("no connection free"), "retry"),
-        (httpx.ReadTimeout("read timed out"), "ambiguous"),
-        (httpx.WriteTimeout("write timed out"), "ambiguous"),
-        (httpx.RemoteProtocolError("Server disconnected without sending a response."), "ambiguous"),
-        (httpx.ReadError("connection reset"), "ambiguous"),
-    ],
-)
-async def test_network_failures(exception: httpx.TransportError, kind: str) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exception
+NETWORK_FAILURES = [
+    SendErrorCase(type(error).__name__, [error], kind, None)
+    for kind, error in [
+        ("retry", httpx.ConnectError("connection refused")),
+        ("retry", httpx.ConnectTimeout("connect timed out")),
+        ("retry", httpx.PoolTimeout("no connection free")),
+        ("ambiguous", httpx.ReadTimeout("read timed out")),
+        ("ambiguous", httpx.WriteTimeout("write timed out")),
+        ("ambiguous", httpx.RemoteProtocolError("Server disconnected without sending a response.")),
+        ("ambiguous", httpx.ReadError("connection reset")),
+    ]
+]
 
-    outcome, guard = await send(handler, {"text": "hi"})
+
+@table(NETWORK_FAILURES)
+async def test_network_failures(case: SendErrorCase) -> None:
+    outcome, guard = await send(case.peer(), {"text": "hi"})
     assert isinstance(outcome, SendError)
-    assert (outcome.kind, outcome.code) == (kind, None)
-    assert guard.calls == [MESSAGE_ID]
+    case.check(outcome, "whatsapp")
+    assert guard.log == [WRITE]
 
 
 @pytest.mark.parametrize(
@@ -330,7 +336,7 @@ async def test_a_success_without_a_message_id_is_ambiguous(body: dict[str, Any])
 async def test_send_before_start_is_a_retry() -> None:
     provider = WhatsAppProvider(SETTINGS, transport=httpx.MockTransport(lambda _: graph_ok()))
     with pytest.raises(SendError) as raised:
-        await provider.send(message({"text": "hi"}), Guard())
+        await provider.send(message({"text": "hi"}), RecordingGuard())
     assert raised.value.kind == "retry"
 
 

@@ -13,8 +13,13 @@ every resend is safe. How each answer is classified:
 | 400 INVALID_ARGUMENT (e.g. the device lacks a feature used) | permanent, Google's message | ``rbm:400`` |
 | 401/403 | after one resend with a fresh token: retry, ``auth_retry_after_seconds`` | ``rbm:401``/``rbm:403`` |
 | 429 RESOURCE_EXHAUSTED | throttled (Retry-After when given) | ``rbm:429`` |
-| 408, 5xx, no answer, a broken connection | retry | ``rbm:<status>`` |
-| any other 4xx | permanent | ``rbm:<status>`` |
+| 408, 5xx | retry | ``rbm:<status>`` |
+| no answer, a broken connection | retry | ``rbm:network`` |
+| no access token: the token URI refused (retry, ``auth_retry_after_seconds``) or did not answer (retry) | retry | ``rbm:token`` |
+| any other status | permanent | ``rbm:<status>`` |
+
+Statuses other than 404 and 409 are classified as for every HTTP provider, and Retry-After is read,
+by :mod:`partner_gateway.channels.http_errors`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from partner_gateway.channels.base import (
     SubmittedPart,
     WebhookRoute,
 )
+from partner_gateway.channels.http_errors import HttpRefusal, refusal_for_status, retry_after_seconds
 from partner_gateway.channels.rcs.auth import AccessTokens, TokenError
 from partner_gateway.channels.rcs.content import ContentError, agent_message, rbm_message_id
 from partner_gateway.channels.rcs.events import (
@@ -182,24 +188,26 @@ class RbmProvider(AlwaysAccepting):
         google_status, text = _google_error(response)
         code = f"rbm:{status}"
         logger.info("RBM refused %s: HTTP %d %s", message_id, status, google_status)
-        detail = f"RCS Business Messaging refused the message: {text or google_status}"
-        if status in (401, 403):
+        refusal = refusal_for_status(status)
+        if refusal is HttpRefusal.CREDENTIALS:
             logger.warning(
                 "RBM refused our credentials (HTTP %d %s) with a fresh token", status, google_status
             )
             return self._error(
-                "retry",
+                refusal.kind,
                 f"RCS Business Messaging refused the agent's credentials ({google_status})",
                 code,
                 self.settings.auth_retry_after_seconds,
             )
-        if status == 429:
+        if refusal is HttpRefusal.THROTTLED:
             return self._error(
-                "throttled", "RCS Business Messaging asked us to slow down", code, _retry_after(response)
+                refusal.kind,
+                "RCS Business Messaging asked us to slow down",
+                code,
+                retry_after_seconds(response.headers.get("retry-after")),
             )
-        if status == 408 or status >= 500:
-            return self._error("retry", detail, code)
-        return self._error("permanent", detail, code)
+        detail = f"RCS Business Messaging refused the message: {text or google_status}"
+        return self._error(refusal.kind, detail, code)
 
     def _error(
         self, kind: SendErrorKind, description: str, code: str, retry_after: float | None = None
@@ -251,13 +259,6 @@ def _google_error(response: httpx.Response) -> tuple[str, str]:
     )
     message_text = _UNPRINTABLE.sub(" ", message)[:300].strip() if isinstance(message, str) else ""
     return status_text, f"{message_text} ({status_text})" if message_text else ""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return None
 
 
 def _problem(status: int, detail: str) -> bytes:

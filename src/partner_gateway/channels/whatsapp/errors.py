@@ -1,8 +1,12 @@
 """What a Graph API error means for a send: retry, throttle, or give up (`rule_for`).
 
-Classified by the Graph `error.code` (`SEND_ERRORS`), else by the HTTP status. The codes are those of
-Meta's Cloud API error-code reference (as copied by BSPs: Kaleyra, Niswey, 360dialog) and pywa 4.5.0
-`errors.py`. Failed-status webhooks carry the same codes, so their descriptions come from here too.
+Classified by the Graph `error.code` (`SEND_ERRORS`), else by the HTTP status as every HTTP provider
+classifies it (channels/http_errors.py), in WhatsApp's words (`BY_HTTP_STATUS`); provider.py's table
+shows both together.
+
+The codes are those of Meta's Cloud API error-code reference (as copied by BSPs: Kaleyra, Niswey,
+360dialog) and pywa 4.5.0 `errors.py`. Failed-status webhooks carry the same codes, so their
+descriptions come from here too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from types import MappingProxyType
 from typing import Final
 
 from partner_gateway.channels.base import SendErrorKind
+from partner_gateway.channels.http_errors import HttpRefusal, refusal_for_status
 
 CREDENTIALS_RETRY_SECONDS: Final = 300.0  # a refused token stays refused until an operator acts
 
@@ -92,14 +97,19 @@ SEND_ERRORS: Final[Mapping[int, ErrorRule]] = MappingProxyType(
 )
 
 
+# Kept in step with HttpRefusal.kind (tests/channels/whatsapp check it).
+BY_HTTP_STATUS: Final[Mapping[HttpRefusal, ErrorRule]] = MappingProxyType(
+    {
+        HttpRefusal.CREDENTIALS: _setup(f"WhatsApp refused the credentials: {_CHECK}"),
+        HttpRefusal.THROTTLED: ErrorRule("throttled", "WhatsApp asked us to slow down", 1.0),
+        HttpRefusal.UNAVAILABLE: ErrorRule("retry", "WhatsApp is temporarily unavailable"),
+        HttpRefusal.REFUSED: ErrorRule("permanent", "WhatsApp refused the message"),
+    }
+)
+
+
 def rule_for(code: int | None, http_status: int) -> ErrorRule:
     """How to treat a Graph error: by its code when known, else by the HTTP status."""
     if code is not None and code in SEND_ERRORS:
         return SEND_ERRORS[code]
-    if http_status in (401, 403):
-        return _setup(f"WhatsApp refused the credentials: {_CHECK}")
-    if http_status == 429:
-        return ErrorRule("throttled", "WhatsApp asked us to slow down", 1.0)
-    if http_status >= 500 or http_status == 408:
-        return ErrorRule("retry", "WhatsApp is temporarily unavailable")
-    return ErrorRule("permanent", "WhatsApp refused the message")
+    return BY_HTTP_STATUS[refusal_for_status(http_status)]

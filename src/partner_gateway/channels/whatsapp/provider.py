@@ -4,8 +4,22 @@ Sending: `POST {base_url}/{api_version}/{phone_number_id}/messages` with a Beare
 the message's `wamid`, the key of every later status webhook, and our own id goes along as
 `biz_opaque_callback_data`, which Meta echoes. The Cloud API has no idempotency key, so a request that
 may have reached Meta without an answer (a timeout, a connection lost after writing) is `ambiguous`;
-only a failure to connect is a plain `retry`. Graph errors are classified in errors.py and passed on
-with the code `whatsapp:<code>` (`whatsapp:http-<status>` when the answer carries no Graph error).
+only a failure to connect is a plain `retry`. How each answer is classified:
+
+| answer | SendError kind | code |
+|---|---|---|
+| 2xx naming a wamid | (accepted) | |
+| 2xx without a usable wamid | ambiguous | |
+| a Graph error whose code errors.py knows | that code's rule (errors.SEND_ERRORS) | ``whatsapp:<code>`` |
+| else 401/403 | retry after 300 s: the access token is refused | ``whatsapp:<code>``, else ``whatsapp:http-<status>`` |
+| else 429 | throttled (1 s) | as above |
+| else 408, 5xx | retry | as above |
+| else any other status | permanent | as above |
+| could not connect | retry | |
+| written, then no answer (a timeout, a connection lost) | ambiguous | |
+
+The statuses are classified as for every HTTP provider (channels/http_errors.py); a Retry-After
+header that asks for a delay (read there too) replaces the rule's.
 
 Webhooks (`/webhooks/whatsapp`): GET answers the subscription handshake; POST is believed only with a
 valid `X-Hub-Signature-256` over the raw body, and its statuses become StatusReports (webhooks.py).
@@ -32,6 +46,7 @@ from partner_gateway.channels.base import (
     SubmittedPart,
     WebhookRoute,
 )
+from partner_gateway.channels.http_errors import retry_after_seconds
 from partner_gateway.channels.whatsapp.errors import rule_for
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.channels.whatsapp.webhooks import (
@@ -88,11 +103,6 @@ def _invalid(reason: str) -> SendError:
 
 def _json(status: int, body: Mapping[str, Any]) -> tuple[int, bytes, str]:
     return status, json.dumps(body).encode(), "application/json"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
 
 
 class WhatsAppProvider(AlwaysAccepting):
@@ -209,7 +219,7 @@ class WhatsAppProvider(AlwaysAccepting):
             rule.kind,
             description[:MAX_DESCRIPTION],
             code=f"whatsapp:{code}" if code else f"whatsapp:http-{response.status_code}",
-            retry_after=_retry_after(response) or rule.retry_after,
+            retry_after=retry_after_seconds(response.headers.get("retry-after")) or rule.retry_after,
             provider=PROVIDER,
         )
 

@@ -1,4 +1,4 @@
-"""The RBM simulator: a Litestar app on uvicorn in the current event loop, and the events it posts."""
+"""The RBM simulator: a Litestar app served in the current event loop (an EmbeddedServer), and the events it posts."""
 
 from __future__ import annotations
 
@@ -12,20 +12,20 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 import httpx
 import jwt
-import uvicorn
 from litestar import Litestar, Request, Response, delete, post
 from litestar.params import FromPath
 
 from partner_gateway.channels.rcs.auth import JWT_BEARER_GRANT, RBM_SCOPE
 from partner_gateway.channels.rcs.events import sign
 from partner_gateway.domain.timefmt import format_ms, now_ms
+from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.simulators.rbm.rules import (
     TTL_PATTERN,
     RbmSimConfig,
@@ -44,14 +44,6 @@ STOP_TIMEOUT_SECONDS: Final = 5.0
 def google_error(status: int, google_status: str, message: str) -> Response[Any]:
     body = {"error": {"code": status, "message": message, "status": google_status}}
     return Response(body, status_code=status, media_type="application/json")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the simulator lives inside someone else's process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass(slots=True)
@@ -75,8 +67,7 @@ class RbmSimulator:
         self._tokens: dict[str, float] = {}  # access token -> monotonic expiry
         self._messages: dict[str, _Sent] = {}  # accepted messageId -> what became of it
         self._tasks: set[asyncio.Task[None]] = set()
-        self._server: _Server | None = None
-        self._serving: asyncio.Task[None] | None = None
+        self._server: EmbeddedServer | None = None
         self._client: httpx.AsyncClient | None = None
         self._pubsub_ids = 0
 
@@ -96,23 +87,18 @@ class RbmSimulator:
             raise RuntimeError("the RBM simulator is already running")
         self._client = httpx.AsyncClient(timeout=self.config.webhook_timeout_seconds)
         app = Litestar(route_handlers=self._handlers(), logging_config=None, debug=False)
-        uv_config = uvicorn.Config(
+        self._server = EmbeddedServer(
             app,
             host=self.config.host,
             port=self.config.port,
-            lifespan="off",
-            log_level="warning",
-            log_config=None,
+            name="RBM simulator",
+            start_timeout=START_TIMEOUT_SECONDS,
         )
-        self._server = server = _Server(uv_config)
-        self._serving = asyncio.create_task(server.serve(), name="rbm-simulator")
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not server.started:
-            if self._serving.done() or time.monotonic() > deadline:
-                await self.stop()
-                raise RuntimeError("the RBM simulator could not start")
-            await asyncio.sleep(0.01)
-        self.port = int(server.servers[0].sockets[0].getsockname()[1])
+        try:
+            self.port = await self._server.start()
+        except BaseException:
+            await self.stop()
+            raise
         return self.port
 
     async def stop(self) -> None:
@@ -121,11 +107,9 @@ class RbmSimulator:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=STOP_TIMEOUT_SECONDS)
-        server, serving, self._server, self._serving = self._server, self._serving, None, None
-        if server is not None and serving is not None:
-            server.should_exit = True
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(serving, STOP_TIMEOUT_SECONDS)
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
