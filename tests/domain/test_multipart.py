@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from partner_gateway.domain.lifecycle import CurrentState, Report, decide
+from partner_gateway.domain.lifecycle import CurrentState, ReportedStatus, decide
 from partner_gateway.domain.multipart import (
     PartState,
     aggregate,
@@ -60,14 +60,20 @@ def test_a_part_not_accepted_yet_counts_as_queued() -> None:
     assert not_accepted_yet(3) == PartState(3, S.UNKNOWN, Rank.QUEUED, "Queued", None)
 
 
-REPORTS: dict[str, tuple[list[PartState], Report]] = {
-    "a delivered part": ([DELIVERED_1], Report(S.DELIVERED, "delivered 1")),
-    "every part delivered": ([DELIVERED_1, DELIVERED_2], Report(S.DELIVERED, "delivered 1 (all 2 parts)")),
-    "a failed part, with its code": ([DELIVERED_1, ERROR_2], Report(S.ERROR, "error 2", "smpp-err:001")),
-    "a reported UNKNOWN, not queued": ([UNKNOWN_2], Report(S.UNKNOWN, "unknown 2")),
+REPORTS: dict[str, tuple[list[PartState], ReportedStatus]] = {
+    "a delivered part": ([DELIVERED_1], ReportedStatus(S.DELIVERED, "delivered 1")),
+    "every part delivered": (
+        [DELIVERED_1, DELIVERED_2],
+        ReportedStatus(S.DELIVERED, "delivered 1 (all 2 parts)"),
+    ),
+    "a failed part, with its code": (
+        [DELIVERED_1, ERROR_2],
+        ReportedStatus(S.ERROR, "error 2", "smpp-err:001"),
+    ),
+    "a reported UNKNOWN, not queued": ([UNKNOWN_2], ReportedStatus(S.UNKNOWN, "unknown 2")),
     "a part not accepted yet: queued": (
         [DELIVERED_1, not_accepted_yet(2)],
-        Report(S.UNKNOWN, "Queued", queued=True),
+        ReportedStatus(S.UNKNOWN, "Queued", queued=True),
     ),
 }
 

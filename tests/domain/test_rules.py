@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from partner_gateway.domain.lifecycle import CurrentState, Report, decide
+from partner_gateway.domain.lifecycle import CurrentState, ReportedStatus, decide
 from partner_gateway.domain.phone import InvalidNumber, normalize_e164
 from partner_gateway.domain.statuses import DeliveryStatus, Rank, rank_of
 from partner_gateway.domain.timefmt import format_ms, parse_date_or_datetime
@@ -53,7 +53,7 @@ def test_bad_dates(text: str) -> None:
 S = DeliveryStatus
 
 
-def apply(reports: list[Report]) -> tuple[DeliveryStatus, bool]:
+def apply(reports: list[ReportedStatus]) -> tuple[DeliveryStatus, bool]:
     state = CurrentState(S.UNKNOWN, Rank.QUEUED)
     read = False
     for report in reports:
@@ -65,20 +65,20 @@ def apply(reports: list[Report]) -> tuple[DeliveryStatus, bool]:
 
 
 def test_late_sent_never_undoes_delivered() -> None:
-    assert apply([Report(S.DELIVERED, "d"), Report(S.SENT, "s")]) == (S.DELIVERED, False)
+    assert apply([ReportedStatus(S.DELIVERED, "d"), ReportedStatus(S.SENT, "s")]) == (S.DELIVERED, False)
 
 
 def test_delivery_after_failure_is_believed_and_first_failure_stands() -> None:
-    assert apply([Report(S.ERROR, "e"), Report(S.DELIVERED, "d")])[0] is S.DELIVERED
-    assert apply([Report(S.EXPIRED, "x"), Report(S.ERROR, "e")])[0] is S.EXPIRED
+    assert apply([ReportedStatus(S.ERROR, "e"), ReportedStatus(S.DELIVERED, "d")])[0] is S.DELIVERED
+    assert apply([ReportedStatus(S.EXPIRED, "x"), ReportedStatus(S.ERROR, "e")])[0] is S.EXPIRED
 
 
 def test_read_keeps_delivered_and_marks_read() -> None:
-    assert apply([Report(S.DELIVERED, "read", is_read=True)]) == (S.DELIVERED, True)
+    assert apply([ReportedStatus(S.DELIVERED, "read", is_read=True)]) == (S.DELIVERED, True)
 
 
 reports = st.builds(
-    Report,
+    ReportedStatus,
     status=st.sampled_from(list(S)),
     description=st.just("x"),
     queued=st.booleans(),
@@ -86,7 +86,7 @@ reports = st.builds(
 
 
 @given(st.lists(reports, max_size=8))
-def test_final_status_is_the_highest_ranked_first_report(sequence: list[Report]) -> None:
+def test_final_status_is_the_highest_ranked_first_report(sequence: list[ReportedStatus]) -> None:
     status, _ = apply(sequence)
     ranked = [(rank_of(r.status, queued=r.queued), -i, r.status) for i, r in enumerate(sequence)]
     expected = max(ranked)[2] if ranked and max(ranked)[0] > Rank.QUEUED else S.UNKNOWN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from partner_gateway.domain.lifecycle import Report
+from partner_gateway.domain.lifecycle import ReportedStatus
 from partner_gateway.domain.sms_fallback import onto_original
 from partner_gateway.domain.statuses import DeliveryStatus
 
@@ -22,7 +22,7 @@ SMS = "msg_01SMS"
     ],
 )
 def test_only_what_changed_the_sms_is_passed_on(changed_status: bool, read: bool, passed_on: bool) -> None:
-    report = Report(S.DELIVERED, "Delivered to the handset")
+    report = ReportedStatus(S.DELIVERED, "Delivered to the handset")
     original = onto_original(SMS, report, changed_status=changed_status, read=read)
     assert (original is not None) is passed_on
 
@@ -31,22 +31,24 @@ def test_only_what_changed_the_sms_is_passed_on(changed_status: bool, read: bool
     ("report", "expected"),
     [
         (
-            Report(S.DELIVERED, "carrier says DELIVRD"),
-            Report(S.DELIVERED, f"Sent as SMS {SMS}: carrier says DELIVRD"),
+            ReportedStatus(S.DELIVERED, "carrier says DELIVRD"),
+            ReportedStatus(S.DELIVERED, f"Sent as SMS {SMS}: carrier says DELIVRD"),
         ),
         (
-            Report(S.ERROR, "Undeliverable", "smpp-err:001"),
-            Report(S.ERROR, f"Sent as SMS {SMS}: Undeliverable", "smpp-err:001"),
+            ReportedStatus(S.ERROR, "Undeliverable", "smpp-err:001"),
+            ReportedStatus(S.ERROR, f"Sent as SMS {SMS}: Undeliverable", "smpp-err:001"),
         ),
         (
-            Report(S.DELIVERED, "Read", is_read=True),
-            Report(S.DELIVERED, f"Sent as SMS {SMS}: Read", is_read=True),
+            ReportedStatus(S.DELIVERED, "Read", is_read=True),
+            ReportedStatus(S.DELIVERED, f"Sent as SMS {SMS}: Read", is_read=True),
         ),
         (
-            Report(S.UNKNOWN, "Queued", queued=True),
-            Report(S.UNKNOWN, f"Sent as SMS {SMS}: Queued", queued=True),
+            ReportedStatus(S.UNKNOWN, "Queued", queued=True),
+            ReportedStatus(S.UNKNOWN, f"Sent as SMS {SMS}: Queued", queued=True),
         ),
     ],
 )
-def test_the_original_gets_the_sms_report_described_as_the_sms(report: Report, expected: Report) -> None:
+def test_the_original_gets_the_sms_report_described_as_the_sms(
+    report: ReportedStatus, expected: ReportedStatus
+) -> None:
     assert onto_original(SMS, report, changed_status=True, read=False) == expected

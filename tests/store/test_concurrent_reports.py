@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partner_gateway.domain.reports import GATEWAY, StatusReport
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories import delivery
@@ -41,18 +42,14 @@ Apply = Callable[[AsyncConnection, str, str], Awaitable[object]]
 
 def provider_report(status: DeliveryStatus, raw: str) -> Apply:
     async def apply(connection: AsyncConnection, _message_id: str, key: str) -> object:
-        report = delivery.ProviderReport(
+        report = StatusReport(
             provider=PROVIDER,
             provider_key=key,
-            message_id=None,
             status=status,
             raw_state=raw,
             description=f"provider says {raw}",
-            error_code=None,
             occurred_at=T0 + 1_000,
             dedup_key=f"{key}:{raw}",
-            is_read=False,
-            payload=dict,
         )
         return await delivery.apply_provider_report(connection, report, T0 + 2_000)
 
@@ -60,10 +57,21 @@ def provider_report(status: DeliveryStatus, raw: str) -> Apply:
 
 
 async def expire(connection: AsyncConnection, message_id: str, _key: str) -> object:
-    report = delivery.GatewayReport(
-        DeliveryStatus.EXPIRED, "No receipt within the validity", "EXPIRED", f"{message_id}:expired"
+    report = gateway_report(
+        message_id,
+        DeliveryStatus.EXPIRED,
+        "No receipt within the validity",
+        "EXPIRED",
+        f"{message_id}:expired",
     )
-    return await delivery.apply_gateway_report(connection, message_id, report, T0 + 3_000)
+    return await delivery.apply_gateway_report(connection, report, T0 + 3_000)
+
+
+def gateway_report(
+    message_id: str, status: DeliveryStatus, description: str, raw: str, dedup: str, at: int = T0 + 3_000
+) -> StatusReport:
+    """A status the gateway decides (at `at`, as the dispatcher's would be)."""
+    return StatusReport(GATEWAY, status, raw, description, at, dedup, message_id=message_id)
 
 
 delivered = provider_report(DeliveryStatus.DELIVERED, "delivered")
@@ -78,8 +86,10 @@ async def sent_message(runtime: Runtime) -> tuple[str, str]:
         await delivery.record_parts(
             connection, message_id, PROVIDER, [delivery.PartRecord(1, 1, key, key)], T0
         )
-        report = delivery.GatewayReport(DeliveryStatus.SENT, "Accepted by the provider", "SUBMITTED", "s")
-        await delivery.apply_gateway_report(connection, message_id, report, T0)
+        report = gateway_report(
+            message_id, DeliveryStatus.SENT, "Accepted by the provider", "SUBMITTED", "s", T0
+        )
+        await delivery.apply_gateway_report(connection, report, T0)
     return message_id, key
 
 

@@ -12,7 +12,7 @@ USED_BY_CALLERS = {
     # accepted parts
     "PartRecord", "Submission", "record_parts", "record_submissions",
     # reports
-    "GatewayReport", "GatewayStatus", "ProviderReport", "apply_gateway_report",
+    "ReportOutcome", "apply_gateway_report",
     "apply_gateway_reports", "apply_provider_report", "apply_provider_reports",
     # the timeline, parked reports, unanswered hand-overs, expiry
     "add_note", "take_pending", "take_pending_with_parts", "remember_unconfirmed",
@@ -35,7 +35,7 @@ def test_the_surface_is_explicit() -> None:
         "outbox",
         "parked",
         "parts",
-        "report_types",
+        "outcomes",
         "reports",
         "status_batch",
     }

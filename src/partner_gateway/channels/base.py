@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.domain.reports import StatusReport
+from partner_gateway.domain.statuses import Channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +82,21 @@ class SendError(Exception):
         self.channel_unavailable = channel_unavailable
 
 
-@dataclass(frozen=True, slots=True)
-class StatusReport:
-    """One report from a provider, in the gateway's terms, with the provider's own words kept."""
-
-    provider: str
-    status: DeliveryStatus | None  # None: recorded in the timeline, changes no status
-    raw_state: str
-    description: str
-    occurred_at: int
-    dedup_key: str  # the same report delivered twice has the same key
-    provider_key: str | None = None  # canonical provider id of the part
-    message_id: str | None = None  # when the provider echoes ours
-    error_code: str | None = None
-    is_read: bool = False
-    is_final: bool = False
-    details: Mapping[str, Any] = field(default_factory=dict)
+__all__ = [
+    "Accepted",
+    "AlwaysAccepting",
+    "HandoverGuard",
+    "OutboundMessage",
+    "Provider",
+    "ReportSink",
+    "SendError",
+    "SendErrorKind",
+    "StatusReport",  # the domain's (domain/reports.py): what a provider makes of a receipt or webhook
+    "SubmittedPart",
+    "WebhookHandler",
+    "WebhookRoute",
+    "wait_always_accepting",
+]
 
 
 class ReportSink(Protocol):

@@ -1,36 +1,55 @@
 """What the dispatcher writes to the store for a hand-over: the `written` mark, the provider's
 acceptance, a retry, a failure, and the statuses it decides itself.
 
-Every `GatewayReport`/`GatewayStatus` the dispatcher records is built here. The two writes every
+Every status the dispatcher decides itself is a `StatusReport` built here (`_decided`). The two writes every
 hand-over makes are group-committed (`BulkOperation`s): `MARK_WRITTEN` just before the provider
 writes, `RECORD_ACCEPTED` with its answer, each one statement or a few for a whole batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.channels.base import Accepted, SendError, SubmittedPart
 from partner_gateway.dispatch.reports import apply_waiting
 from partner_gateway.dispatch.retry_policy import Fail
+from partner_gateway.domain.reports import GATEWAY, StatusReport
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import BulkOperation, WriteBatcher
 from partner_gateway.store.repositories import delivery
-from partner_gateway.store.repositories.delivery import (
-    ClaimedItem,
-    GatewayReport,
-    GatewayStatus,
-    PartRecord,
-    Submission,
-)
+from partner_gateway.store.repositories.delivery import ClaimedItem, PartRecord, Submission
 
 NO_RECEIPT_DESCRIPTION = "No delivery receipt from the carrier"
-_NO_RECEIPT = GatewayReport(
-    DeliveryStatus.UNKNOWN, NO_RECEIPT_DESCRIPTION, "NO_RECEIPT", "gateway:no-receipt"
-)
+
+
+def _decided(
+    message_id: str,
+    status: DeliveryStatus,
+    description: str,
+    raw_state: str,
+    dedup_key: str,
+    now: int,
+    *,
+    provider: str = GATEWAY,
+    error_code: str | None = None,
+    queued: bool = False,
+) -> StatusReport:
+    """A status the dispatcher decided for a message, at `now`; `provider` when it records a
+    provider's answer (its acceptance)."""
+    return StatusReport(
+        provider=provider,
+        status=status,
+        raw_state=raw_state,
+        description=description,
+        occurred_at=now,
+        dedup_key=dedup_key,
+        message_id=message_id,
+        error_code=error_code,
+        queued=queued,
+    )
 
 
 async def _mark_written(connection: AsyncConnection, outbox_ids: Sequence[int]) -> list[None]:
@@ -59,12 +78,14 @@ async def _record_accepted(
     await delivery.apply_gateway_reports(
         connection,
         [
-            GatewayStatus(
+            _decided(
                 item.message_id,
-                GatewayReport(
-                    DeliveryStatus.SENT, accepted.description, accepted.raw_state, "gateway:submitted"
-                ),
-                source=accepted.provider,
+                DeliveryStatus.SENT,
+                accepted.description,
+                accepted.raw_state,
+                "gateway:submitted",
+                now,
+                provider=accepted.provider,
             )
             for item, accepted in handovers
         ],
@@ -108,22 +129,29 @@ class Outcomes:
     def __init__(self, batcher: WriteBatcher) -> None:
         self._batcher = batcher
 
-    async def fail(self, item: ClaimedItem, fail: Fail, accepted: SendError | None = None) -> None:
-        """End the message (the parts `accepted` names before the failure kept), and its item."""
+    async def fail(
+        self,
+        item: ClaimedItem,
+        fail: Fail,
+        accepted: SendError | None = None,
+        *,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        """End the message (the parts `accepted` names before the failure kept), and its item;
+        `also` runs in the same transaction."""
 
         async def record(connection: AsyncConnection) -> None:
             now = now_ms()
             if accepted is not None:
                 await _record_partial(connection, item, accepted, now)
-            await delivery.apply_gateway_report(
-                connection,
-                item.message_id,
-                GatewayReport(
-                    fail.status, fail.description, fail.dedup, f"gateway:{fail.dedup}", error_code=fail.code
-                ),
-                now,
-            )
+            report = _decided(
+                item.message_id, fail.status, fail.description, fail.dedup, f"gateway:{fail.dedup}", now,
+                error_code=fail.code,
+            )  # fmt: skip
+            await delivery.apply_gateway_report(connection, report, now)
             await delivery.finish(connection, [item.outbox_id])
+            if also is not None:
+                await also(connection)
 
         await self._batcher.submit(record)
 
@@ -135,18 +163,11 @@ class Outcomes:
             parts_done = item.parts_done + len(error.accepted_parts)
             await _record_partial(connection, item, error, now)
             await delivery.reschedule(connection, item.outbox_id, at, error.description, parts_done)
-            await delivery.apply_gateway_report(
-                connection,
-                item.message_id,
-                GatewayReport(
-                    DeliveryStatus.UNKNOWN,
-                    f"Will retry: {error.description}",
-                    f"retry:{error.code or error.kind}",
-                    f"gateway:retry:{item.attempts}",
-                    queued=True,
-                ),
-                now,
-            )
+            report = _decided(
+                item.message_id, DeliveryStatus.UNKNOWN, f"Will retry: {error.description}",
+                f"retry:{error.code or error.kind}", f"gateway:retry:{item.attempts}", now, queued=True,
+            )  # fmt: skip
+            await delivery.apply_gateway_report(connection, report, now)
 
         await self._batcher.submit(reschedule)
 
@@ -161,8 +182,18 @@ class Outcomes:
 
 async def record_no_receipt(connection: AsyncConnection, message_ids: Sequence[str], now: int) -> None:
     """Messages given up on: past validity and grace without a receipt, UNKNOWN."""
-    statuses = [GatewayStatus(message_id, _NO_RECEIPT) for message_id in message_ids]
-    await delivery.apply_gateway_reports(connection, statuses, now)
+    reports = [
+        _decided(
+            message_id,
+            DeliveryStatus.UNKNOWN,
+            NO_RECEIPT_DESCRIPTION,
+            "NO_RECEIPT",
+            "gateway:no-receipt",
+            now,
+        )
+        for message_id in message_ids
+    ]
+    await delivery.apply_gateway_reports(connection, reports, now)
 
 
 async def _record_partial(connection: AsyncConnection, item: ClaimedItem, error: SendError, now: int) -> None:

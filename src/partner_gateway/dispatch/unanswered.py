@@ -8,7 +8,7 @@ have been sent, not resent"; with PARTNER_GATEWAY_RESEND_AMBIGUOUS=true it is re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,6 +18,7 @@ from partner_gateway.dispatch.outcomes import Outcomes
 from partner_gateway.dispatch.reports import apply_waiting
 from partner_gateway.dispatch.retry_policy import Fail
 from partner_gateway.domain.encoding import analyze
+from partner_gateway.domain.reports import RECEIPT_TEXT_EXCERPT
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import WriteBatcher
@@ -27,7 +28,6 @@ AMBIGUOUS_DESCRIPTION = (
     "The carrier did not answer the hand-over; the message may have been sent. "
     "It was not sent again, to avoid a duplicate."
 )
-RECEIPT_TEXT_EXCERPT = 20  # SMPP 3.4 Appendix B: a receipt quotes the first 20 characters
 GIVEN_UP = Fail(DeliveryStatus.UNKNOWN, AMBIGUOUS_DESCRIPTION, None, "no-answer")
 
 
@@ -47,21 +47,22 @@ class Unanswered:
 
     async def settle(self, claim: Claim, reason: str, accepted: SendError | None = None) -> None:
         """Resend the message, or end it UNKNOWN (keeping the parts `accepted` names) and watch
-        for a receipt that shows the carrier took it after all."""
+        for a receipt that shows the carrier took it after all: in one transaction, so a receipt
+        that comes once the message shows UNKNOWN is always recognised."""
         if self._resend:
             await self._outcomes.resend(claim.item, reason)
             return
-        await self._outcomes.fail(claim.item, GIVEN_UP, accepted)
-        await self._watch_for_receipt(claim)
+        await self._outcomes.fail(claim.item, GIVEN_UP, accepted, also=self._watch_for_receipt(claim))
 
-    async def _watch_for_receipt(self, claim: Claim) -> None:
+    def _watch_for_receipt(self, claim: Claim) -> Callable[[AsyncConnection], Awaitable[None]] | None:
         """If the carrier did take an unanswered single-part SMS, its receipt will name the
-        destination and the text's start: note them, so that receipt is recognised."""
+        destination and the text's start: note them, so that receipt is recognised (and apply
+        those that came already)."""
         item = claim.item
         provider = self._providers.get(item.channel)
         text = str(claim.message.content.get("text", ""))
         if provider is None or item.channel is not Channel.SMS or not text or analyze(text).segments != 1:
-            return
+            return None
         excerpt = text[:RECEIPT_TEXT_EXCERPT].strip()
 
         async def remember(connection: AsyncConnection) -> None:
@@ -70,4 +71,4 @@ class Unanswered:
             )
             await apply_waiting(connection, waiting)
 
-        await self._batcher.submit(remember)
+        return remember

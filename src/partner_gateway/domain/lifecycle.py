@@ -20,8 +20,8 @@ class CurrentState:
 
 
 @dataclass(frozen=True, slots=True)
-class Report:
-    """A status report from a provider or from the gateway itself."""
+class ReportedStatus:
+    """What a report (domain/reports.py, a provider's or the gateway's) states, as the rule reads it."""
 
     status: DeliveryStatus
     description: str
@@ -37,7 +37,7 @@ class Transition:
     new_rank: Rank
 
 
-def decide(current: CurrentState, report: Report) -> Transition:
+def decide(current: CurrentState, report: ReportedStatus) -> Transition:
     """Apply the precedence rule: a report never moves a message to a lower rank.
 
     Equal ranks do not replace each other either, so the first of ERROR/EXPIRED stands and a

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from partner_gateway.domain.lifecycle import Report
+from partner_gateway.domain.lifecycle import ReportedStatus
 from partner_gateway.domain.statuses import DeliveryStatus, Rank
 
 
@@ -46,7 +46,7 @@ def not_accepted_yet(part_no: int) -> PartState:
     return PartState(part_no, DeliveryStatus.UNKNOWN, Rank.QUEUED, "Queued", None)
 
 
-def message_report(parts: list[PartState]) -> Report:
+def message_report(parts: list[PartState]) -> ReportedStatus:
     """The report a message gets from its parts: their aggregate.
 
     While the least advanced part is not accepted yet, that is the platform's own queued UNKNOWN
@@ -54,7 +54,9 @@ def message_report(parts: list[PartState]) -> Report:
     part outranks SENT and RECEIVED, for the message as for the part.
     """
     overall = aggregate(parts)
-    return Report(overall.status, overall.description, overall.error_code, queued=overall.rank is Rank.QUEUED)
+    return ReportedStatus(
+        overall.status, overall.description, overall.error_code, queued=overall.rank is Rank.QUEUED
+    )
 
 
 def part_description(description: str, part_no: int, parts_total: int) -> str:

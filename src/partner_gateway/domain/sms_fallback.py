@@ -7,10 +7,12 @@ id only, so the original follows the SMS: each report that changes the SMS is pa
 
 from __future__ import annotations
 
-from partner_gateway.domain.lifecycle import Report
+from partner_gateway.domain.lifecycle import ReportedStatus
 
 
-def onto_original(sms_message_id: str, report: Report, *, changed_status: bool, read: bool) -> Report | None:
+def onto_original(
+    sms_message_id: str, report: ReportedStatus, *, changed_status: bool, read: bool
+) -> ReportedStatus | None:
     """The report the RCS original gets from one its fallback SMS got; None when it gets none.
 
     Only what changed the SMS is passed on, its status or its read time: a repeat or a lesser
@@ -21,7 +23,7 @@ def onto_original(sms_message_id: str, report: Report, *, changed_status: bool, 
     """
     if not (changed_status or read):
         return None
-    return Report(
+    return ReportedStatus(
         report.status,
         f"Sent as SMS {sms_message_id}: {report.description}",
         report.error_code,

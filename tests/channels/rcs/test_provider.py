@@ -48,7 +48,7 @@ from partner_gateway.channels.rcs.events import (
 )
 from partner_gateway.channels.rcs.provider import NOT_RCS_CAPABLE_CODE, RbmProvider
 from partner_gateway.channels.rcs.settings import RbmSettings
-from partner_gateway.domain.lifecycle import CurrentState, Report, decide
+from partner_gateway.domain.lifecycle import CurrentState, ReportedStatus, decide
 from partner_gateway.domain.statuses import DeliveryStatus, Rank, rank_of
 
 TOKEN_URI = "https://oauth.test/token"
@@ -507,7 +507,7 @@ def fold(reports: list[Any]) -> tuple[DeliveryStatus, bool]:
         if report.status is None or report.dedup_key in seen:
             continue
         seen.add(report.dedup_key)
-        transition = decide(state, Report(report.status, report.description, is_read=report.is_read))
+        transition = decide(state, ReportedStatus(report.status, report.description, is_read=report.is_read))
         read = read or transition.sets_read
         if transition.changes_status:
             state = CurrentState(report.status, rank_of(report.status))

@@ -29,14 +29,14 @@ from typing import Final, Literal
 from partner_gateway.channels.smpp.codec.constants import EsmClass
 from partner_gateway.channels.smpp.codec.pdu import DeliverSm, NetworkErrorCode
 
-GatewayStatus = Literal["SENT", "RECEIVED", "DELIVERED", "ERROR", "EXPIRED", "UNKNOWN"]
+MappedStatus = Literal["SENT", "RECEIVED", "DELIVERED", "ERROR", "EXPIRED", "UNKNOWN"]
 
 
 @dataclass(frozen=True, slots=True)
 class ReceiptOutcome:
     """What a receipt state means for the gateway: status, whether it settles the message, and why."""
 
-    status: GatewayStatus
+    status: MappedStatus
     final: bool
     description: str
 

@@ -9,8 +9,8 @@ driver plain tuples (store/bulk.py).
 
     outbox.py        the work item of each accepted message, from queued to handed over
     parts.py         the parts a provider accepted, with the ids receipts name
-    report_types.py  what the store is told: a provider's report, the gateway's own status
-    reports.py       applying them: timeline entry, then part and message status
+    reports.py       applying reports (domain/reports.py): timeline entry, then part and message status
+    outcomes.py      what became of each: applied, a duplicate, or parked
     status_batch.py  a batch's status changes: read once (locked), changed in memory, written once
     events.py        the message timeline
     parked.py        provider reports that arrived before their submission was recorded
@@ -40,18 +40,13 @@ from partner_gateway.store.repositories.delivery.outbox import (
     take_for_publishing,
     unpublish,
 )
+from partner_gateway.store.repositories.delivery.outcomes import ReportOutcome
 from partner_gateway.store.repositories.delivery.parked import take_pending, take_pending_with_parts
 from partner_gateway.store.repositories.delivery.parts import (
     PartRecord,
     Submission,
     record_parts,
     record_submissions,
-)
-from partner_gateway.store.repositories.delivery.report_types import (
-    GatewayReport,
-    GatewayStatus,
-    ProviderReport,
-    ReportOutcome,
 )
 from partner_gateway.store.repositories.delivery.reports import (
     apply_gateway_report,
@@ -62,11 +57,8 @@ from partner_gateway.store.repositories.delivery.reports import (
 
 __all__ = [
     "ClaimedItem",
-    "GatewayReport",
-    "GatewayStatus",
     "OutboxState",
     "PartRecord",
-    "ProviderReport",
     "ReportOutcome",
     "Submission",
     "add_note",

@@ -8,17 +8,15 @@ the two is stored first.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.reconciliation import sole_match
+from partner_gateway.domain.reports import StatusReport
 from partner_gateway.store.dialects import insert_skipping_duplicates
 from partner_gateway.store.repositories.delivery.events import add_note
 from partner_gateway.store.repositories.delivery.parked import take_pending
 from partner_gateway.store.repositories.delivery.parts import PartRecord, record_parts
-from partner_gateway.store.repositories.delivery.report_types import ProviderReport
 from partner_gateway.store.tables import pending_reports, unconfirmed_handovers
 
 _EXCERPT_CHARACTERS = 40  # the text_excerpt columns' width: both sides are compared cut to it
@@ -26,7 +24,7 @@ _EXCERPT_CHARACTERS = 40  # the text_excerpt columns' width: both sides are comp
 
 async def remember_unconfirmed(
     connection: AsyncConnection, message_id: str, provider: str, destination: str, text_excerpt: str, now: int
-) -> list[dict[str, Any]]:
+) -> list[StatusReport]:
     """Note a single-part hand-over that got no answer. If receipts already wait that match it
     (exactly one carrier id), adopt them: they are returned to be applied."""
     excerpt = text_excerpt[:_EXCERPT_CHARACTERS]
@@ -60,7 +58,7 @@ async def remember_unconfirmed(
     return await take_pending(connection, provider, [provider_key])
 
 
-async def adopt_for_receipt(connection: AsyncConnection, report: ProviderReport, now: int) -> bool:
+async def adopt_for_receipt(connection: AsyncConnection, report: StatusReport, now: int) -> bool:
     """A receipt for no known submission may be that of a hand-over that got no answer: when its
     destination and text excerpt match exactly one such message, record it as that message's.
     True when it did (the receipt's part exists now)."""

@@ -16,14 +16,14 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
+from partner_gateway.domain.reports import StatusReport, from_payload, to_payload
 from partner_gateway.store.dialects import insert_skipping_duplicates
-from partner_gateway.store.repositories.delivery.report_types import ProviderReport
 from partner_gateway.store.tables import message_parts, pending_reports
 
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 
 
-async def park(connection: AsyncConnection, reports: Sequence[ProviderReport], now: int) -> None:
+async def park(connection: AsyncConnection, reports: Sequence[StatusReport], now: int) -> None:
     """Keep reports no part has the provider's id for yet (each has a `provider_key`); a report
     parked before (the same provider, id and dedup key) is kept once."""
     if not reports:
@@ -33,7 +33,7 @@ async def park(connection: AsyncConnection, reports: Sequence[ProviderReport], n
             "provider": report.provider,
             "provider_key": report.provider_key,
             "dedup_key": report.dedup_key,
-            "report": json.dumps(report.payload()),
+            "report": json.dumps(to_payload(report)),
             "received_at": now,
             "destination": report.destination,
             "text_excerpt": report.text_excerpt,
@@ -50,7 +50,7 @@ _SELECT_PENDING = select(pending_reports.c.id, pending_reports.c.report).where(
 
 async def take_pending(
     connection: AsyncConnection, provider: str, provider_keys: Sequence[str]
-) -> list[dict[str, Any]]:
+) -> list[StatusReport]:
     """Reports that waited for these parts; removed as they are handed back for applying."""
     rows = (
         await connection.execute(_SELECT_PENDING, {"provider": provider, "keys": list(provider_keys)})
@@ -58,7 +58,7 @@ async def take_pending(
     return await _taken(connection, rows)
 
 
-async def take_pending_with_parts(connection: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+async def take_pending_with_parts(connection: AsyncConnection, limit: int) -> list[StatusReport]:
     """Reports parked while their submission was being recorded in another process's
     transaction: under READ COMMITTED the receipt's look-up and the submission's `take_pending`
     can each miss the other's uncommitted row. The part exists now; hand them back for applying."""
@@ -79,10 +79,10 @@ async def take_pending_with_parts(connection: AsyncConnection, limit: int) -> li
     return await _taken(connection, rows)
 
 
-async def _taken(connection: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Parked reports (id, report) removed, and their payloads."""
+async def _taken(connection: AsyncConnection, rows: Sequence[Any]) -> list[StatusReport]:
+    """Parked reports (id, report) removed, and the reports they kept."""
     if rows:
         await connection.execute(
             delete(pending_reports).where(pending_reports.c.id.in_([row.id for row in rows]))
         )
-    return [json.loads(row.report) for row in rows]
+    return [from_payload(json.loads(row.report)) for row in rows]

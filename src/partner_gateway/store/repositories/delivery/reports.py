@@ -1,5 +1,9 @@
 """Applying reports: each a timeline entry, then the part's and the message's status change.
 
+A report (domain/reports.py `StatusReport`) is applied one of two ways: the gateway's own
+decisions go to the message they name (`apply_gateway_reports`), a provider's to the part its id
+names (`apply_provider_reports`), parked until that part is recorded.
+
 Both kinds take many reports at once, with the outcome of applying them one by one: the entries
 are stored in one statement (events.py), and the rows they change are read once, changed in
 memory report by report and written back once (status_batch.py). The rules are the domain's:
@@ -12,73 +16,68 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from partner_gateway.domain.lifecycle import Report
+from partner_gateway.domain.lifecycle import ReportedStatus
 from partner_gateway.domain.multipart import message_report, part_description
+from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.store.repositories.delivery.events import event, insert_events
 from partner_gateway.store.repositories.delivery.handovers import adopt_for_receipt
+from partner_gateway.store.repositories.delivery.outcomes import ReportOutcome
 from partner_gateway.store.repositories.delivery.parked import park
-from partner_gateway.store.repositories.delivery.report_types import (
-    GatewayReport,
-    GatewayStatus,
-    ProviderReport,
-    ReportOutcome,
-)
 from partner_gateway.store.repositories.delivery.status_batch import PartRow, Parts, Statuses
 
 
-async def apply_gateway_report(
-    connection: AsyncConnection, message_id: str, report: GatewayReport, now: int, source: str = "gateway"
-) -> bool:
-    """Record a status the gateway decided; True when it changed the message."""
-    return (await apply_gateway_reports(connection, [GatewayStatus(message_id, report, source)], now))[0]
+async def apply_gateway_report(connection: AsyncConnection, report: StatusReport, now: int) -> bool:
+    """Record a status the gateway decided for the message the report names; True when it
+    changed the message."""
+    return (await apply_gateway_reports(connection, [report], now))[0]
 
 
 async def apply_gateway_reports(
-    connection: AsyncConnection, statuses: Sequence[GatewayStatus], now: int
+    connection: AsyncConnection, reports: Sequence[StatusReport], now: int
 ) -> list[bool]:
     """`apply_gateway_report` for many, in order: four statements, whatever their number."""
+    message_ids = [_message_of(report) for report in reports]
     inserted = await insert_events(
         connection,
         [
             event(
-                item.message_id,
-                occurred_at=now,
+                message_id,
+                occurred_at=report.occurred_at,
                 recorded_at=now,
-                source=item.source,
-                status=item.report.status,
-                raw_state=item.report.raw_state,
-                description=item.report.description,
-                error_code=item.report.error_code,
-                dedup_key=item.report.dedup_key,
+                source=report.provider,
+                status=report.status,
+                raw_state=report.raw_state,
+                description=report.description,
+                error_code=report.error_code,
+                dedup_key=report.dedup_key,
             )
-            for item in statuses
+            for message_id, report in zip(message_ids, reports, strict=True)
         ],
     )
     messages_ = Statuses(connection, now)
-    await messages_.load(item.message_id for item, new in zip(statuses, inserted, strict=True) if new)
+    await messages_.load(message_id for message_id, new in zip(message_ids, inserted, strict=True) if new)
     changed = []
-    for item, new in zip(statuses, inserted, strict=True):
-        report = item.report
-        changed.append(
-            new
-            and await messages_.apply(
-                item.message_id,
-                Report(report.status, report.description, report.error_code, queued=report.queued),
-                read_at=None,
-            )
-        )
+    for message_id, report, new in zip(message_ids, reports, inserted, strict=True):
+        stated = report.reported_status
+        changed.append(new and stated is not None and await messages_.apply(message_id, stated, read_at=None))
     await messages_.write()
     return changed
 
 
-async def apply_provider_report(connection: AsyncConnection, report: ProviderReport, now: int) -> str:
+def _message_of(report: StatusReport) -> str:
+    if report.message_id is None:
+        raise ValueError(f"a status the gateway decides names its message: {report!r}")
+    return report.message_id
+
+
+async def apply_provider_report(connection: AsyncConnection, report: StatusReport, now: int) -> str:
     """Apply one provider report. Returns 'applied', 'duplicate' or 'pending' (no part yet)."""
     return (await apply_provider_reports(connection, [report], now))[0]
 
 
 async def apply_provider_reports(
-    connection: AsyncConnection, reports: Sequence[ProviderReport], now: int
+    connection: AsyncConnection, reports: Sequence[StatusReport], now: int
 ) -> list[str]:
     """Apply provider reports in order, as if one by one; a `ReportOutcome` ('applied',
     'duplicate' or 'pending': no part yet) for each. A handful of statements, whatever their
@@ -92,8 +91,8 @@ async def apply_provider_reports(
         if parts.of(report) is None and await adopt_for_receipt(connection, report, now):
             await parts.find([report])
     outcomes: list[str] = [ReportOutcome.PENDING] * len(reports)
-    found: list[tuple[int, ProviderReport, PartRow]] = []
-    waiting: list[ProviderReport] = []
+    found: list[tuple[int, StatusReport, PartRow]] = []
+    waiting: list[StatusReport] = []
     for index, report in enumerate(reports):
         part = parts.of(report)
         if part is not None:
@@ -118,7 +117,7 @@ async def apply_provider_reports(
             for _index, report, part in found
         ],
     )
-    changing: list[tuple[ProviderReport, DeliveryStatus, PartRow]] = []
+    changing: list[tuple[StatusReport, DeliveryStatus, PartRow]] = []
     for (index, report, part), new in zip(found, inserted, strict=True):
         outcomes[index] = ReportOutcome.APPLIED if new else ReportOutcome.DUPLICATE
         if new and report.status is not None:
@@ -126,7 +125,7 @@ async def apply_provider_reports(
     await parts.load_messages({part.message_id for _, _, part in changing if part.parts_total > 1})
     for report, status, part in changing:
         transition = part.apply(
-            Report(status, report.description, report.error_code, is_read=report.is_read),
+            ReportedStatus(status, report.description, report.error_code, is_read=report.is_read),
             read_at=report.occurred_at,
         )
         await messages_.apply(

@@ -17,12 +17,12 @@ from sqlalchemy import BigInteger, Column, Select, Table, bindparam, func, selec
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from partner_gateway.domain.lifecycle import CurrentState, Report, Transition, decide, kept_error_code
+from partner_gateway.domain.lifecycle import CurrentState, ReportedStatus, Transition, decide, kept_error_code
 from partner_gateway.domain.multipart import PartState, not_accepted_yet
+from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.sms_fallback import onto_original
 from partner_gateway.domain.statuses import DeliveryStatus, Rank
 from partner_gateway.store.bulk import Rows
-from partner_gateway.store.repositories.delivery.report_types import ProviderReport
 from partner_gateway.store.tables import message_parts, messages
 
 # Built once, with their lists as expanding parameters: building and keying a statement per
@@ -86,7 +86,7 @@ class PartRow:
     status_changed: bool = False
     read_changed: bool = False
 
-    def apply(self, report: Report, *, read_at: int) -> Transition:
+    def apply(self, report: ReportedStatus, *, read_at: int) -> Transition:
         """Apply a report to the part (in memory) with the lifecycle rule; a read report sets the
         part's read time to `read_at` unless it has one."""
         transition = decide(CurrentState(self.status, self.rank), report)
@@ -164,7 +164,7 @@ class Parts:
         self._by_message: dict[str, dict[int, PartRow]] = {}
         self._by_key: dict[tuple[str, str], PartRow] = {}
 
-    def of(self, report: ProviderReport) -> PartRow | None:
+    def of(self, report: StatusReport) -> PartRow | None:
         """The part a report names, if read: by the provider's id, or else part 1 of its message."""
         if report.provider_key is not None:
             return self._by_key.get((report.provider, report.provider_key))
@@ -172,7 +172,7 @@ class Parts:
             return self._by_message.get(report.message_id, {}).get(1)
         return None
 
-    async def find(self, reports: Sequence[ProviderReport]) -> None:
+    async def find(self, reports: Sequence[StatusReport]) -> None:
         """Read the parts these reports name: by the provider's id, or (without one) part 1 of the
         message they name."""
         keys: dict[str, set[str]] = {}
@@ -335,7 +335,7 @@ class Statuses:
         else:
             self._rows[message_id] = _MessageRow(_STATUSES[status], _RANKS[rank], read_at, fallback_for)
 
-    async def apply(self, message_id: str, report: Report, *, read_at: int | None) -> bool:
+    async def apply(self, message_id: str, report: ReportedStatus, *, read_at: int | None) -> bool:
         """Apply a report to the message (in memory); True when it changed its status. A fallback
         SMS passes what changed it on to its RCS original (domain/sms_fallback.py)."""
         await self.load([message_id])  # read already, but for the original of a fallback SMS
