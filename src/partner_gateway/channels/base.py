@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from partner_gateway.domain.reports import StatusReport
-from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +91,25 @@ __all__ = [
     "ReportSink",
     "SendError",
     "SendErrorKind",
+    "StateRule",
     "StatusReport",  # the domain's (domain/reports.py): what a provider makes of a receipt or webhook
     "SubmittedPart",
     "WebhookHandler",
     "WebhookRoute",
     "wait_always_accepting",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class StateRule:
+    """One row of a provider's state table: a state it reports, in the gateway's terms (the raw
+    state is kept beside it in the report)."""
+
+    status: DeliveryStatus | None  # None: recorded in the timeline, changes no status
+    description: str
+    is_final: bool = False
+    is_read: bool = False  # a read receipt: keeps DELIVERED and sets readAt
+    error_code: str | None = None
 
 
 class ReportSink(Protocol):

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from partner_gateway.channels.base import StatusReport
+from partner_gateway.channels.base import StateRule, StatusReport
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 
@@ -46,33 +46,24 @@ EXPIRED_CODE: Final = "rbm:TTL_EXPIRATION_REVOKED"
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})")
 
 
-@dataclass(frozen=True, slots=True)
-class EventRule:
-    status: DeliveryStatus | None
-    description: str
-    final: bool = False
-    is_read: bool = False
-    error_code: str | None = None
-
-
-EVENT_TABLE: Final[Mapping[str, EventRule]] = {
-    "DELIVERED": EventRule(DeliveryStatus.DELIVERED, "Delivered to the device", final=True),
-    "READ": EventRule(DeliveryStatus.DELIVERED, "Read by the user", final=True, is_read=True),
-    "TTL_EXPIRATION_REVOKED": EventRule(
+EVENT_TABLE: Final[Mapping[str, StateRule]] = {
+    "DELIVERED": StateRule(DeliveryStatus.DELIVERED, "Delivered to the device", is_final=True),
+    "READ": StateRule(DeliveryStatus.DELIVERED, "Read by the user", is_final=True, is_read=True),
+    "TTL_EXPIRATION_REVOKED": StateRule(
         DeliveryStatus.EXPIRED,
         "Not delivered before its time to live ended; RCS Business Messaging withdrew it",
-        final=True,
+        is_final=True,
         error_code=EXPIRED_CODE,
     ),
-    "TTL_EXPIRATION_REVOKE_FAILED": EventRule(
+    "TTL_EXPIRATION_REVOKE_FAILED": StateRule(
         DeliveryStatus.RECEIVED,
         "The time to live ended but RCS Business Messaging could not withdraw the message: it is "
         "already on its way to the device; a delivery report may still follow",
     ),
-    "EVENT_TYPE_UNSPECIFIED": EventRule(
+    "EVENT_TYPE_UNSPECIFIED": StateRule(
         DeliveryStatus.UNKNOWN, "RCS Business Messaging reported an unspecified state"
     ),
-    "IS_TYPING": EventRule(None, "The user is typing"),
+    "IS_TYPING": StateRule(None, "The user is typing"),
 }
 
 
@@ -153,7 +144,7 @@ def event_reports(pushed: PushedEvent) -> list[StatusReport]:
     event_type, rbm_id = event.get("eventType"), event.get("messageId")
     if not isinstance(event_type, str) or not isinstance(rbm_id, str) or not rbm_id:
         return []
-    rule = EVENT_TABLE.get(event_type) or EventRule(
+    rule = EVENT_TABLE.get(event_type) or StateRule(
         None, f"RCS Business Messaging reported an event this gateway does not know: {event_type[:64]}"
     )
     event_id = str(event.get("eventId") or pushed.pubsub_message_id or event.get("sendTime") or "")
@@ -171,7 +162,7 @@ def event_reports(pushed: PushedEvent) -> list[StatusReport]:
             provider_key=rbm_id,
             error_code=rule.error_code,
             is_read=rule.is_read,
-            is_final=rule.final,
+            is_final=rule.is_final,
             details=details,
         )
     ]

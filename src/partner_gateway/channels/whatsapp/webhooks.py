@@ -27,11 +27,10 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from partner_gateway.channels.base import StatusReport
+from partner_gateway.channels.base import StateRule, StatusReport
 from partner_gateway.channels.whatsapp.errors import SEND_ERRORS
 from partner_gateway.domain.ids import MESSAGE_ID_PREFIX, could_be_message_id
 from partner_gateway.domain.statuses import DeliveryStatus
@@ -49,23 +48,13 @@ _MAX_ERROR_CODE: Final = 40
 _MAX_MESSAGE_ID: Final = 40
 
 
-@dataclass(frozen=True, slots=True)
-class StatusRule:
-    status: DeliveryStatus | None
-    description: str
-    is_read: bool = False
-    is_final: bool = False
-
-
-STATUS_RULES: Final[Mapping[str, StatusRule]] = MappingProxyType(
+STATUS_RULES: Final[Mapping[str, StateRule]] = MappingProxyType(
     {
-        "sent": StatusRule(DeliveryStatus.RECEIVED, "Sent by WhatsApp, not yet delivered to the device"),
-        "delivered": StatusRule(DeliveryStatus.DELIVERED, "Delivered to the device", is_final=True),
-        "read": StatusRule(DeliveryStatus.DELIVERED, "Read by the recipient", is_read=True, is_final=True),
-        "played": StatusRule(
-            DeliveryStatus.DELIVERED, "Played by the recipient", is_read=True, is_final=True
-        ),
-        "failed": StatusRule(DeliveryStatus.ERROR, "WhatsApp could not deliver the message", is_final=True),
+        "sent": StateRule(DeliveryStatus.RECEIVED, "Sent by WhatsApp, not yet delivered to the device"),
+        "delivered": StateRule(DeliveryStatus.DELIVERED, "Delivered to the device", is_final=True),
+        "read": StateRule(DeliveryStatus.DELIVERED, "Read by the recipient", is_read=True, is_final=True),
+        "played": StateRule(DeliveryStatus.DELIVERED, "Played by the recipient", is_read=True, is_final=True),
+        "failed": StateRule(DeliveryStatus.ERROR, "WhatsApp could not deliver the message", is_final=True),
     }
 )
 
@@ -101,7 +90,7 @@ def status_report(item: Mapping[str, Any]) -> StatusReport | None:
         return None
     stamp = item.get("timestamp")
     stamp_text = str(stamp) if isinstance(stamp, str | int) and not isinstance(stamp, bool) else ""
-    unknown = StatusRule(UNKNOWN_STATUS, f"WhatsApp reported a status the gateway does not know: {raw}")
+    unknown = StateRule(UNKNOWN_STATUS, f"WhatsApp reported a status the gateway does not know: {raw}")
     rule = STATUS_RULES.get(raw) or unknown
     errors = item.get("errors")
     error = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
