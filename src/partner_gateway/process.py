@@ -118,7 +118,9 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
         providers = {channel: p for channel, p in providers.items() if p.webhook_routes()}
     for provider in providers.values():
         await provider.start(recorder)
-    queue = RabbitWorkQueue(settings.amqp_url.get_secret_value()) if settings.amqp_url else None
+    queue = None
+    if settings.amqp_url is not None:
+        queue = RabbitWorkQueue(settings.amqp_url.get_secret_value(), channels=channels.names)
     dispatcher = Dispatcher(
         settings, batcher, providers if settings.role != "api" else {}, exclusive=embedded, queue=queue
     )

@@ -542,3 +542,21 @@ async def test_a_paused_consumer_finishes_what_it_runs_and_takes_nothing_more(
         await wait_until(lambda: len(rest.items) == 16, "the other 16 items")
     assert rest.ids.isdisjoint(handler.ids)
     assert handler.ids | rest.ids == set(range(1, 21))
+
+
+async def test_a_queue_serves_the_channels_it_is_given(make_queue: MakeQueue) -> None:
+    """A registry's channel beyond SPEC §1's three (tests/channels/test_registry.py) gets its
+    own queue; a queue refuses the channels it was not given."""
+    queue = await make_queue(channels=("SMS", "FAX"))
+    recorder = Recorder()
+    async with consuming(queue, "FAX", recorder):
+        await queue.publish([item(1, channel="FAX")])
+        await wait_until(lambda: recorder.ids == {1}, "the FAX item")
+    assert recorder.items[0].channel == "FAX"
+    assert queue.queue_name("FAX").endswith(".dispatch.fax")
+    with pytest.raises(ValueError, match="expected one of SMS, FAX"):
+        queue.queue_name("RCS")
+    with pytest.raises(WorkItemDecodeError, match="channel must be one of SMS, FAX"):
+        WorkItem.decode(item(2, channel="RCS").encode(), ("SMS", "FAX"))
+    with pytest.raises(ValueError, match="channel must be a channel's name"):
+        item(3, channel="fax")

@@ -16,10 +16,8 @@ from partner_gateway.channels.entry import ChannelEntry
 from partner_gateway.channels.rcs.channel import RCS
 from partner_gateway.channels.smpp.channel import SMS
 from partner_gateway.channels.whatsapp.channel import WHATSAPP
-from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.statuses import CHANNEL_NAME, Channel
 
-CHANNEL_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,9}")
-"""A channel's name: upper case, as SPEC §1 spells them, and at most what the store keeps (10)."""
 ROUTE_PATH = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 

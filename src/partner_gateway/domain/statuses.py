@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
 
 
@@ -27,6 +28,10 @@ class Channel(StrEnum):
         channel._name_ = value
         channel._value_ = value
         return channel
+
+
+CHANNEL_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,9}")
+"""A channel's name: upper case, as SPEC §1 spells them, and at most what the store keeps (10)."""
 
 
 class _ChannelsByName(dict[str, Channel]):

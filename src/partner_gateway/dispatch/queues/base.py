@@ -12,18 +12,19 @@ a JSON object) is refused with `WorkItemDecodeError`. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import msgspec
 
-from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.statuses import CHANNEL_NAME, Channel
 
 WIRE_VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024  # a v1 item is ~100 bytes; anything near this is not ours
 CHANNELS: tuple[str, ...] = tuple(channel.value for channel in Channel)
+"""SPEC §1's channels: what a queue serves unless told its registry's (RabbitWorkQueue(channels=))."""
 
 
 class WorkQueueError(Exception):
@@ -56,8 +57,10 @@ class WorkItem(msgspec.Struct, frozen=True, tag_field="v", tag=WIRE_VERSION):
             raise ValueError(f"outbox_id must be a positive integer, not {self.outbox_id!r}")
         if not isinstance(self.message_id, str) or not self.message_id:
             raise ValueError("message_id must be a non-empty string")
-        if self.channel not in CHANNELS:
-            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {self.channel!r}")
+        if not isinstance(self.channel, str) or not CHANNEL_NAME.fullmatch(self.channel):
+            raise ValueError(
+                f"channel must be a channel's name ({CHANNEL_NAME.pattern}), not {self.channel!r}"
+            )
         if not _is_int(self.attempt) or self.attempt < 0:
             raise ValueError(f"attempt must be a non-negative integer, not {self.attempt!r}")
 
@@ -65,8 +68,9 @@ class WorkItem(msgspec.Struct, frozen=True, tag_field="v", tag=WIRE_VERSION):
         return _ENCODER.encode(self)
 
     @classmethod
-    def decode(cls, payload: bytes) -> WorkItem:
-        """Parse a payload, or raise `WorkItemDecodeError` saying what is wrong with it."""
+    def decode(cls, payload: bytes, channels: Collection[str] = CHANNELS) -> WorkItem:
+        """Parse a payload for one of `channels`, or raise `WorkItemDecodeError` saying what is
+        wrong with it."""
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise WorkItemDecodeError(f"payload of {len(payload)} bytes is too large for a work item")
         try:
@@ -75,6 +79,10 @@ class WorkItem(msgspec.Struct, frozen=True, tag_field="v", tag=WIRE_VERSION):
             raise WorkItemDecodeError(_what_is_wrong(payload, exc)) from None
         if document.v != WIRE_VERSION:
             raise WorkItemDecodeError(_unsupported(document.v))
+        if document.channel not in channels:
+            raise WorkItemDecodeError(
+                f"invalid work item: channel must be one of {', '.join(channels)}, not {document.channel!r}"
+            )
         try:
             return cls(document.outbox_id, document.message_id, document.channel, document.attempt)
         except ValueError as exc:

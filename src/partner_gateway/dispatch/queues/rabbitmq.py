@@ -81,12 +81,14 @@ class RabbitWorkQueue:
         reconnect_interval: float = 1.0,
         publish_timeout: float = 30.0,
         connection_name: str | None = None,
+        channels: Sequence[str] = CHANNELS,
     ) -> None:
         if not prefix or any(ch.isspace() for ch in prefix):
             raise ValueError(f"prefix must be a non-empty name without spaces, not {prefix!r}")
         if delivery_limit < 0:
             raise ValueError("delivery_limit must be >= 0")
         self._url = url
+        self._channels = tuple(channels)  # one queue each (the registry's channels)
         self._prefix = prefix
         self._delivery_limit = delivery_limit
         self._retry_delay = retry_delay
@@ -119,8 +121,8 @@ class RabbitWorkQueue:
     def queue_name(self, channel: str) -> str:
         """The queue of a channel ("SMS" or "sms" -> "<prefix>.dispatch.sms")."""
         value = channel.upper()
-        if value not in CHANNELS:
-            raise ValueError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
+        if value not in self._channels:
+            raise ValueError(f"unknown channel {channel!r}; expected one of {', '.join(self._channels)}")
         return f"{self._prefix}.dispatch.{value.lower()}"
 
     async def __aenter__(self) -> RabbitWorkQueue:
@@ -183,7 +185,7 @@ class RabbitWorkQueue:
         dead = await channel.declare_queue(self.dead_letter_queue, durable=True, arguments=_QUORUM)
         await dead.bind(exchange)
         arguments = self._work_queue_arguments()
-        for name in CHANNELS:
+        for name in self._channels:
             await channel.declare_queue(self.queue_name(name), durable=True, arguments=arguments)
 
     async def _ready(self) -> tuple[AbstractRobustConnection, AbstractRobustChannel]:
@@ -309,7 +311,7 @@ class RabbitWorkQueue:
 
     async def _deliver(self, queue_name: str, message: AbstractIncomingMessage, handler: Handler) -> None:
         try:
-            item = WorkItem.decode(message.body)
+            item = WorkItem.decode(message.body, self._channels)
         except WorkItemDecodeError as exc:
             logger.error("Undecodable delivery on %s sent to %s: %s", queue_name, self.dead_letter_queue, exc)
             await _settle(message.reject(requeue=False), "reject", queue_name)
@@ -351,7 +353,7 @@ class RabbitWorkQueue:
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Up to `limit` dead letters, oldest first; they stay in the dead-letter queue."""
         async with self._dead_letter_session() as (_, queue):
-            return [_dead_letter(message) async for message in _take(queue, limit)]
+            return [_dead_letter(message, self._channels) async for message in _take(queue, limit)]
 
     async def replay_dead_letters(self, limit: int = 100) -> int:
         """Move up to `limit` dead letters back to their channel's queue; returns how many.
@@ -362,7 +364,7 @@ class RabbitWorkQueue:
         replayed = 0
         async with self._dead_letter_session() as (channel, queue):
             async for message in _take(queue, limit):
-                letter = _dead_letter(message)
+                letter = _dead_letter(message, self._channels)
                 if letter.item is None:
                     logger.warning("Dead letter from %s not replayed: %s", letter.queue, letter.error)
                     continue
@@ -425,14 +427,14 @@ async def _take(queue: AbstractQueue, limit: int) -> AsyncIterator[AbstractIncom
         yield message
 
 
-def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
+def _dead_letter(message: AbstractIncomingMessage, channels: Sequence[str]) -> DeadLetter:
     headers = message.headers or {}
     deaths = headers.get("x-death")
     latest: dict[str, Any] = {}
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         latest = deaths[0]  # the broker keeps the most recent death first
     try:
-        item: WorkItem | None = WorkItem.decode(message.body)
+        item: WorkItem | None = WorkItem.decode(message.body, channels)
         error = None
     except WorkItemDecodeError as exc:
         item, error = None, str(exc)
