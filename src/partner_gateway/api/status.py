@@ -21,6 +21,7 @@ from partner_gateway.domain.timefmt import format_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.messages import MessageRepository
 
+MessageIdParam = Annotated[str, PathParameter(description="The id the send answered with")]
 ChannelParam = Annotated[
     str,
     # Its `enum` is the registry's channels, set on the whole document (api/app.py).
@@ -82,7 +83,7 @@ class StatusController(Controller):
     )
     async def one(
         self,
-        customerMessageId: Annotated[str, PathParameter(description="The id the send answered with")],
+        customerMessageId: MessageIdParam,
         channel: ChannelParam,
         company_id: CompanyId,
         runtime: RuntimeDep,
@@ -140,7 +141,7 @@ class StatusController(Controller):
     )
     async def events(
         self,
-        customerMessageId: Annotated[str, PathParameter(description="The id the send answered with")],
+        customerMessageId: MessageIdParam,
         channel: ChannelParam,
         company_id: CompanyId,
         runtime: RuntimeDep,

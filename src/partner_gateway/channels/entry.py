@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -92,6 +92,23 @@ class Simulation:
     stop: Callable[[], Awaitable[None]] = _nothing_to_stop
     point_webhooks_at: Callable[[str], None] = field(default=lambda gateway_url: None)
     """Called with the gateway's base URL once it listens: the simulator calls it back there."""
+
+
+class CallingBack(Protocol):
+    """A simulator that calls the gateway's webhook back, as Meta and Google do."""
+
+    webhook_url: str | None
+
+    async def stop(self) -> None: ...
+
+
+def calling_back(simulator: CallingBack, provider_settings: Any, webhook_path: str) -> Simulation:
+    """The Simulation of a simulator that posts to the gateway's `/webhooks/{webhook_path}`."""
+
+    def point_webhooks_at(gateway_url: str) -> None:
+        simulator.webhook_url = f"{gateway_url}/webhooks/{webhook_path}"
+
+    return Simulation(provider_settings, stop=simulator.stop, point_webhooks_at=point_webhooks_at)
 
 
 RequestT = TypeVar("RequestT", bound=SendRequest)

@@ -12,7 +12,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from partner_gateway.channels.base import Provider
-from partner_gateway.channels.entry import ChannelEntry, ProviderContext, SendFields, SendRequest, Simulation
+from partner_gateway.channels.entry import (
+    ChannelEntry,
+    ProviderContext,
+    SendFields,
+    SendRequest,
+    Simulation,
+    calling_back,
+)
 from partner_gateway.channels.rcs.provider import RbmProvider
 from partner_gateway.channels.rcs.settings import RbmSettings
 from partner_gateway.domain import sending
@@ -124,11 +131,7 @@ async def simulate(settings: Settings) -> Simulation | None:
         webhook_client_token=SecretStr(client_token),
     )
     logger.info("no RBM agent configured: built-in simulator at %s", simulator.base_url)
-
-    def point_webhooks_at(gateway_url: str) -> None:
-        simulator.webhook_url = f"{gateway_url}/webhooks/rcs"  # as Google would call us
-
-    return Simulation(provider_settings=agent, stop=simulator.stop, point_webhooks_at=point_webhooks_at)
+    return calling_back(simulator, agent, "rcs")  # called back as Google would
 
 
 def build_provider(context: ProviderContext) -> Provider | None:

@@ -10,7 +10,14 @@ import msgspec
 from pydantic import SecretStr
 
 from partner_gateway.channels.base import Provider
-from partner_gateway.channels.entry import ChannelEntry, ProviderContext, SendFields, SendRequest, Simulation
+from partner_gateway.channels.entry import (
+    ChannelEntry,
+    ProviderContext,
+    SendFields,
+    SendRequest,
+    Simulation,
+    calling_back,
+)
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.domain import sending
@@ -65,11 +72,7 @@ async def simulate(settings: Settings) -> Simulation | None:
         verify_token=SecretStr(verify_token),
     )
     logger.info("no WhatsApp account configured: built-in simulator at %s", simulator.base_url)
-
-    def point_webhooks_at(gateway_url: str) -> None:
-        simulator.webhook_url = f"{gateway_url}/webhooks/whatsapp"  # as Meta would call us
-
-    return Simulation(provider_settings=account, stop=simulator.stop, point_webhooks_at=point_webhooks_at)
+    return calling_back(simulator, account, "whatsapp")  # called back as Meta would
 
 
 def build_provider(context: ProviderContext) -> Provider | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from partner_gateway.domain.statuses import DeliveryStatus
+from partner_gateway.domain.reports import StatusReport
 from partner_gateway.store.bulk import InsertReturning
 from partner_gateway.store.dialects import insert_skipping_duplicates
 from partner_gateway.store.tables import message_events
@@ -32,29 +32,19 @@ def _new_events(dialect: str) -> InsertReturning:
     return InsertReturning(statement, _EVENT_COLUMNS)
 
 
-def event(
-    message_id: str,
-    *,
-    occurred_at: int,
-    recorded_at: int,
-    source: str,
-    status: DeliveryStatus | None,
-    raw_state: str,
-    description: str,
-    error_code: str | None,
-    dedup_key: str,
-) -> Event:
-    """A timeline entry, as a row of message_events (its texts cut to their columns)."""
+def event(message_id: str, report: StatusReport, recorded_at: int, description: str | None = None) -> Event:
+    """A report's timeline entry for a message, as a row of message_events (its texts cut to
+    their columns); `description` in place of the report's own (a part's, say)."""
     return (
         message_id,
-        occurred_at,
+        report.occurred_at,
         recorded_at,
-        source,
-        status.value if status else None,
-        raw_state[:100],
-        description[:300],
-        error_code,
-        dedup_key[:200],
+        report.provider,
+        report.status.value if report.status else None,
+        report.raw_state[:100],
+        (report.description if description is None else description)[:300],
+        report.error_code,
+        report.dedup_key[:200],
     )
 
 
@@ -85,15 +75,5 @@ async def add_note(
     source: str = "gateway",
 ) -> None:
     """A timeline entry that changes no status."""
-    entry = event(
-        message_id,
-        occurred_at=now,
-        recorded_at=now,
-        source=source,
-        status=None,
-        raw_state=raw_state,
-        description=description,
-        error_code=None,
-        dedup_key=dedup_key,
-    )
-    await insert_events(connection, [entry])
+    note = StatusReport(source, None, raw_state, description, now, dedup_key)
+    await insert_events(connection, [event(message_id, note, now)])

@@ -40,20 +40,7 @@ async def apply_gateway_reports(
     message_ids = [_message_of(report) for report in reports]
     inserted = await insert_events(
         connection,
-        [
-            event(
-                message_id,
-                occurred_at=report.occurred_at,
-                recorded_at=now,
-                source=report.provider,
-                status=report.status,
-                raw_state=report.raw_state,
-                description=report.description,
-                error_code=report.error_code,
-                dedup_key=report.dedup_key,
-            )
-            for message_id, report in zip(message_ids, reports, strict=True)
-        ],
+        [event(message_id, report, now) for message_id, report in zip(message_ids, reports, strict=True)],
     )
     messages_ = Statuses(connection, now)
     await messages_.load(message_id for message_id, new in zip(message_ids, inserted, strict=True) if new)
@@ -105,14 +92,9 @@ async def apply_provider_reports(
         [
             event(
                 part.message_id,
-                occurred_at=report.occurred_at,
-                recorded_at=now,
-                source=report.provider,
-                status=report.status,
-                raw_state=report.raw_state,
-                description=part_description(report.description, part.part_no, part.parts_total),
-                error_code=report.error_code,
-                dedup_key=report.dedup_key,
+                report,
+                now,
+                part_description(report.description, part.part_no, part.parts_total),
             )
             for _index, report, part in found
         ],
