@@ -111,6 +111,23 @@ def calling_back(simulator: CallingBack, provider_settings: Any, webhook_path: s
     return Simulation(provider_settings, stop=simulator.stop, point_webhooks_at=point_webhooks_at)
 
 
+SettingsT = TypeVar("SettingsT")
+
+
+def configured_or_simulated(
+    configured: Callable[[Settings], SettingsT | None], provider: Callable[[SettingsT], Provider]
+) -> Callable[[ProviderContext], Provider | None]:
+    """A `build_provider` for a channel of one account: the configured one, else the simulator's."""
+
+    def build(context: ProviderContext) -> Provider | None:
+        account: SettingsT | None = configured(context.settings)
+        if account is None:
+            account = context.simulated
+        return provider(account) if account is not None else None
+
+    return build
+
+
 RequestT = TypeVar("RequestT", bound=SendRequest)
 
 

@@ -40,16 +40,9 @@ def _decided(
     """A status the dispatcher decided for a message, at `now`; `provider` when it records a
     provider's answer (its acceptance)."""
     return StatusReport(
-        provider=provider,
-        status=status,
-        raw_state=raw_state,
-        description=description,
-        occurred_at=now,
-        dedup_key=dedup_key,
-        message_id=message_id,
-        error_code=error_code,
-        queued=queued,
-    )
+        provider, status, raw_state, description, now, dedup_key,
+        message_id=message_id, error_code=error_code, queued=queued,
+    )  # fmt: skip
 
 
 async def _mark_written(connection: AsyncConnection, outbox_ids: Sequence[int]) -> list[None]:

@@ -11,14 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import (
     ChannelEntry,
-    ProviderContext,
     SendFields,
     SendRequest,
     Simulation,
     calling_back,
+    configured_or_simulated,
 )
 from partner_gateway.channels.rcs.provider import RbmProvider
 from partner_gateway.channels.rcs.settings import RbmSettings
@@ -134,11 +133,6 @@ async def simulate(settings: Settings) -> Simulation | None:
     return calling_back(simulator, agent, "rcs")  # called back as Google would
 
 
-def build_provider(context: ProviderContext) -> Provider | None:
-    agent: RbmSettings | None = context.settings.rbm or context.simulated
-    return RbmProvider(agent) if agent is not None else None
-
-
 RCS: ChannelEntry[RcsSendRequest] = ChannelEntry(
     channel=Channel.RCS,
     path="rcs",
@@ -148,6 +142,6 @@ RCS: ChannelEntry[RcsSendRequest] = ChannelEntry(
     check=check,
     # Google keeps trying for up to 30 days; a day is what partners usually want.
     validity=sending.ValidityBounds(60, 30 * 86_400, 86_400),
-    build_provider=build_provider,
+    build_provider=configured_or_simulated(lambda settings: settings.rbm, RbmProvider),
     simulate=simulate,
 )

@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import msgspec
 from pydantic import SecretStr
 
-from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import (
     ChannelEntry,
-    ProviderContext,
     SendFields,
     SendRequest,
     Simulation,
     calling_back,
+    configured_or_simulated,
 )
 from partner_gateway.channels.whatsapp.provider import WhatsAppProvider
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
@@ -75,11 +74,6 @@ async def simulate(settings: Settings) -> Simulation | None:
     return calling_back(simulator, account, "whatsapp")  # called back as Meta would
 
 
-def build_provider(context: ProviderContext) -> Provider | None:
-    account: WhatsAppSettings | None = context.settings.whatsapp or context.simulated
-    return WhatsAppProvider(account) if account is not None else None
-
-
 WHATSAPP: ChannelEntry[WhatsAppSendRequest] = ChannelEntry(
     channel=Channel.WHATSAPP,
     path="whatsapp",
@@ -89,6 +83,6 @@ WHATSAPP: ChannelEntry[WhatsAppSendRequest] = ChannelEntry(
     check=check,
     # Meta keeps trying for up to 30 days; a day is what partners usually want.
     validity=sending.ValidityBounds(60, 30 * 86_400, 86_400),
-    build_provider=build_provider,
+    build_provider=configured_or_simulated(lambda settings: settings.whatsapp, WhatsAppProvider),
     simulate=simulate,
 )

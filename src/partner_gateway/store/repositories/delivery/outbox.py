@@ -94,7 +94,18 @@ async def claim_due(
     return await _with_messages(connection, claimed)
 
 
-_SELECT_MESSAGES = select(messages).where(messages.c.id.in_(_IDS))
+# ClaimedItem's message fields, in its order, read by position (`select(messages)` read every
+# column, by name).
+_SELECT_MESSAGES = select(
+    messages.c.id,
+    messages.c.company_id,
+    messages.c.channel,
+    messages.c.to_number,
+    messages.c.sender,
+    messages.c.body,
+    messages.c.created_at,
+    messages.c.expires_at,
+).where(messages.c.id.in_(_IDS))
 
 
 async def _with_messages(connection: AsyncConnection, claimed: Sequence[Any]) -> list[ClaimedItem]:
@@ -103,18 +114,8 @@ async def _with_messages(connection: AsyncConnection, claimed: Sequence[Any]) ->
     by_message = {row[1]: (row[0], row[2], row[3]) for row in claimed}
     rows = await connection.execute(_SELECT_MESSAGES, {"ids": list(by_message)})
     items = [
-        ClaimedItem(
-            *by_message[row.id],
-            message_id=row.id,
-            company_id=row.company_id,
-            channel=CHANNEL_BY_NAME[row.channel],
-            to=row.to_number,
-            sender=row.sender,
-            body=row.body,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
-        for row in rows
+        ClaimedItem(*by_message[message_id], message_id, company_id, CHANNEL_BY_NAME[channel], *rest)
+        for message_id, company_id, channel, *rest in rows
     ]
     return sorted(items, key=lambda item: item.outbox_id)
 
