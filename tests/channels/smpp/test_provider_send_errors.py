@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
-from partner_gateway.channels.base import OutboundMessage, SendError, SendErrorKind, StatusReport
+from channels.harness import RecordingGuard, RecordingSink, assert_no_secret_logged
+from partner_gateway.channels.base import OutboundMessage, SendError, SendErrorKind
 from partner_gateway.channels.smpp.bind_slots import BindLeasing
 from partner_gateway.channels.smpp.provider import SmppProvider
 from partner_gateway.config import SmppCarrier
@@ -131,24 +131,6 @@ CASES = [
 ]
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.reports: list[StatusReport] = []
-
-    async def record(self, reports: Sequence[StatusReport]) -> None:
-        self.reports.extend(reports)
-
-
-class Guard:
-    """The dispatcher's hand-over hook: called once right before each submit_sm is written."""
-
-    def __init__(self) -> None:
-        self.written: list[str] = []
-
-    async def before_write(self, message_id: str) -> None:
-        self.written.append(message_id)
-
-
 def message(message_id: str, to: str, text: str) -> OutboundMessage:
     stamp = now_ms()
     return OutboundMessage(
@@ -183,14 +165,14 @@ async def test_send_error_mapping(case: Case, runtime: Runtime, caplog: pytest.L
             assert await store.take("acme", 1, "another-worker", 3_600_000)
             leasing = BindLeasing(store, holder="this-worker", lease_seconds=LEASE)
         provider = SmppProvider(carrier, leasing=leasing)
-        await provider.start(Sink())
+        await provider.start(RecordingSink())
         try:
             if case.bound:
                 assert await provider.wait_bound(WAIT)
             for n in range(case.warm_up):
-                await provider.send(message(f"msg_warm_up_{n}", "+4915112345678", "hello"), Guard())
+                await provider.send(message(f"msg_warm_up_{n}", "+4915112345678", "hello"), RecordingGuard())
             submits_before = smsc.stats.submits
-            guard = Guard()
+            guard = RecordingGuard()  # notes each submit_sm right before it is written
             with pytest.raises(SendError) as raised:
                 await asyncio.wait_for(provider.send(message("msg_case", case.to, case.text), guard), WAIT)
             submits = smsc.stats.submits - submits_before
@@ -200,7 +182,6 @@ async def test_send_error_mapping(case: Case, runtime: Runtime, caplog: pytest.L
     error = raised.value
     assert (error.kind, error.code, error.retry_after) == (case.kind, case.code, case.retry_after)
     assert [part.part_no for part in error.accepted_parts] == list(range(1, case.parts_accepted + 1))
-    assert (submits, len(guard.written)) == (case.submits, case.submits)
+    assert (submits, len(guard.log)) == (case.submits, case.submits)
     assert error.provider == case.provider
-    for record in caplog.records:
-        assert PASSWORD not in record.getMessage()
+    assert_no_secret_logged(caplog, [PASSWORD])
