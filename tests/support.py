@@ -80,7 +80,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    env: dict[str, str], *args: str, check: bool = True, cwd: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `partner-gateway` command the way an operator or a script would."""
     import os
     import subprocess
@@ -95,4 +97,5 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
         text=True,
         timeout=60,
         check=check,
+        cwd=cwd,
     )

@@ -7,10 +7,12 @@ Every command works on a fresh, empty store: each brings the schema up to date f
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -18,6 +20,13 @@ from partner_gateway.config import Settings
 from partner_gateway.dispatch.queues.base import DeadLetter, WorkQueueError
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
+from partner_gateway.startup import (
+    StartupError,
+    dependency_error,
+    describe_store,
+    listen_error,
+    load_settings,
+)
 from partner_gateway.store.repositories.companies import CompanyRepository
 
 if TYPE_CHECKING:
@@ -37,15 +46,41 @@ T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
-def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+def _settings(**overrides: Any) -> Settings:
+    """The settings, or one line saying which variable is wrong (exit 2)."""
+    try:
+        return load_settings(**overrides)
+    except StartupError as error:
+        _cannot_start(error)
+
+
+def _cannot_start(error: StartupError) -> NoReturn:
+    typer.echo(f"error: {error.message}", err=True)
+    raise typer.Exit(code=error.exit_code)
+
+
+def _with_runtime(work: Callable[[Runtime], Awaitable[T]], *, tell_store: bool = False) -> T:
+    """Run `work` on the store; a store that cannot be reached is one line (exit 1). With
+    `tell_store`, say on stderr which store it was (a key is only good for that store)."""
+    settings = _settings()
+
     async def run() -> T:
-        runtime = await Runtime.start(Settings())
+        runtime = await Runtime.start(settings)
         try:
             return await work(runtime)
         finally:
             await runtime.close()
 
-    return asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except Exception as error:
+        failure = dependency_error(error, settings)
+        if failure is None:
+            raise
+        _cannot_start(failure)
+    if tell_store:
+        typer.echo(f"store: {describe_store(settings)}", err=True)
+    return result
 
 
 def _print(data: object, as_json: bool, text: str) -> None:
@@ -65,9 +100,23 @@ def serve(
     from partner_gateway.process import serve as serve_gateway
 
     overrides = {k: v for k, v in (("host", host), ("port", port), ("role", role)) if v is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = _settings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _run(serve_gateway(settings))
+    logging.getLogger("partner_gateway").info("store: %s", describe_store(settings))
+    try:
+        _run(serve_gateway(settings))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE or isinstance(error, PermissionError):
+            _cannot_start(listen_error(error, settings.host, settings.port))
+        failure = dependency_error(error, settings)
+        if failure is None:
+            raise
+        _cannot_start(failure)
+    except Exception as error:
+        failure = dependency_error(error, settings)
+        if failure is None:
+            raise
+        _cannot_start(failure)
 
 
 simulate_app = typer.Typer(help="Run a simulator alone.", no_args_is_help=True)
@@ -101,15 +150,20 @@ def simulate_smsc(
     _run(serve_forever(config))
 
 
-def _run(work: Awaitable[None]) -> None:
+def _run(work: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        _loop_runner()(work)
+
+
+def _loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop's runner, or asyncio's where uvloop is not built. Only the import falls back: an
+    ImportError raised while running (a database driver's, say) must not run the spent
+    coroutine a second time."""
     try:
         import uvloop
-
-        uvloop.run(work)  # type: ignore[arg-type]
     except ImportError:  # pragma: no cover - uvloop is not built for every platform
-        asyncio.run(work)  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        pass
+        return asyncio.run
+    return uvloop.run
 
 
 @app.command()
@@ -133,7 +187,7 @@ def company_create(name: str, as_json: JsonFlag = False) -> None:
             issued = await repository.issue_key(company.id, now, label="initial")
         return {"companyId": company.id, "apiKey": issued.plain_key, "apiKeyId": issued.info.id}
 
-    result = _with_runtime(work)
+    result = _with_runtime(work, tell_store=True)
     _print(
         result,
         as_json,
@@ -158,7 +212,7 @@ def apikey_create(
             issued = await repository.issue_key(company, now_ms(), label=label)
         return {"companyId": company, "apiKey": issued.plain_key, "apiKeyId": issued.info.id}
 
-    result = _with_runtime(work)
+    result = _with_runtime(work, tell_store=True)
     if result is None:
         _fail(f"no company {company!r}", as_json)
         return
@@ -224,7 +278,7 @@ def _with_queue(work: Callable[[RabbitWorkQueue], Awaitable[T]], as_json: bool) 
     broker cannot be reached."""
     from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 
-    url = Settings().amqp_url
+    url = _settings().amqp_url
     if url is None or not url.get_secret_value():
         _fail(
             "no RabbitMQ configured: set PARTNER_GATEWAY_AMQP_URL (amqp://user:pass@host/vhost) "

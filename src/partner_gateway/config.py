@@ -1,16 +1,19 @@
 """Settings: one typed model read from `PARTNER_GATEWAY_*` environment variables.
 
 Every setting is documented in docs/configuration.md; defaults give the embedded gateway
-(SQLite in `./data`, built-in simulators, 127.0.0.1:8080).
+(SQLite in the user's data directory, built-in simulators, 127.0.0.1:8080).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from partner_gateway.channels.rcs.settings import RbmSettings
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
@@ -45,14 +48,64 @@ class SmppCarrier(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PARTNER_GATEWAY_", extra="ignore")
+ENV_PREFIX = "PARTNER_GATEWAY_"
 
-    data_dir: Path = Field(Path("data"), description="Where the embedded SQLite store lives.")
+
+def default_data_dir() -> Path:
+    """The embedded store's folder: the user's data directory (XDG), the same whichever folder a
+    command runs from, so `serve` and `company create` find one store."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "partner-gateway"
+
+
+# The URL forms operators and libpq-based tools write, and the driver each store runs on.
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def normalize_database_url(value: str) -> str:
+    """`sqlite:///path/gateway.db`, `postgresql://user@host/db`, `postgres://...` and SQLAlchemy's
+    driver forms, as the URL of the driver the store runs on (aiosqlite, asyncpg); libpq's
+    `sslmode` becomes asyncpg's `ssl`. Anything else is a ValueError saying what is accepted."""
+    try:
+        url: URL = make_url(value)
+    except ArgumentError:
+        raise ValueError(
+            "is not a database URL; use sqlite:///path/gateway.db or postgresql://user@host/db"
+        ) from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ValueError(
+            f"{url.drivername}:// is not a store the gateway runs on; use sqlite:///path/gateway.db "
+            "or postgresql://user@host/db"
+        )
+    url = url.set(drivername=driver)
+    if driver.startswith("postgresql") and "sslmode" in url.query:
+        query = dict(url.query)
+        query["ssl"] = query.pop("sslmode")
+        url = url.set(query=query)
+    if driver.startswith("sqlite") and not url.database:
+        raise ValueError("names no file; use sqlite:///path/gateway.db")
+    return url.render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded SQLite store lives (default: $XDG_DATA_HOME/partner-gateway, "
+        "else ~/.local/share/partner-gateway).",
+    )
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the store; default: SQLite in data_dir. "
-        "PostgreSQL: postgresql+asyncpg://user@host/db.",
+        description="URL of the store; default: SQLite in data_dir. sqlite:///path/gateway.db, "
+        "postgresql://user@host/db (or postgres://, or SQLAlchemy's +aiosqlite/+asyncpg forms).",
     )
     amqp_url: SecretStr | None = Field(
         None,
@@ -148,6 +201,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_url(cls, value: str | None) -> str | None:
+        return normalize_database_url(value) if value else None
 
     def resolved_database_url(self) -> str:
         if self.database_url:
