@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from partner_gateway.callbacks.secrets import UnreadableSecret
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.callback_settings import (
     ROTATION_OVERLAP_MS,
@@ -136,3 +139,26 @@ async def test_secrets_survive_a_restart_with_the_store_kept_key(runtime: Runtim
     finally:
         await again.close()
     assert secrets == (made,)
+
+
+async def test_a_configured_key_seals_and_only_it_opens(runtime: Runtime, partner: Partner) -> None:
+    keyed = await Runtime.start(
+        runtime.settings.model_copy(update={"callback_secret_key": SecretStr("key one")})
+    )
+    try:
+        async with keyed.database.write() as connection:
+            made = (
+                await CallbackSettingsRepository(connection, keyed.callback_secrets).set_url(
+                    partner.company_id, "https://a.example/", T0
+                )
+            ).new_secret
+            assert await CallbackSettingsRepository(connection, keyed.callback_secrets).signing_secrets(
+                partner.company_id, T0
+            ) == (made,)
+    finally:
+        await keyed.close()
+    async with runtime.database.read() as connection:  # the store-kept key: not the configured one
+        with pytest.raises(UnreadableSecret):
+            await CallbackSettingsRepository(connection, runtime.callback_secrets).signing_secrets(
+                partner.company_id, T0
+            )
