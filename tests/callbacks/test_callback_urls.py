@@ -219,3 +219,26 @@ async def test_localhost_resolved_for_real_is_refused_unless_allowed() -> None:
     allowed = await CallbackUrlChecker(allow_private=True).check("http://localhost:9999/cb")
     assert all(address.is_loopback for address in allowed.addresses)
     assert allowed.destination.port == 9999
+
+
+async def test_a_slow_name_is_refused_in_time_and_one_caller_giving_up_does_not_stop_the_others() -> None:
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def slow(host: str) -> list[str]:
+        calls.append(host)
+        if host == "slow.example":
+            await asyncio.sleep(60)
+        await release.wait()
+        return ["93.184.216.34"]
+
+    checker = CallbackUrlChecker(resolve=slow, timeout_seconds=0.05)
+    with pytest.raises(RefusedUrl, match=r"did not resolve within 0\.05 s"):
+        await checker.check("https://slow.example/")
+    impatient = asyncio.ensure_future(checker.check("https://partner.example/"))
+    patient = asyncio.ensure_future(checker.check("https://partner.example/"))
+    await asyncio.sleep(0.01)
+    impatient.cancel()
+    release.set()
+    assert (await patient).addresses == (ip_address("93.184.216.34"),)
+    assert calls == ["slow.example", "partner.example"]

@@ -35,6 +35,9 @@ from urllib.parse import urlsplit
 URL_MAX_LENGTH = 2048
 RESOLUTION_TTL_SECONDS = 10.0
 RESOLUTION_CACHE_HOSTS = 1024
+RESOLUTION_TIMEOUT_SECONDS = 2.0
+"""A name that takes longer is refused (and the answer kept like any other): a send must not
+wait on a partner's slow DNS."""
 
 IPAddress = IPv4Address | IPv6Address
 Resolver = Callable[[str], Awaitable[list[str]]]
@@ -222,6 +225,7 @@ class CallbackUrlChecker:
         allow_private: bool = False,
         resolve: Resolver = system_resolver,
         ttl_seconds: float = RESOLUTION_TTL_SECONDS,
+        timeout_seconds: float = RESOLUTION_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allow_private = allow_private
@@ -229,6 +233,7 @@ class CallbackUrlChecker:
         self._ttl = ttl_seconds
         self._clock = clock
         self._answers: dict[str, tuple[float, _Answer]] = {}
+        self._timeout = timeout_seconds
         self._inflight: dict[str, asyncio.Future[_Answer]] = {}
 
     def parse(self, url: str) -> Destination:
@@ -247,32 +252,30 @@ class CallbackUrlChecker:
         return CheckedUrl(destination, answer)
 
     async def _addresses(self, host: str) -> _Answer:
-        now = self._clock()
         cached = self._answers.get(host)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > self._clock():
             return cached[1]
-        pending = self._inflight.get(host)
-        if pending is not None:  # the same host asked for while its look-up runs: one look-up
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
-        self._inflight[host] = future
-        try:
-            answer = await self._look_up(host)
-            if len(self._answers) >= RESOLUTION_CACHE_HOSTS:
-                self._answers.clear()  # tiny and short-lived: starting over costs a few look-ups
-            self._answers[host] = (self._clock() + self._ttl, answer)
-            future.set_result(answer)
-            return answer
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: a failure nobody else waited for is not logged
-            raise
-        finally:
-            del self._inflight[host]
+        # One look-up per host at a time, shared by every caller asking meanwhile; a caller that
+        # gives up (cancelled) does not cancel it for the others.
+        lookup = self._inflight.get(host)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up_and_keep(host))
+            self._inflight[host] = lookup
+            lookup.add_done_callback(lambda _done: self._inflight.pop(host, None))
+        return await asyncio.shield(lookup)
+
+    async def _look_up_and_keep(self, host: str) -> _Answer:
+        answer = await self._look_up(host)
+        if len(self._answers) >= RESOLUTION_CACHE_HOSTS:
+            self._answers.clear()  # tiny and short-lived: starting over costs a few look-ups
+        self._answers[host] = (self._clock() + self._ttl, answer)
+        return answer
 
     async def _look_up(self, host: str) -> _Answer:
         try:
-            texts = await self._resolve(host)
+            texts = await asyncio.wait_for(self._resolve(host), self._timeout)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            return RefusedUrl(f"has a host that did not resolve within {self._timeout:g} s ({host})")
         except (OSError, UnicodeError):
             return RefusedUrl(f"has a host that does not resolve ({host})")
         if not texts:
