@@ -196,6 +196,59 @@ def company_create(name: str, as_json: JsonFlag = False) -> None:
     )
 
 
+@company_app.command("callbacks")
+def company_callbacks(
+    company_id: str,
+    url: Annotated[
+        str | None, typer.Option(help="The default callback URL (absolute http(s), public host).")
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the default URL (the secret stays).")
+    ] = False,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="Make a new signing secret; the old one signs for 24 h.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set a company's callback URL (SPEC §5); the signing secret, when this makes one, is shown
+    once. With neither --url nor --clear the URL stays as it is."""
+    from partner_gateway.callbacks.urls import RefusedUrl
+    from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
+
+    if url is not None and clear:
+        _fail("give --url or --clear, not both", as_json)
+
+    async def work(runtime: Runtime) -> dict[str, object] | str:
+        if url is not None:
+            try:
+                await runtime.callback_urls.check(url)
+            except RefusedUrl as refused:
+                return f"the URL {refused.reason}"
+        async with runtime.database.write() as connection:
+            if await CompanyRepository(connection).get(company_id) is None:
+                return f"no company {company_id!r}"
+            repository = CallbackSettingsRepository(connection, runtime.callback_secrets)
+            current = await repository.get(company_id)
+            wanted = None if clear else url if url is not None else current.url if current else None
+            if current is not None and wanted == current.url and not rotate_secret and not clear:
+                return {"url": current.url, "secretSet": current.secret_set}  # nothing to change
+            change = await repository.set_url(company_id, wanted, now_ms(), rotate_secret=rotate_secret)
+        answer: dict[str, object] = {"url": change.settings.url, "secretSet": change.settings.secret_set}
+        if change.new_secret is not None:
+            answer["secret"] = change.new_secret
+        return answer
+
+    result = _with_runtime(work)
+    if isinstance(result, str):
+        _fail(result, as_json)
+    text = f"callback URL {result['url'] or '(none)'}"
+    if "secret" in result:
+        text += f"\nsigning secret {result['secret']}; it is shown only now"
+    elif not result["secretSet"]:
+        text += "\nno signing secret yet (one is made with the first URL)"
+    _print(result, as_json, text)
+
+
 @apikey_app.command("create")
 def apikey_create(
     company: Annotated[str, typer.Option("--company", help="Company id")],

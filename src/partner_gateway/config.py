@@ -145,6 +145,17 @@ class Settings(BaseSettings):
         description="Key that signs history cursors; default: a random key kept in the store, "
         "shared by every process on that store.",
     )
+    callback_allow_private_networks: bool = Field(
+        False,
+        description="Allow callback URLs whose host is or resolves to a loopback, private, "
+        "link-local or other non-public address (local development and tests). Off: refused, "
+        "as SPEC §5 requires.",
+    )
+    callback_secret_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts the callback signing secrets in the store (any length; "
+        "keep it out of the database's backups); default: a random key kept in the store.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long a SQLite writer waits for the lock."
     )

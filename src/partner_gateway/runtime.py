@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from partner_gateway.api.cursor import CursorCodec
 from partner_gateway.api.key_cache import ApiKeyCache
+from partner_gateway.callbacks.secrets import INSTANCE_SECRET_NAME, SecretBox
+from partner_gateway.callbacks.urls import CallbackUrlChecker
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import now_ms
@@ -21,6 +23,10 @@ class Runtime:
     settings: Settings
     database: Database
     cursors: CursorCodec
+    callback_secrets: SecretBox = field(default_factory=SecretBox.ephemeral)
+    """Seals and opens the companies' callback signing secrets (callbacks/secrets.py); `start`
+    gives the configured or store-kept key (the default, a key of this object's own, is for
+    runtimes built by hand in tests)."""
     writes: WriteBatcher = field(init=False)
     """Group commit for the many small writes (sends, receipts, outcomes); started by a serving
     process. Not started, it runs each write in its own transaction."""
@@ -30,10 +36,13 @@ class Runtime:
     """Called after a message is committed: wakes this process's dispatcher, if it has one."""
     channels: ChannelRegistry = CHANNELS
     """The channels this process serves (channels/registry.py)."""
+    callback_urls: CallbackUrlChecker = field(init=False)
+    """SPEC §5's callback URL rules, with this process's short cache of resolved hosts."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)
         self.api_keys = ApiKeyCache.from_settings(self.settings)
+        self.callback_urls = CallbackUrlChecker(allow_private=self.settings.callback_allow_private_networks)
 
     @classmethod
     async def start(cls, settings: Settings, channels: ChannelRegistry = CHANNELS) -> Runtime:
@@ -48,10 +57,23 @@ class Runtime:
                     cursor_key = bytes.fromhex(
                         await secrets.get_or_create(connection, "history-cursor", now_ms())
                     )
+            if settings.callback_secret_key is not None:
+                callback_secrets = SecretBox.from_passphrase(settings.callback_secret_key.get_secret_value())
+            else:
+                async with database.write() as connection:
+                    callback_secrets = SecretBox.from_hex(
+                        await secrets.get_or_create(connection, INSTANCE_SECRET_NAME, now_ms())
+                    )
         except BaseException:
             await database.dispose()
             raise
-        return cls(settings=settings, database=database, cursors=CursorCodec(cursor_key), channels=channels)
+        return cls(
+            settings=settings,
+            database=database,
+            cursors=CursorCodec(cursor_key),
+            callback_secrets=callback_secrets,
+            channels=channels,
+        )
 
     async def close(self) -> None:
         await self.writes.stop()

@@ -15,6 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
 from partner_gateway.api.auth import authenticated_company
+from partner_gateway.api.callbacks import CallbackSettingsController
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.problems import handle_exception
@@ -77,7 +78,12 @@ def create_app(
 
     partner_api = Router(
         path=BASE_PATH,
-        route_handlers=[*send_route_handlers(channels), StatusController, HistoryController],
+        route_handlers=[
+            *send_route_handlers(channels),
+            StatusController,
+            HistoryController,
+            CallbackSettingsController,
+        ],
         dependencies={"company_id": Provide(authenticated_company)},
         security=[{"bearerAuth": []}],
     )

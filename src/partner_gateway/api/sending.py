@@ -17,6 +17,7 @@ from litestar.params import HeaderParameter, JSONBody
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partner_gateway.api.callbacks import check_callback_url
 from partner_gateway.api.deps import CompanyId, RuntimeDep
 from partner_gateway.api.problems import invalid, problem_responses
 from partner_gateway.api.schemas import DeliveryStatusResponse
@@ -108,6 +109,10 @@ async def accept(
     rules), store the message with its outbox item, and answer 202."""
     common = _common_checks(entry, data)
     fields = entry.check(data, common.problems)
+    if data.callback_url is not None and not any(field == "callbackUrl" for field, _ in common.problems):
+        # SPEC §5's address rules; the host's answer is cached, and a send without callbackUrl
+        # spends nothing here.
+        await check_callback_url(runtime, data.callback_url, "callbackUrl", common.problems)
     return await _accept(runtime, company_id, entry.channel, data, common, idempotency_key, fields)
 
 

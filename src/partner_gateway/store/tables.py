@@ -200,3 +200,17 @@ bind_slots = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("acquired_at", BigInteger, nullable=False),  # when this holder took it (renewals keep it)
 )
+
+callback_settings = Table(
+    "callback_settings",
+    metadata,
+    # A company's default callback URL and its signing secrets, sealed (callbacks/secrets.py).
+    # During 24 hours after `rotated_at` the previous secret signs too. The later event outbox
+    # refers to companies, not to this row: a message's own callbackUrl needs no row here.
+    Column("company_id", String(40), ForeignKey("companies.id"), primary_key=True),
+    Column("url", String(2048)),  # None: no default URL (a send's callbackUrl may still name one)
+    Column("secret", Text),  # None: no secret made yet
+    Column("previous_secret", Text),
+    Column("rotated_at", BigInteger),  # when `secret` replaced `previous_secret`
+    Column("updated_at", BigInteger, nullable=False),
+)
