@@ -59,3 +59,37 @@ def test_human_output_without_json(env: dict[str, str]) -> None:
     output = cli(env, "company", "create", "Acme").stdout
     assert output.startswith("company cmp_")
     assert "shown only now" in output
+
+
+def test_version(env: dict[str, str]) -> None:
+    from importlib.metadata import version
+
+    assert cli(env, "--version").stdout == f"partner-gateway {version('partner-gateway')}\n"
+
+
+def test_operators_list_and_show_companies_and_any_message(env: dict[str, str]) -> None:
+    acme = json.loads(cli(env, "company", "create", "Acme Ltd", "--json").stdout)
+    other = json.loads(cli(env, "company", "create", "Other", "--json").stdout)
+    listed = json.loads(cli(env, "company", "list", "--json").stdout)
+    assert [(c["companyId"], c["name"], c["activeKeys"]) for c in listed] == [
+        (acme["companyId"], "Acme Ltd", 1),
+        (other["companyId"], "Other", 1),
+    ]
+    assert cli(env, "company", "list").stdout.startswith(f"{acme['companyId']}  Acme Ltd")
+    shown = json.loads(cli(env, "company", "show", acme["companyId"], "--days", "1", "--json").stdout)
+    assert (shown["companyId"], shown["days"], shown["messages"], shown["traffic"]) == (
+        acme["companyId"],
+        1,
+        0,
+        {},
+    )
+    missing = cli(env, "company", "show", "cmp_nope", check=False)
+    assert (missing.returncode, missing.stderr) == (1, "error: no company 'cmp_nope'\n")
+    unknown = cli(env, "messages", "show", "msg_nope", "--json", check=False)
+    assert (unknown.returncode, json.loads(unknown.stdout)) == (1, {"error": "no message 'msg_nope'"})
+
+
+def test_help_reads_as_sentences(env: dict[str, str]) -> None:
+    """Docstrings' line breaks do not leak into the help."""
+    text = cli(env, "--help").stdout
+    assert "or only the API or" in " ".join(text.replace("│", " ").split())

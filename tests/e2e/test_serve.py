@@ -84,3 +84,28 @@ def test_garbage_on_the_wire_gets_a_problem(gateway: Gateway) -> None:
         status, headers, _ = read_response(connection, time.monotonic() + 5)
     assert status == 400
     assert headers["content-type"] == "application/problem+json"
+
+
+def test_an_operator_finds_any_message_and_its_timeline(gateway: Gateway) -> None:
+    sent = httpx.post(
+        f"{gateway.url}{BASE}/sms/messages",
+        json={"to": "+4915112345611", "text": "hello"},
+        headers=gateway.headers,
+    )
+    message_id = sent.json()["customerMessageId"]
+    shown: dict[str, object] = {}
+    for _ in range(100):
+        shown = json.loads(cli(gateway.env, "messages", "show", message_id, "--json").stdout)
+        if shown["deliveryStatus"] == "DELIVERED":
+            break
+        time.sleep(0.1)
+    assert (shown["companyId"], shown["channel"], shown["deliveryStatus"]) == (
+        gateway.company_id,
+        "SMS",
+        "DELIVERED",
+    )
+    events = shown["events"]
+    assert isinstance(events, list)
+    assert [event["deliveryStatus"] for event in events][-1] == "DELIVERED"
+    traffic = json.loads(cli(gateway.env, "company", "show", gateway.company_id, "--json").stdout)["traffic"]
+    assert traffic["SMS"]["DELIVERED"] >= 1
