@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP API listens on.")
+    ops_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Where a worker process answers /health and /ready (an API process answers "
+        "them on its own port). Unset: a worker listens on no port.",
+    )
     public_base_url: str | None = Field(
         None, description="Base URL partners reach us at, for Location and Link headers; default: relative."
     )

@@ -12,17 +12,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from partner_gateway.api.app import create_app
+from partner_gateway.api.operations import operations_app
 from partner_gateway.api.server import build_config
 from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import ProviderContext, Simulation
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
+from partner_gateway.dispatch.queues.base import WorkQueueError
 from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
-from partner_gateway.embedded_server import InLoopServer
+from partner_gateway.embedded_server import EmbeddedServer, InLoopServer
+from partner_gateway.readiness import Check
 from partner_gateway.runtime import Runtime
+from partner_gateway.startup import listen_error
 from partner_gateway.store.batching import WriteBatcher
 
 if TYPE_CHECKING:
@@ -125,9 +129,25 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
         settings, batcher, providers if settings.role != "api" else {}, exclusive=embedded, queue=queue
     )
     if settings.role != "api":
+        if queue is not None:
+            runtime.readiness.add("broker", _broker_check(queue))
         await dispatcher.start()
         runtime.on_accepted = dispatcher.wake
     return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
+
+
+def _broker_check(queue: RabbitWorkQueue) -> Check:
+    """The worker's broker: connected (a worker connects when it first has work; the check
+    connects it if it has not yet)."""
+
+    async def check() -> str | None:
+        try:
+            await queue.start()
+        except WorkQueueError as error:  # its message names the broker without the password
+            return str(error)
+        return None if queue.connected else "not connected to RabbitMQ (reconnecting)"
+
+    return check
 
 
 async def _run_until_signalled() -> None:
@@ -146,9 +166,22 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
     runtime = await Runtime.start(settings, channels)
     pipeline = await start_pipeline(settings, runtime)
     if settings.role == "worker":
+        operations = None
+        if settings.ops_port is not None:  # /health and /ready for the orchestrator's probes
+            operations = EmbeddedServer(
+                operations_app(runtime), host=settings.host, port=settings.ops_port, name="operations server"
+            )
+            try:
+                await operations.start()
+            except OSError as error:
+                await pipeline.stop()
+                await runtime.close()
+                raise listen_error(error, settings.host, settings.ops_port, "OPS_PORT") from None
         gc.freeze()  # as for the API below
         await _run_until_signalled()
         logger.info("stopping: dispatcher, providers, store")
+        if operations is not None:
+            await operations.stop()
         await pipeline.stop()
         await runtime.close()
         return

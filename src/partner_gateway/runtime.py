@@ -12,6 +12,7 @@ from partner_gateway.callbacks.urls import CallbackUrlChecker
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.readiness import Readiness, store_check
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.database import Database
 from partner_gateway.store.migrate import upgrade_to_head
@@ -38,11 +39,15 @@ class Runtime:
     """The channels this process serves (channels/registry.py)."""
     callback_urls: CallbackUrlChecker = field(init=False)
     """SPEC §5's callback URL rules, with this process's short cache of resolved hosts."""
+    readiness: Readiness = field(init=False)
+    """What /ready checks: the store, and what the process's role adds (a worker's broker)."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)
         self.api_keys = ApiKeyCache.from_settings(self.settings)
         self.callback_urls = CallbackUrlChecker(allow_private=self.settings.callback_allow_private_networks)
+        self.readiness = Readiness()
+        self.readiness.add("store", store_check(self.database))
 
     @classmethod
     async def start(cls, settings: Settings, channels: ChannelRegistry = CHANNELS) -> Runtime:

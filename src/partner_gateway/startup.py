@@ -93,10 +93,11 @@ def dependency_error(error: BaseException, settings: Settings) -> StartupError |
     return None
 
 
-def listen_error(error: OSError, host: str, port: int) -> StartupError:
+def listen_error(error: OSError, host: str, port: int, port_variable: str = "PORT") -> StartupError:
     reason = "the address is in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
     return StartupError(
-        f"cannot listen on {host}:{port}: {reason} ({ENV_PREFIX}HOST, {ENV_PREFIX}PORT)", DEPENDENCY
+        f"cannot listen on {host}:{port}: {reason} ({ENV_PREFIX}HOST, {ENV_PREFIX}{port_variable})",
+        DEPENDENCY,
     )
 
 

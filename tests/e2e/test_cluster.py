@@ -196,3 +196,32 @@ async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
     assert len(items) == MESSAGES, f"messages missing: {report} {log.read_text()[-3000:]}"
     assert all(is_final(item) for item in items), report
     assert smsc.stats.duplicates == 0, report
+
+
+async def test_a_worker_answers_health_and_ready_on_its_operations_port(
+    tmp_path: Path, cluster_store: tuple[str, str]
+) -> None:
+    """A worker has no partner API; with PARTNER_GATEWAY_OPS_PORT it answers the probes, and is
+    ready once its store and its broker are."""
+    database_url, amqp_url = cluster_store
+    port = free_port()
+    env = {
+        "PARTNER_GATEWAY_DATABASE_URL": database_url,
+        "PARTNER_GATEWAY_AMQP_URL": amqp_url,
+        "PARTNER_GATEWAY_OPS_PORT": str(port),
+        "PARTNER_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+    }
+    worker = await spawn(env, "worker", tmp_path / "worker.log")
+    try:
+        await wait_healthy(port)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            ready = await client.get("/ready")
+            partner_api = await client.get(f"{BASE}/messages/status/msg_x?channel=SMS")
+        assert (ready.status_code, ready.json()) == (
+            200,
+            {"status": "ready", "checks": {"store": "ok", "broker": "ok"}},
+        )
+        assert partner_api.status_code == 404  # the probes only: no partner API on a worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.wait(), 30) == 0

@@ -18,6 +18,7 @@ from partner_gateway.api.auth import authenticated_company
 from partner_gateway.api.callbacks import CallbackSettingsController
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
+from partner_gateway.api.operations import OPERATIONS
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.sending import send_route_handlers
 from partner_gateway.api.status import StatusController
@@ -37,12 +38,6 @@ logger = logging.getLogger(__name__)
 def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The OpenAPI 3.1 document where SPEC §1 puts it; the interactive docs are under /docs."""
     return request.app.openapi_schema.to_schema()
-
-
-@get("/health", include_in_schema=False, sync_to_thread=False)
-def health() -> dict[str, str]:
-    """Liveness: the process answers. Also the cheapest endpoint, the benchmarks' ceiling."""
-    return {"status": "ok"}
 
 
 def create_app(
@@ -88,7 +83,7 @@ def create_app(
         security=[{"bearerAuth": []}],
     )
     framework = Litestar(
-        route_handlers=[partner_api, openapi_document, health, *webhook_handlers(webhooks)],
+        route_handlers=[partner_api, openapi_document, *OPERATIONS, *webhook_handlers(webhooks)],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         state=State({"channels": channels}),

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from partner_gateway.cli.common import cannot_start, run_loop, settings_or_exit, with_runtime
-from partner_gateway.startup import dependency_error, describe_store, listen_error
+from partner_gateway.startup import StartupError, dependency_error, describe_store, listen_error
 
 
 def serve(
@@ -30,6 +30,8 @@ def serve(
     logging.getLogger("partner_gateway").info("store: %s", describe_store(settings))
     try:
         run_loop(serve_gateway(settings))
+    except StartupError as error:
+        cannot_start(error)
     except OSError as error:
         if error.errno == errno.EADDRINUSE or isinstance(error, PermissionError):
             cannot_start(listen_error(error, settings.host, settings.port))

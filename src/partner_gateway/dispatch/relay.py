@@ -75,8 +75,12 @@ class OutboxRelay:
                     await asyncio.sleep(1)
                     continue
             if len(taken) < limit:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the wait
+                # ends as it is cancelled (stop sets the event, then cancels), and the relay went
+                # on forever: a worker with a broker never stopped on SIGTERM.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+                    async with asyncio.timeout(self._poll_seconds):
+                        await self._wake.wait()
 
 
 class QueueConsumer:

@@ -192,8 +192,9 @@ class Dispatcher:
                 self._in_flight.add(task)
                 task.add_done_callback(self._handed_over)
             if len(items) < limit:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.dispatch_poll_seconds)
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout: see relay.py
+                    async with asyncio.timeout(self._settings.dispatch_poll_seconds):
+                        await self._wake.wait()
 
     def _handed_over(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -167,6 +167,13 @@ class RabbitWorkQueue:
             self._connection, self._publisher = connection, publisher
             logger.info("Work queue %r connected to %s", self._prefix, safe_url(self._url))
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is up now (not before `start`, nor while the
+        robust connection is re-establishing itself)."""
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
+
     def _on_reconnect(self, _connection: AbstractRobustConnection | None, /) -> None:
         logger.warning("Work queue %r reconnected to %s", self._prefix, safe_url(self._url))
 
