@@ -93,3 +93,9 @@ def test_help_reads_as_sentences(env: dict[str, str]) -> None:
     """Docstrings' line breaks do not leak into the help."""
     text = cli(env, "--help").stdout
     assert "or only the API or" in " ".join(text.replace("│", " ").split())
+
+
+def test_serve_help_shows_the_real_defaults(env: dict[str, str]) -> None:
+    text = " ".join(cli(env, "serve", "--help").stdout.replace("│", " ").split())
+    assert "PARTNER_GATEWAY_PORT, else 8080" in text
+    assert "PARTNER_GATEWAY_HOST, else 127.0.0.1" in text

@@ -10,14 +10,25 @@ from typing import Annotated
 import typer
 
 from partner_gateway.cli.common import cannot_start, run_loop, settings_or_exit, with_runtime
+from partner_gateway.config import Settings
 from partner_gateway.startup import StartupError, dependency_error, describe_store, listen_error
+
+# The settings' own defaults, shown in the help (the options override the environment).
+_DEFAULTS = {name: Settings.model_fields[name].default for name in ("host", "port", "role")}
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address (default PARTNER_GATEWAY_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (default PARTNER_GATEWAY_PORT).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help=f"Listen address [default: PARTNER_GATEWAY_HOST, else {_DEFAULTS['host']}]"),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help=f"Listen port [default: PARTNER_GATEWAY_PORT, else {_DEFAULTS['port']}]"),
+    ] = None,
     role: Annotated[
-        str | None, typer.Option(help="all (default), api or worker (default PARTNER_GATEWAY_ROLE).")
+        str | None,
+        typer.Option(help=f"all, api or worker [default: PARTNER_GATEWAY_ROLE, else {_DEFAULTS['role']}]"),
     ] = None,
 ) -> None:
     """Run the gateway: partner API and delivery workers (and, with nothing configured, the
