@@ -272,31 +272,7 @@ class MessageRepository:
         )
         if owned.first() is None:
             return None
-        rows = await self._connection.execute(
-            select(
-                message_events.c.occurred_at,
-                message_events.c.recorded_at,
-                message_events.c.source,
-                message_events.c.status,
-                message_events.c.raw_state,
-                message_events.c.description,
-                message_events.c.error_code,
-            )
-            .where(message_events.c.message_id == message_id)
-            .order_by(message_events.c.id)  # the order we learned them: provider clocks are coarse
-        )
-        return [
-            MessageEvent(
-                occurred_at=row.occurred_at,
-                recorded_at=row.recorded_at,
-                source=row.source,
-                status=DeliveryStatus(row.status) if row.status else None,
-                raw_state=row.raw_state,
-                description=row.description,
-                error_code=row.error_code,
-            )
-            for row in rows
-        ]
+        return await timeline(self._connection, message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,3 +382,28 @@ def _paged(statement: Select[Any]) -> Select[Any]:
     # OFFSET too is a named parameter (always 0): SQLite's dialect writes one in any case, and an
     # unnamed one would not be in the values.
     return statement.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
+
+
+_TIMELINE = (
+    select(
+        message_events.c.occurred_at,
+        message_events.c.recorded_at,
+        message_events.c.source,
+        message_events.c.status,
+        message_events.c.raw_state,
+        message_events.c.description,
+        message_events.c.error_code,
+    )
+    .where(message_events.c.message_id == bindparam("message_id"))
+    .order_by(message_events.c.id)  # the order we learned them: provider clocks are coarse
+)
+
+
+async def timeline(connection: AsyncConnection, message_id: str) -> list[MessageEvent]:
+    """A message's timeline, oldest first, whoever's it is (callers check whose it is)."""
+    return [
+        MessageEvent(occurred_at, recorded_at, source, _STATUSES[status] if status else None, raw, text, code)
+        for occurred_at, recorded_at, source, status, raw, text, code in await connection.execute(
+            _TIMELINE, {"message_id": message_id}
+        )
+    ]

@@ -13,9 +13,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.messages import MessageEvent, MessageStatus
-from partner_gateway.domain.statuses import DeliveryStatus
-from partner_gateway.store.repositories.messages import STATUS_COLUMNS, build_statuses
-from partner_gateway.store.tables import api_keys, companies, message_events, messages
+from partner_gateway.store.repositories.messages import STATUS_COLUMNS, build_statuses, timeline
+from partner_gateway.store.tables import api_keys, companies, messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +77,6 @@ _TRAFFIC = (
     .group_by(messages.c.channel, messages.c.status)
 )
 _MESSAGE = select(messages.c.company_id, *STATUS_COLUMNS).where(messages.c.id == bindparam("id"))
-_TIMELINE = (
-    select(
-        message_events.c.occurred_at,
-        message_events.c.recorded_at,
-        message_events.c.source,
-        message_events.c.status,
-        message_events.c.raw_state,
-        message_events.c.description,
-        message_events.c.error_code,
-    )
-    .where(message_events.c.message_id == bindparam("id"))
-    .order_by(message_events.c.id)  # the order we learned them, as the partner's timeline
-)
 
 
 class OperatorQueries:
@@ -119,12 +105,4 @@ class OperatorQueries:
         if row is None:
             return None
         [status] = build_statuses([row[1:]], MessageStatus)
-        events = [
-            MessageEvent(
-                occurred_at, recorded_at, source, DeliveryStatus(state) if state else None, raw, text, code
-            )
-            for occurred_at, recorded_at, source, state, raw, text, code in await self._connection.execute(
-                _TIMELINE, {"id": message_id}
-            )
-        ]
-        return MessageRecord(row[0], status, events)
+        return MessageRecord(row[0], status, await timeline(self._connection, message_id))
