@@ -81,11 +81,16 @@ def dependency_error(error: BaseException, settings: Settings) -> StartupError |
     not such a failure (it is then a bug, and keeps its traceback)."""
     store = describe_store(settings)
     match error:
-        case ConnectionRefusedError() | socket.gaierror() | TimeoutError():
-            reason = "connection refused" if isinstance(error, ConnectionRefusedError) else "host not found"
-            if isinstance(error, TimeoutError):
-                reason = "no answer"
-            return StartupError(f"the store at {store} cannot be reached: {reason}", DEPENDENCY)
+        case StartupError():
+            return error
+        case OSError() if error.errno == errno.EADDRINUSE:
+            return listen_error(error, settings.host, settings.port)
+        case ConnectionRefusedError():
+            return StartupError(f"the store at {store} cannot be reached: connection refused", DEPENDENCY)
+        case socket.gaierror():
+            return StartupError(f"the store at {store} cannot be reached: host not found", DEPENDENCY)
+        case TimeoutError():
+            return StartupError(f"the store at {store} cannot be reached: no answer", DEPENDENCY)
         case DBAPIError() if error.orig is not None:
             return StartupError(f"the store at {store} refused: {error.orig}", DEPENDENCY)
         case OSError() if error.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):

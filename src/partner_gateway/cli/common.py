@@ -26,6 +26,15 @@ def settings_or_exit(**overrides: Any) -> Settings:
         cannot_start(error)
 
 
+def explain_or_raise(error: Exception, settings: Settings) -> NoReturn:
+    """Exit with the one line for a start-up failure (startup.dependency_error); any other error
+    is a bug and keeps its traceback."""
+    failure = dependency_error(error, settings)
+    if failure is None:
+        raise error
+    cannot_start(failure)
+
+
 def cannot_start(error: StartupError) -> NoReturn:
     typer.echo(f"error: {error.message}", err=True)
     raise typer.Exit(code=error.exit_code)
@@ -46,10 +55,7 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]], *, tell_store: bool = 
     try:
         result = asyncio.run(run())
     except Exception as error:
-        failure = dependency_error(error, settings)
-        if failure is None:
-            raise
-        cannot_start(failure)
+        explain_or_raise(error, settings)
     if tell_store:
         typer.echo(f"store: {describe_store(settings)}", err=True)
     return result

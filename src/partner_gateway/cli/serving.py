@@ -3,15 +3,20 @@ simulator alone (`simulate smsc`)."""
 
 from __future__ import annotations
 
-import errno
 import logging
 from typing import Annotated
 
 import typer
 
-from partner_gateway.cli.common import cannot_start, run_loop, settings_or_exit, with_runtime
+from partner_gateway.cli.common import (
+    cannot_start,
+    explain_or_raise,
+    run_loop,
+    settings_or_exit,
+    with_runtime,
+)
 from partner_gateway.config import Settings
-from partner_gateway.startup import StartupError, dependency_error, describe_store, listen_error
+from partner_gateway.startup import describe_store, listen_error
 
 # The settings' own defaults, shown in the help (the options override the environment).
 _DEFAULTS = {name: Settings.model_fields[name].default for name in ("host", "port", "role")}
@@ -41,20 +46,10 @@ def serve(
     logging.getLogger("partner_gateway").info("store: %s", describe_store(settings))
     try:
         run_loop(serve_gateway(settings))
-    except StartupError as error:
-        cannot_start(error)
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE or isinstance(error, PermissionError):
-            cannot_start(listen_error(error, settings.host, settings.port))
-        failure = dependency_error(error, settings)
-        if failure is None:
-            raise
-        cannot_start(failure)
-    except Exception as error:
-        failure = dependency_error(error, settings)
-        if failure is None:
-            raise
-        cannot_start(failure)
+    except PermissionError as error:  # a port below 1024
+        cannot_start(listen_error(error, settings.host, settings.port))
+    except Exception as error:  # a taken port, an unreachable store: one line (startup.py)
+        explain_or_raise(error, settings)
 
 
 simulate_app = typer.Typer(rich_markup_mode="markdown", help="Run a simulator alone.", no_args_is_help=True)
