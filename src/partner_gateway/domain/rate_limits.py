@@ -111,7 +111,7 @@ class Bucket:
         """Admit one request if a whole token is there (and take it)."""
         self._refill(now)
         self.used_at = now
-        if self.tokens >= 1:
+        if self.tokens >= _WHOLE:
             self.tokens -= 1
             self.admitted += 1
             return True
@@ -148,6 +148,9 @@ class Bucket:
         self._refill(now)
         return now - self.used_at >= seconds and self.tokens >= self.limit.burst
 
+
+_WHOLE = 1 - 1e-9
+"""A whole token, give or take the float error of a refill (100.1 - 100 is 0.0999...)."""
 
 UsageKey = tuple[str, str, Traffic]
 """(process, company, traffic) of one published count."""
