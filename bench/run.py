@@ -44,6 +44,7 @@ SCENARIOS = (
     "drivers",
     "raw_asgi",
     *LOOKUP_SCENARIOS,
+    "limits",
     "e2e",
     "sends_all",
     "sends_api",
@@ -120,6 +121,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="do not write docs/performance.md (smoke and --scenarios runs never do)",
     )
     add("--no-pin", action="store_true", help="do not pin wrk and the servers to separate CPUs")
+    add(
+        "--limit-pairs",
+        type=int,
+        default=None,
+        help="limits: single look-ups with rate limits on, then off, this many times (default 3; smoke 1)",
+    )
     add("--keep", action="store_true", help="keep the temp folder (prints where)")
     add("--smoke", action="store_true", help="CI: 20,000 messages, 1 s per figure, 500 sent end to end")
     args = parser.parse_args(argv)
@@ -140,6 +147,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "e2e_messages": (500, 40_000),
         "companies": (2, 5),
         "connections": (8, 64),
+        "limit_pairs": (1, 3),
     }
     for name, (small, full) in defaults.items():
         if getattr(args, name) is None:
@@ -235,11 +243,13 @@ class StoreRun:
         return gateway_env(self.store.data_dir, port, database_url=self.store.database_url, extra=settings)
 
     @contextmanager
-    def gateway(self, role: str, sim: SmscThread | None = None) -> Iterator[GatewayServer]:
+    def gateway(
+        self, role: str, sim: SmscThread | None = None, name: str | None = None, **settings: str
+    ) -> Iterator[GatewayServer]:
         port = free_port()
         extra = {"smpp_carriers": sim.carriers_setting()} if sim else {}
-        env = self.gateway_environment(port, **extra)
-        server = GatewayServer(env, self.ctx.workdir, port, self.ctx.server_cpu, role)
+        env = self.gateway_environment(port, **extra, **settings)
+        server = GatewayServer(env, self.ctx.workdir, port, self.ctx.server_cpu, role, name)
         try:
             server.wait_ready()
             yield server
@@ -389,6 +399,8 @@ class StoreRun:
             names = [n for n in LOOKUP_SCENARIOS if ctx.wanted(n) and not (separate_history and n in HISTORY)]
             if names or ctx.wanted("e2e") or ctx.wanted("sends_all"):
                 self.role_all(reader, big, pools, names)
+            if ctx.wanted("limits"):
+                self.limit_pairs(reader, big, pools)
             if ctx.wanted("sends_api"):
                 with self.gateway("api") as server:
                     self.measure_sends(server, "sends_api", "accepted sends, role api")
@@ -428,6 +440,39 @@ class StoreRun:
         finally:
             if sim:
                 sim.stop()
+
+    def limit_pairs(self, reader: Reader, big: Company, pools: dict[str, list[str]]) -> None:
+        """The cost of rate limits (issue 16): the single look-up on two API processes of the same
+        store, one with limits on (so high that nothing is refused: what is measured is the
+        counting and the headers) and one with them off, measured alternately, on, off, on, off."""
+        single = build_scenarios(reader, big, pools, self.args.deep_fraction, ["single"])["single"]
+        high = {"rate_limit_reads_per_second": "1000000", "rate_limit_sends_per_second": "1000000"}
+        with (
+            self.gateway("api", name="gateway-limits-on", rate_limit_enabled="true", **high) as on,
+            self.gateway("api", name="gateway-limits-off", rate_limit_enabled="false") as off,
+        ):
+            pairs: list[tuple[Figure, Figure]] = []
+            for number in range(1, self.args.limit_pairs + 1):
+                measured = []
+                for state, server in (("on", on), ("off", off)):
+                    key = f"single_limits_{state}_{number}"
+                    label = f"single look-up, rate limits {state} (pair {number})"
+                    measured.append(self.http_figure(server, server.port, single, big.api_key, (key, label)))
+                pairs.append((measured[0], measured[1]))
+                self.figures += measured
+        for with_limits, without in pairs:
+            ratio = with_limits.rate / without.rate if without.rate else 0.0
+            with_limits.goal = f"≥95 % of the paired off ({ratio:.1%})"
+            with_limits.holds = ratio >= 0.95
+        on_rates = [pair[0].rate for pair in pairs]
+        off_rates = [pair[1].rate for pair in pairs]
+        self.notes.append(
+            "Rate limits on against off, single look-up, alternated: on "
+            + ", ".join(f"{rate:,.0f}" for rate in on_rates)
+            + "; off "
+            + ", ".join(f"{rate:,.0f}" for rate in off_rates)
+            + f" req/s; on / off of the sums {sum(on_rates) / sum(off_rates):.1%}."
+        )
 
     def workers(self, reader: Reader) -> None:
         """Issue 5: one API process and 1 or 2 workers on PostgreSQL + RabbitMQ, all on the server CPU."""
