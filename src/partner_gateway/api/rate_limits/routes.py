@@ -7,7 +7,7 @@ from typing import Any, cast
 from litestar import Request
 from litestar.types import Message, Scope
 
-from partner_gateway.api.auth import company_for_authorization
+from partner_gateway.api.auth import authenticated_company
 from partner_gateway.api.deps import RuntimeDep
 from partner_gateway.api.rate_limits.limiter import Headers
 from partner_gateway.domain.rate_limits import Traffic
@@ -19,7 +19,7 @@ SCOPE_KEY = "partner_gateway.rate_limit_headers"
 
 async def limited_company(request: Request[Any, Any, Any], runtime: RuntimeDep) -> str:
     """The key's company, once its request is counted (or the 401 or 429 problem)."""
-    company_id = await company_for_authorization(request.headers.get("authorization"), runtime)
+    company_id = await authenticated_company(request, runtime)
     traffic = request.route_handler.opt.get(TRAFFIC_OPT, Traffic.READS)
     headers = runtime.rate_limits.admit(company_id, traffic)
     if headers:
