@@ -50,6 +50,15 @@ async def test_counts_are_published_read_forgotten_and_swept(runtime: Runtime) -
         assert await store.others_since(connection, "nobody", 0) == []
 
 
+async def test_many_counts_are_written_in_several_statements(runtime: Runtime) -> None:
+    counts = [(f"cmp_{n:05d}", S, n) for n in range(2_500)]  # 12,500 parameters and more
+    async with runtime.database.write() as connection:
+        await store.publish(connection, "p1", counts, 1_000)
+        assert len(await store.others_since(connection, "p2", 0)) == 2_500
+        await store.forget(connection, "p1", [(company, traffic) for company, traffic, _ in counts[:2_400]])
+        assert len(await store.others_since(connection, "p2", 0)) == 100
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0

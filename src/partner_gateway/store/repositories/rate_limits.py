@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from partner_gateway.domain.rate_limits import Limit, PublishedCount, Traffic
 from partner_gateway.store.tables import company_rate_limits, rate_limit_usage
 
+PUBLISH_CHUNK = 1_000
+"""Counts written (or forgotten) per statement: 5,000 parameters, well under both stores' bounds."""
+
 
 @dataclass(frozen=True, slots=True)
 class CompanyLimits:
@@ -93,32 +96,32 @@ async def set_overrides(
 async def publish(
     connection: AsyncConnection, process_id: str, counts: Sequence[tuple[str, Traffic, int]], now: int
 ) -> None:
-    """Write this process's running counts (company, traffic, admitted): one statement."""
-    if not counts:
-        return
+    """Write this process's running counts (company, traffic, admitted): one statement per
+    PUBLISH_CHUNK of them (a statement's parameters are bounded: 32,767 on PostgreSQL)."""
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(rate_limit_usage).values(
-        [
-            {
-                "process_id": process_id,
-                "company_id": company_id,
-                "traffic": traffic.value,
-                "admitted": admitted,
-                "updated_at": now,
-            }
-            for company_id, traffic, admitted in counts
-        ]
-    )
-    await connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[
-                rate_limit_usage.c.process_id,
-                rate_limit_usage.c.company_id,
-                rate_limit_usage.c.traffic,
-            ],
-            set_={"admitted": statement.excluded.admitted, "updated_at": statement.excluded.updated_at},
+    for start in range(0, len(counts), PUBLISH_CHUNK):
+        statement = insert(rate_limit_usage).values(
+            [
+                {
+                    "process_id": process_id,
+                    "company_id": company_id,
+                    "traffic": traffic.value,
+                    "admitted": admitted,
+                    "updated_at": now,
+                }
+                for company_id, traffic, admitted in counts[start : start + PUBLISH_CHUNK]
+            ]
         )
-    )
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    rate_limit_usage.c.process_id,
+                    rate_limit_usage.c.company_id,
+                    rate_limit_usage.c.traffic,
+                ],
+                set_={"admitted": statement.excluded.admitted, "updated_at": statement.excluded.updated_at},
+            )
+        )
 
 
 async def others_since(connection: AsyncConnection, process_id: str, since: int) -> list[PublishedCount]:
@@ -134,15 +137,15 @@ async def others_since(connection: AsyncConnection, process_id: str, since: int)
 
 async def forget(connection: AsyncConnection, process_id: str, keys: Sequence[tuple[str, Traffic]]) -> None:
     """Remove this process's counts of the buckets it forgot (idle ones)."""
-    if not keys:
-        return
     c = rate_limit_usage.c
-    await connection.execute(
-        delete(rate_limit_usage).where(
-            c.process_id == process_id,
-            tuple_(c.company_id, c.traffic).in_([(company, traffic.value) for company, traffic in keys]),
+    for start in range(0, len(keys), PUBLISH_CHUNK):
+        chunk = keys[start : start + PUBLISH_CHUNK]
+        await connection.execute(
+            delete(rate_limit_usage).where(
+                c.process_id == process_id,
+                tuple_(c.company_id, c.traffic).in_([(company, traffic.value) for company, traffic in chunk]),
+            )
         )
-    )
 
 
 async def release(connection: AsyncConnection, process_id: str) -> None:
