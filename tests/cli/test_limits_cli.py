@@ -84,3 +84,22 @@ def test_an_unknown_company_is_refused(env: dict[str, str]) -> None:
     done = cli(env, "company", "limits", "cmp_nope", "--sends", "5", "--json", check=False)
     assert done.returncode == 1
     assert json.loads(done.stdout) == {"error": "no company 'cmp_nope'"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("PARTNER_GATEWAY_RATE_LIMIT_SENDS_PER_SECOND", "0", "greater than 0"),
+        ("PARTNER_GATEWAY_RATE_LIMIT_READS_BURST", "lots", "valid integer"),
+        ("PARTNER_GATEWAY_RATE_LIMIT_REFRESH_SECONDS", "10", "less than or equal to 5"),
+        ("PARTNER_GATEWAY_RATE_LIMIT_ENABLED", "perhaps", "valid boolean"),
+    ],
+)
+def test_a_bad_limit_setting_is_one_line_naming_it(
+    env: dict[str, str], variable: str, value: str, says: str
+) -> None:
+    done = cli({**env, variable: value}, "company", "limits", "cmp_any", check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {variable}: ")
+    assert says in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from math import ceil
 
 from partner_gateway.api.problems import ProblemError
@@ -18,10 +18,10 @@ from partner_gateway.config import Settings
 from partner_gateway.domain.rate_limits import Bucket, Limit, Traffic
 from partner_gateway.store.repositories.rate_limits import CompanyLimits
 
-Headers = list[tuple[bytes, bytes]]
+Headers = Sequence[tuple[bytes, bytes]]
 """ASGI header pairs, names in lower case."""
 
-NO_HEADERS: Headers = []
+NO_HEADERS: Headers = ()
 IDLE_BUCKET_SECONDS = 60.0
 """A bucket unused this long, and full again, is forgotten (sync.py); longer than RemoteUsage's
 30 s, so a count that restarts is never mistaken for an old one."""
