@@ -44,6 +44,7 @@ SCENARIOS = (
     "drivers",
     "raw_asgi",
     *LOOKUP_SCENARIOS,
+    "limits",
     "e2e",
     "sends_all",
     "sends_api",
@@ -120,6 +121,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="do not write docs/performance.md (smoke and --scenarios runs never do)",
     )
     add("--no-pin", action="store_true", help="do not pin wrk and the servers to separate CPUs")
+    add(
+        "--limit-pairs",
+        type=int,
+        default=None,
+        help="limits: single look-ups with rate limits on, then off, this many times (default 3; smoke 1)",
+    )
     add("--keep", action="store_true", help="keep the temp folder (prints where)")
     add("--smoke", action="store_true", help="CI: 20,000 messages, 1 s per figure, 500 sent end to end")
     args = parser.parse_args(argv)
@@ -140,6 +147,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "e2e_messages": (500, 40_000),
         "companies": (2, 5),
         "connections": (8, 64),
+        "limit_pairs": (1, 3),
     }
     for name, (small, full) in defaults.items():
         if getattr(args, name) is None:
@@ -235,11 +243,13 @@ class StoreRun:
         return gateway_env(self.store.data_dir, port, database_url=self.store.database_url, extra=settings)
 
     @contextmanager
-    def gateway(self, role: str, sim: SmscThread | None = None) -> Iterator[GatewayServer]:
+    def gateway(
+        self, role: str, sim: SmscThread | None = None, name: str | None = None, **settings: str
+    ) -> Iterator[GatewayServer]:
         port = free_port()
         extra = {"smpp_carriers": sim.carriers_setting()} if sim else {}
-        env = self.gateway_environment(port, **extra)
-        server = GatewayServer(env, self.ctx.workdir, port, self.ctx.server_cpu, role)
+        env = self.gateway_environment(port, **extra, **settings)
+        server = GatewayServer(env, self.ctx.workdir, port, self.ctx.server_cpu, role, name)
         try:
             server.wait_ready()
             yield server
@@ -389,6 +399,8 @@ class StoreRun:
             names = [n for n in LOOKUP_SCENARIOS if ctx.wanted(n) and not (separate_history and n in HISTORY)]
             if names or ctx.wanted("e2e") or ctx.wanted("sends_all"):
                 self.role_all(reader, big, pools, names)
+            if ctx.wanted("limits"):
+                self.limit_pairs(reader, big, pools)
             if ctx.wanted("sends_api"):
                 with self.gateway("api") as server:
                     self.measure_sends(server, "sends_api", "accepted sends, role api")
@@ -428,6 +440,86 @@ class StoreRun:
         finally:
             if sim:
                 sim.stop()
+
+    def limit_pairs(self, reader: Reader, big: Company, pools: dict[str, list[str]]) -> None:
+        """The cost of rate limits (issue 16): the single look-up on two API processes of the same
+        store, one with limits on (so high that nothing is refused: what is measured is the
+        counting and the headers) and one with them off, measured alternately, on, off, on, off.
+        Besides the rate, each figure has the server's CPU time per request (user + system, from
+        /proc, over the measured run only): on a shared machine the rate swings with the others'
+        load, the CPU a request costs much less."""
+        single = build_scenarios(reader, big, pools, self.args.deep_fraction, ["single"])["single"]
+        high = {"rate_limit_reads_per_second": "1000000", "rate_limit_sends_per_second": "1000000"}
+        requests = write_requests(self.ctx.workdir / "single_limits.requests", single.requests)
+        load = Load(paths_file=requests)
+        with (
+            self.gateway("api", name="gateway-limits-on", rate_limit_enabled="true", **high) as on,
+            self.gateway("api", name="gateway-limits-off", rate_limit_enabled="false") as off,
+        ):
+            pairs: list[tuple[Figure, Figure]] = []
+            for number in range(1, self.args.limit_pairs + 1):
+                measured = []
+                for state, server in (("on", on), ("off", off)):
+                    key = f"single_limits_{state}_{number}"
+                    check_first(server.port, single, big.api_key)
+                    if self.args.warmup > 0:
+                        warm = {"port": server.port, "api_key": big.api_key, "script": self.ctx.script}
+                        run_wrk(
+                            duration=self.args.warmup,
+                            load=load,
+                            connections=self.args.connections,
+                            max_requests=self.args.max_requests,
+                            cpu=self.ctx.wrk_cpu,
+                            **warm,
+                        )
+                    before = cpu_seconds(server.process.pid)
+                    args = self.args
+                    log(f"{self.store.kind} {key}: {args.duration:g} s at {args.connections} connections")
+                    result = run_wrk(
+                        port=server.port,
+                        api_key=big.api_key,
+                        script=self.ctx.script,
+                        connections=args.connections,
+                        duration=args.duration,
+                        max_requests=args.max_requests,
+                        cpu=self.ctx.wrk_cpu,
+                        load=load,
+                    )
+                    spent = cpu_seconds(server.process.pid) - before
+                    problem = failures(result)
+                    if problem:
+                        raise BenchError(f"{key}: {problem}")
+                    settle(server, server.port)
+                    cpu_us = spent / result["requests"] * 1e6 if result["requests"] else 0.0
+                    label = (
+                        f"single look-up, rate limits {state} (pair {number}; {cpu_us:.1f} µs CPU/request)"
+                    )
+                    measured.append(wrk_figure(key, label, "req/s", result, {"cpu_us_per_request": cpu_us}))
+                pairs.append((measured[0], measured[1]))
+                self.figures += measured
+        for with_limits, without in pairs:
+            rate_ratio = with_limits.rate / without.rate if without.rate else 0.0
+            off_us = float(without.details["cpu_us_per_request"])
+            cpu_ratio = float(with_limits.details["cpu_us_per_request"]) / off_us if off_us else 0.0
+            with_limits.goal = (
+                f"CPU/request ≤105 % of the paired off ({cpu_ratio:.1%}; rate {rate_ratio:.1%})"
+            )
+            with_limits.holds = 0 < cpu_ratio <= 1.05
+        on_rates = [pair[0].rate for pair in pairs]
+        off_rates = [pair[1].rate for pair in pairs]
+        on_cpu = [float(pair[0].details["cpu_us_per_request"]) for pair in pairs]
+        off_cpu = [float(pair[1].details["cpu_us_per_request"]) for pair in pairs]
+        self.notes.append(
+            "Rate limits on against off, single look-up, alternated: on "
+            + ", ".join(f"{rate:,.0f}" for rate in on_rates)
+            + "; off "
+            + ", ".join(f"{rate:,.0f}" for rate in off_rates)
+            + f" req/s (on / off of the sums {sum(on_rates) / sum(off_rates):.1%}); server CPU per request on "
+            + ", ".join(f"{us:.1f}" for us in on_cpu)
+            + "; off "
+            + ", ".join(f"{us:.1f}" for us in off_cpu)
+            + f" µs (on / off of the sums {sum(on_cpu) / sum(off_cpu):.1%})."
+        )
 
     def workers(self, reader: Reader) -> None:
         """Issue 5: one API process and 1 or 2 workers on PostgreSQL + RabbitMQ, all on the server CPU."""
@@ -483,6 +575,12 @@ class StoreRun:
             )
         finally:
             other.drop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def settle(server: ServerProcess, port: int) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from partner_gateway.channels.rcs.settings import RbmSettings
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
+from partner_gateway.domain.rate_limits import Limit, Traffic
 
 
 class SmppCarrier(BaseModel):
@@ -145,6 +146,42 @@ class Settings(BaseSettings):
         "again: the longest a revoked key still works in a running API process. 0: no cache.",
     )
     api_key_cache_size: int = Field(10_000, ge=0, description="Most verified keys one process remembers.")
+    rate_limit_enabled: bool = Field(
+        True,
+        description="Limit each company's requests (SPEC §2), sends and reads apart; off: no limit, "
+        "no RateLimit headers.",
+    )
+    rate_limit_sends_per_second: float = Field(
+        100, gt=0, le=1_000_000, description="A company's sends per second, unless set for it."
+    )
+    rate_limit_sends_burst: int | None = Field(
+        None, ge=1, le=100_000_000, description="Sends a company may make at once; default: 2 s worth."
+    )
+    rate_limit_reads_per_second: float = Field(
+        1000, gt=0, le=1_000_000, description="A company's reads per second, unless set for it."
+    )
+    rate_limit_reads_burst: int | None = Field(
+        None, ge=1, le=100_000_000, description="Reads a company may make at once; default: 2 s worth."
+    )
+    rate_limit_refresh_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=5,
+        description="How often an API process re-reads the companies' own limits: the longest a "
+        "change made with `company limits` takes to apply (SPEC §2: at most 5 s).",
+    )
+    rate_limit_sync_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="How often an API process publishes what it admitted and reads what the others "
+        "did, when limits are shared.",
+    )
+    rate_limit_shared: bool | None = Field(
+        None,
+        description="Share the limits with the other API processes on the store, so a company's "
+        "limit is its total. Default: on with PostgreSQL, off with SQLite (one process).",
+    )
     max_body_bytes: int = Field(1_048_576, ge=65_536, description="Largest request body; larger gets 413.")
     max_query_ids: int = Field(10_000, ge=10_000, description="Most ids in one POST /messages/status/query.")
     cursor_secret: SecretStr | None = Field(
@@ -224,6 +261,12 @@ class Settings(BaseSettings):
     @classmethod
     def _driver_url(cls, value: str | None) -> str | None:
         return normalize_database_url(value) if value else None
+
+    def rate_limit(self, traffic: Traffic) -> Limit:
+        """The default limit of `traffic` (a company's own, when set, replaces it)."""
+        if traffic is Traffic.SENDS:
+            return Limit.of(self.rate_limit_sends_per_second, self.rate_limit_sends_burst)
+        return Limit.of(self.rate_limit_reads_per_second, self.rate_limit_reads_burst)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

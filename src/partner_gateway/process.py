@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 from partner_gateway.api.app import create_app
 from partner_gateway.api.operations import operations_app
+from partner_gateway.api.rate_limits.sync import rate_limit_sync
 from partner_gateway.api.server import build_config
 from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import ProviderContext, Simulation
@@ -186,6 +187,8 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
         await runtime.close()
         return
     assert listener is not None
+    limits = rate_limit_sync(settings, runtime)
+    await limits.start()  # the companies' own limits apply from the first request
     port = listener.getsockname()[1]
     pipeline.simulators.point_webhooks_at(f"http://127.0.0.1:{port}")
     webhooks = [route for provider in pipeline.providers.values() for route in provider.webhook_routes()]
@@ -211,5 +214,6 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
         await server.serve(sockets=[listener])
     finally:
         logger.info("stopping: dispatcher, providers, store")
+        await limits.stop()
         await pipeline.stop()
         await runtime.close()

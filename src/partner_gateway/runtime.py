@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from partner_gateway.api.cursor import CursorCodec
 from partner_gateway.api.key_cache import ApiKeyCache
+from partner_gateway.api.rate_limits.limiter import RateLimiter
 from partner_gateway.callbacks.secrets import INSTANCE_SECRET_NAME, SecretBox
 from partner_gateway.callbacks.urls import CallbackUrlChecker
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
@@ -41,12 +42,16 @@ class Runtime:
     """SPEC §5's callback URL rules, with this process's short cache of resolved hosts."""
     readiness: Readiness = field(init=False)
     """What /ready checks: the store, and what the process's role adds (a worker's broker)."""
+    rate_limits: RateLimiter = field(init=False)
+    """Each company's buckets in this process (api/rate_limits/); kept in step with the store and
+    the other API processes by a RateLimitSync that the serving process runs."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)
         self.api_keys = ApiKeyCache.from_settings(self.settings)
         self.callback_urls = CallbackUrlChecker(allow_private=self.settings.callback_allow_private_networks)
         self.readiness = Readiness()
+        self.rate_limits = RateLimiter.from_settings(self.settings)
         self.readiness.add("store", store_check(self.database))
 
     @classmethod

@@ -14,12 +14,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
-from partner_gateway.api.auth import authenticated_company
 from partner_gateway.api.callbacks import CallbackSettingsController
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.operations import OPERATIONS
 from partner_gateway.api.problems import handle_exception
+from partner_gateway.api.rate_limits import routes as rate_limits
+from partner_gateway.api.rate_limits.openapi import document_rate_limits
 from partner_gateway.api.sending import send_route_handlers
 from partner_gateway.api.status import StatusController
 from partner_gateway.api.webhooks import webhook_handlers
@@ -79,13 +80,14 @@ def create_app(
             HistoryController,
             CallbackSettingsController,
         ],
-        dependencies={"company_id": Provide(authenticated_company)},
+        dependencies={"company_id": Provide(rate_limits.limited_company)},
         security=[{"bearerAuth": []}],
     )
     framework = Litestar(
         route_handlers=[partner_api, openapi_document, *OPERATIONS, *webhook_handlers(webhooks)],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
+        before_send=[rate_limits.add_headers],
         state=State({"channels": channels}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
@@ -109,6 +111,7 @@ def create_app(
         debug=False,
     )
     _name_channels(framework.openapi_schema, channels.names)
+    document_rate_limits(framework.openapi_schema, BASE_PATH)
     return PartnerApi(framework, provide_runtime, BASE_PATH, settings.max_body_bytes, channels)
 
 

@@ -65,7 +65,7 @@ class CallbackSettingsController(Controller):
         summary="Callback settings",
         description="The company's default callback URL and whether it has a signing secret (the secret "
         "itself is shown only when it is made).",
-        responses=problem_responses(401, 500, 503),
+        responses=problem_responses(401, 429, 500, 503),
         operation_id="getCallbackSettings",
     )
     async def read(self, company_id: CompanyId, runtime: RuntimeDep) -> CallbackSettingsResponse:
@@ -82,7 +82,7 @@ class CallbackSettingsController(Controller):
         "carries `secret` when this request made one: the first time a URL is set, or with "
         "`rotateSecret`. After a rotation every callback is signed with the new and the previous "
         "secret for 24 hours.",
-        responses=problem_responses(400, 401, 500, 503),
+        responses=problem_responses(400, 401, 429, 500, 503),
         operation_id="setCallbackSettings",
     )
     async def update(

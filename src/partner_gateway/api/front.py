@@ -19,7 +19,8 @@ problem documents):
 Every other request, those paths' unusual forms included (a trailing slash, another method), goes
 to Litestar unchanged. Litestar still declares every operation, so the OpenAPI document describes
 these routes and the schemathesis run checks their answers against it; tests/api/test_front.py
-checks that the front and the framework answer the same requests alike.
+checks that the front and the framework answer the same requests alike. Each request it answers
+is counted against its company's rate limit as Litestar's would be (api/rate_limits).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ import msgspec
 
 from partner_gateway.api.auth import company_for_authorization
 from partner_gateway.api.problems import problem_headers, to_problem
+from partner_gateway.api.rate_limits.limiter import NO_HEADERS, Headers
 from partner_gateway.api.sending import accept
 from partner_gateway.api.status import status_of_one, statuses_of_many
 from partner_gateway.channels.entry import ChannelEntry
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
+from partner_gateway.domain.rate_limits import Traffic
 from partner_gateway.runtime import Runtime
 
 Scope = dict[str, Any]
@@ -109,18 +112,21 @@ class PartnerApi:
         if data is None:
             await self.framework(scope, _replay(body, complete, receive), send)
             return
+        limits = NO_HEADERS  # the RateLimit headers, once the request is counted (api/rate_limits)
         try:
             runtime = self._runtime()
             company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
+            limits = runtime.rate_limits.admit(company_id, Traffic.SENDS)
             accepted = await accept(
                 runtime, company_id, operation.entry, data, _header(scope, b"idempotency-key")
             )
         except Exception as exc:  # every error is answered as a problem, as Litestar does
-            await _problem(send, exc)
+            await _problem(send, exc, limits)
             return
         headers = [
             *_JSON_HEADERS,
             *((name.lower().encode(), value.encode()) for name, value in accepted.headers().items()),
+            *limits,
         ]
         await _answer(send, 202, headers, _encode(accepted.answer))
 
@@ -128,20 +134,22 @@ class PartnerApi:
         self, scope: Scope, send: Send, read: _StatusRead, channel: str | None, wanted: str
     ) -> None:
         """`read` (status_of_one or statuses_of_many) for the key's company, answered as JSON."""
+        limits = NO_HEADERS
         try:
             runtime = self._runtime()
             company_id = await company_for_authorization(_header(scope, b"authorization"), runtime)
+            limits = runtime.rate_limits.admit(company_id, Traffic.READS)
             found = await read(runtime, company_id, channel, wanted)
         except Exception as exc:  # every error is answered as a problem, as Litestar does
-            await _problem(send, exc)
+            await _problem(send, exc, limits)
             return
-        await _answer(send, 200, _JSON_HEADERS, _encode(found))
+        await _answer(send, 200, [*_JSON_HEADERS, *limits] if limits else _JSON_HEADERS, _encode(found))
 
 
-async def _problem(send: Send, exc: Exception) -> None:
+async def _problem(send: Send, exc: Exception, limits: Headers) -> None:
     problem = to_problem(exc)
     headers = [(name.lower().encode(), value.encode()) for name, value in problem_headers(problem).items()]
-    await _answer(send, problem.status, headers, _encode(problem.problem()))
+    await _answer(send, problem.status, [*headers, *limits], _encode(problem.problem()))
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

@@ -33,7 +33,7 @@ class HistoryController(Controller):
         description="Newest first (ties broken by id). Pass nextCursor back as cursor for the next "
         "page; the Link header carries the same URL. Paging is keyset based: a deep page costs what "
         "the first does, and messages arriving meanwhile are neither skipped nor repeated.",
-        responses=problem_responses(400, 401, 500, 503),
+        responses=problem_responses(400, 401, 429, 500, 503),
         operation_id="getMessageHistory",
     )
     async def history(

@@ -276,6 +276,12 @@ _RESPONSE_SPECS: dict[int, ResponseSpec] = {
     413: _spec(413, "body-too-large", "The request body is too large."),
     414: _spec(414, "uri-too-long", "The request target is too long; split the batch."),
     422: _spec(422, "idempotency-key-reused", "This Idempotency-Key was used for a different request."),
+    429: _spec(
+        429,
+        "rate-limited",
+        "Your company's sends are limited to 100 per second, bursts of 200; retry after 1 s. "
+        "Nothing of this request was kept.",
+    ),
     500: _spec(500, "internal-error", "An unexpected error occurred; retry after a short delay."),
     503: _spec(503, "unavailable", "A service the gateway depends on is unavailable; retry later."),
 }

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from partner_gateway.api.callbacks import check_callback_url
 from partner_gateway.api.deps import CompanyId, RuntimeDep
 from partner_gateway.api.problems import invalid, problem_responses
+from partner_gateway.api.rate_limits.routes import TRAFFIC_OPT
 from partner_gateway.api.schemas import DeliveryStatusResponse
 from partner_gateway.api.views import status_item
 from partner_gateway.channels.entry import ChannelEntry, SendFields, SendRequest
@@ -27,6 +28,7 @@ from partner_gateway.channels.registry import ChannelRegistry
 from partner_gateway.domain import sending
 from partner_gateway.domain.ids import new_message_id
 from partner_gateway.domain.messages import NewMessage
+from partner_gateway.domain.rate_limits import Traffic
 from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import IdempotencyConflict
@@ -44,7 +46,7 @@ IdempotencyKey = Annotated[
         required=False,
     ),
 ]
-SEND_PROBLEMS = problem_responses(400, 401, 413, 422, 500, 503)
+SEND_PROBLEMS = problem_responses(400, 401, 413, 422, 429, 500, 503)
 
 
 def send_route_handlers(channels: ChannelRegistry) -> list[HTTPRouteHandler]:
@@ -76,6 +78,7 @@ def _send_route(entry: ChannelEntry[Any]) -> HTTPRouteHandler:
         responses=SEND_PROBLEMS,
         operation_id=entry.operation_id,
         tags=["Send"],
+        opt={TRAFFIC_OPT: Traffic.SENDS},  # counted against the company's sends (api/rate_limits)
     )(send)
 
 

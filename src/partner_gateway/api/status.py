@@ -78,7 +78,7 @@ class StatusController(Controller):
     @get(
         "/messages/status/{customerMessageId:str}",
         summary="Status of one message",
-        responses=problem_responses(400, 401, 404, 500, 503),
+        responses=problem_responses(400, 401, 404, 429, 500, 503),
         operation_id="getMessageStatus",
     )
     async def one(
@@ -99,7 +99,7 @@ class StatusController(Controller):
         "an answer may be shorter than the list, and is 200 [] when nothing matches. "
         "Request targets up to 65,535 bytes are served; longer ones get 414: split the batch "
         "or use POST /messages/status/query.",
-        responses=problem_responses(400, 401, 414, 500, 503),
+        responses=problem_responses(400, 401, 414, 429, 500, 503),
         operation_id="getMessageStatuses",
     )
     async def many(
@@ -117,7 +117,7 @@ class StatusController(Controller):
         status_code=200,
         summary="Status of many messages, ids in the body",
         description="The same answer as GET /messages/status, for lists too long for a URL.",
-        responses=problem_responses(400, 401, 413, 500, 503),
+        responses=problem_responses(400, 401, 413, 429, 500, 503),
         operation_id="queryMessageStatuses",
     )
     async def query(
@@ -136,7 +136,7 @@ class StatusController(Controller):
         "/messages/{customerMessageId:str}/events",
         summary="Timeline of one message",
         description="Every report recorded for the message, oldest first, with the provider's raw state.",
-        responses=problem_responses(400, 401, 404, 500, 503),
+        responses=problem_responses(400, 401, 404, 429, 500, 503),
         operation_id="getMessageEvents",
     )
     async def events(

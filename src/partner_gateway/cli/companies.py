@@ -1,5 +1,5 @@
-"""Companies and their API keys and callback settings: `company create|list|show|callbacks`,
-`apikey create|list|revoke`."""
+"""Companies and their API keys, callback settings and rate limits: `company
+create|list|show|callbacks|limits`, `apikey create|list|revoke`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
-from partner_gateway.cli.common import JsonFlag, fail, show, with_runtime
+from partner_gateway.cli.common import JsonFlag, fail, settings_or_exit, show, with_runtime
+from partner_gateway.domain.rate_limits import Limit, parse_limit
+from partner_gateway.domain.rate_limits import Traffic as LimitedTraffic
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository
 from partner_gateway.store.repositories.operator import CompanySummary, OperatorQueries, Traffic
+from partner_gateway.store.repositories.rate_limits import CompanyLimits
 
 company_app = typer.Typer(rich_markup_mode="markdown", help="Manage companies.", no_args_is_help=True)
 apikey_app = typer.Typer(
@@ -155,6 +158,96 @@ def company_callbacks(
     elif not result["secretSet"]:
         text += "\nno signing secret yet (one is made with the first URL)"
     show(result, as_json, text)
+
+
+RateOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="RATE[/BURST]", help="Requests per second, and optionally the burst (default 2 s worth)."
+    ),
+]
+
+
+@company_app.command("limits")
+def company_limits(
+    company_id: str,
+    sends: RateOption = None,
+    reads: RateOption = None,
+    sends_per_second: Annotated[
+        float | None, typer.Option("--sends-per-second", min=0, help="--sends N (SPEC §2's spelling).")
+    ] = None,
+    reads_per_second: Annotated[
+        float | None, typer.Option("--reads-per-second", min=0, help="--reads N (SPEC §2's spelling).")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Back to the defaults (before --sends or --reads, if given).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show or set a company's rate limits (SPEC §2): its sends and its reads, each RATE per
+    second with bursts of BURST (e.g. --sends 50/100). Running API processes apply a change within
+    PARTNER_GATEWAY_RATE_LIMIT_REFRESH_SECONDS (2 s), without a restart. With no option: show them."""
+    from partner_gateway.store.repositories import rate_limits
+
+    wanted: dict[LimitedTraffic, Limit] = {}
+    for traffic, text, per_second in (
+        (LimitedTraffic.SENDS, sends, sends_per_second),
+        (LimitedTraffic.READS, reads, reads_per_second),
+    ):
+        if text is not None and per_second is not None:
+            fail(f"give --{traffic} or --{traffic}-per-second, not both", as_json, code=2)
+        if per_second is not None:
+            text = f"{per_second:g}"
+        if text is not None:
+            try:
+                wanted[traffic] = parse_limit(text)
+            except ValueError as error:
+                fail(f"--{traffic}: {error}", as_json, code=2)
+
+    async def work(runtime: Runtime) -> tuple[CompanyLimits, bool] | None:
+        async with runtime.database.write() as connection:
+            if await CompanyRepository(connection).get(company_id) is None:
+                return None
+            current = await rate_limits.overrides_of(connection, company_id)
+            if not wanted and not reset:
+                return current, False
+            base = CompanyLimits() if reset else current
+            changed = CompanyLimits(
+                sends=wanted.get(LimitedTraffic.SENDS, base.sends),
+                reads=wanted.get(LimitedTraffic.READS, base.reads),
+            )
+            await rate_limits.set_overrides(connection, company_id, changed, now_ms())
+            return changed, True
+
+    settings = settings_or_exit()
+    result = with_runtime(work)
+    if result is None:
+        fail(f"no company {company_id!r}", as_json)
+    own, changed = result
+    data: dict[str, object] = {"companyId": company_id}
+    lines = [f"company {company_id}"]
+    for traffic in LimitedTraffic:
+        limit = own.of(traffic)
+        effective = limit if limit is not None else settings.rate_limit(traffic)
+        data[traffic.value] = {
+            "perSecond": effective.per_second,
+            "burst": effective.burst,
+            "default": limit is None,
+        }
+        where = "the default" if limit is None else "set for this company"
+        lines.append(
+            f"  {traffic.value:5}  {effective.per_second:g} per second, bursts of {effective.burst} ({where})"
+        )
+    data["enabled"] = settings.rate_limit_enabled
+    data["changed"] = changed
+    data["appliesWithinSeconds"] = settings.rate_limit_refresh_seconds
+    if changed:
+        lines.append(
+            f"changed: running API processes apply it within {settings.rate_limit_refresh_seconds:g} s"
+        )
+    if not settings.rate_limit_enabled:
+        lines.append("rate limits are off here (PARTNER_GATEWAY_RATE_LIMIT_ENABLED=false)")
+    show(data, as_json, "\n".join(lines))
 
 
 @apikey_app.command("create")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -213,4 +214,32 @@ callback_settings = Table(
     Column("previous_secret", Text),
     Column("rotated_at", BigInteger),  # when `secret` replaced `previous_secret`
     Column("updated_at", BigInteger, nullable=False),
+)
+
+company_rate_limits = Table(
+    "company_rate_limits",
+    metadata,
+    # An operator's limits for one company (`partner-gateway company limits`); a NULL rate is the
+    # default of the settings, a NULL burst two seconds' worth of the rate. Every API process
+    # reads the whole table every few seconds (api/rate_limits/sync.py).
+    Column("company_id", String(40), ForeignKey("companies.id"), primary_key=True),
+    Column("sends_per_second", Float),
+    Column("sends_burst", Integer),
+    Column("reads_per_second", Float),
+    Column("reads_burst", Integer),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+rate_limit_usage = Table(
+    "rate_limit_usage",
+    metadata,
+    # What each API process admitted per company and traffic (sends, reads), a running count it
+    # re-publishes every sync period; the others read the rows changed since their last look
+    # (ix on updated_at) and take the growth out of their own buckets (domain/rate_limits.py).
+    Column("process_id", String(100), primary_key=True),  # host-pid-random
+    Column("company_id", String(40), primary_key=True),
+    Column("traffic", String(10), primary_key=True),
+    Column("admitted", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(None, "updated_at"),
 )
