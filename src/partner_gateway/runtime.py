@@ -12,9 +12,11 @@ from partner_gateway.callbacks.urls import CallbackUrlChecker
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.observability.scrape import Scrape
 from partner_gateway.readiness import Readiness, store_check
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.database import Database
+from partner_gateway.store.depths import store_depths
 from partner_gateway.store.migrate import upgrade_to_head
 from partner_gateway.store.repositories import secrets
 
@@ -41,6 +43,8 @@ class Runtime:
     """SPEC §5's callback URL rules, with this process's short cache of resolved hosts."""
     readiness: Readiness = field(init=False)
     """What /ready checks: the store, and what the process's role adds (a worker's broker)."""
+    scrape: Scrape = field(init=False)
+    """What /metrics reads when asked: the store's depths, and what the role adds (a queue's)."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)
@@ -48,6 +52,8 @@ class Runtime:
         self.callback_urls = CallbackUrlChecker(allow_private=self.settings.callback_allow_private_networks)
         self.readiness = Readiness()
         self.readiness.add("store", store_check(self.database))
+        self.scrape = Scrape()
+        self.scrape.add("store", store_depths(self.database))
 
     @classmethod
     async def start(cls, settings: Settings, channels: ChannelRegistry = CHANNELS) -> Runtime:

@@ -109,7 +109,15 @@ def create_app(
         debug=False,
     )
     _name_channels(framework.openapi_schema, channels.names)
-    return PartnerApi(framework, provide_runtime, BASE_PATH, settings.max_body_bytes, channels)
+    return PartnerApi(
+        framework,
+        provide_runtime,
+        BASE_PATH,
+        settings.max_body_bytes,
+        channels,
+        metrics=settings.metrics_enabled,
+        access_log=settings.access_log,
+    )
 
 
 def _name_channels(document: OpenAPI, names: Sequence[str]) -> None:
