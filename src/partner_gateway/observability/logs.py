@@ -118,6 +118,7 @@ def log_access(method: str, route: str, status: int, seconds: float) -> None:
             status,
             milliseconds,
             extra={
-                "fields": {"method": method, "route": route, "status": status, "duration_ms": milliseconds}
+                "fields": {"method": method, "route": route, "status": status, "duration_ms": milliseconds},
+                "context": current(),  # stamped here too: a handler without ContextFilter sees it
             },
         )

@@ -13,12 +13,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import REGISTRY, generate_latest
 
 from partner_gateway.observability.metrics import SCRAPE_ERRORS
 
 SOURCE_TIMEOUT_SECONDS = 1.0
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""The classic text format generate_latest writes, which every Prometheus reads (the framework
+adds the charset)."""
 
 Source = Callable[[], Awaitable[None]]
 """Reads a state and sets its gauges."""
