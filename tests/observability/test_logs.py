@@ -10,12 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from partner_gateway.observability import context
+from partner_gateway.observability import context, logs
 from partner_gateway.observability.logs import (
     QUIET_LOGGERS,
     JsonFormatter,
     TextFormatter,
     configure_logging,
+    flush_access_log,
     log_access,
 )
 
@@ -26,6 +27,7 @@ def restored_logging() -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     yield
+    logs._writer = None  # the access log through logging again, as before
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in handlers:
@@ -38,11 +40,9 @@ def restored_logging() -> Iterator[None]:
 def written(log_format: str, emit: object) -> list[str]:
     """Configure the format, run `emit`, return the lines written to stderr."""
     stream = io.StringIO()
-    configure_logging("INFO", log_format)  # type: ignore[arg-type]
-    handler = logging.getLogger().handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
+    configure_logging("INFO", log_format, stream)  # type: ignore[arg-type]
     emit()  # type: ignore[operator]
+    flush_access_log()
     return stream.getvalue().splitlines()
 
 
