@@ -19,13 +19,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from partner_gateway.observability.http import HttpMetrics
 
 OTHER = "other"
+
+# No `_created` series beside every counter and histogram: twice the page for a start time that
+# `process_start_time_seconds` already gives.
+disable_created_metrics()
 
 
 class BoundedLabel:
