@@ -146,29 +146,31 @@ class AccessWriter:
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         stamp = f"{self._stamp}.{int((now - second) * 1000):03d}Z"
-        message = f"{method} {route} {status} {milliseconds:.2f}ms"
         context = current()
         if self._json:
+            rounded = round(milliseconds, 2)
             document: dict[str, Any] = {
                 "time": stamp,
                 "level": "INFO",
                 "logger": ACCESS_LOGGER,
-                "message": message,
+                "message": f"{method} {route} {status} {milliseconds:.2f}ms",
             }
             if context is not None:
                 for attribute, name in _CONTEXT_FIELDS:
                     value = getattr(context, attribute)
                     if value is not None:
                         document[name] = value
-            document.update(method=method, route=route, status=status, duration_ms=milliseconds)
+            document.update(method=method, route=route, status=status, duration_ms=rounded)
             line = _encode_json(document).decode()
         else:
-            line = f"{stamp} INFO {ACCESS_LOGGER}: {message}"
+            line = f"{stamp} INFO {ACCESS_LOGGER}: {method} {route} {status} {milliseconds:.2f}ms"
             if context is not None:
-                for attribute, name in _CONTEXT_FIELDS:
-                    value = getattr(context, attribute)
-                    if value is not None:
-                        line += f" {name}={value}"
+                if context.request_id is not None:
+                    line += f" request_id={context.request_id}"
+                if context.company_id is not None:
+                    line += f" company={context.company_id}"
+                if context.message_id is not None:
+                    line += f" message_id={context.message_id}"
         self._pending.append(line)
         if len(self._pending) >= self.MAX_PENDING:
             self.flush()
@@ -207,10 +209,10 @@ def log_access(method: str, route: str, status: int, seconds: float) -> None:
     once `configure_logging` ran (a served process), else through `logging` as any line."""
     if not access_log.isEnabledFor(logging.INFO):
         return
-    milliseconds = round(seconds * 1000, 2)
     if _writer is not None:
-        _writer.write(method, route, status, milliseconds)
+        _writer.write(method, route, status, seconds * 1000)
         return
+    milliseconds = round(seconds * 1000, 2)
     access_log.info(
         "%s %s %d %.2fms",
         method,

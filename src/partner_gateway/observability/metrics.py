@@ -29,7 +29,7 @@ OTHER = "other"
 
 # No `_created` series beside every counter and histogram: twice the page for a start time that
 # `process_start_time_seconds` already gives.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 
 class BoundedLabel:
