@@ -51,3 +51,18 @@ async def test_outside_a_write_transaction_it_is_dropped(runtime: Runtime) -> No
     async with runtime.database.read() as connection:
         after_commit(connection, lambda: ran.append("read"))
     assert ran == []
+
+
+async def test_a_failing_callback_does_not_fail_the_committed_write(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a bug in what follows")
+
+    async with runtime.database.write() as connection:
+        after_commit(connection, broken)
+        after_commit(connection, lambda: ran.append("next"))
+    assert ran == ["next"]
+    assert "after-commit work failed" in caplog.text

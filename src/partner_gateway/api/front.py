@@ -17,12 +17,14 @@ problem documents):
   handed to Litestar as it arrived: the framework's answer to bad input stays the contract.
 
 Every other request, those paths' unusual forms included (a trailing slash, another method), goes
-to Litestar unchanged. Every request, the front's and the framework's, gets its request id here
-(observability/context.py: the client's `X-Request-Id`, or a new one), echoed in the answer's
-header, and is counted by route template and status (`PARTNER_GATEWAY_METRICS_ENABLED`) and
-written to the access log (`PARTNER_GATEWAY_ACCESS_LOG`, partner routes only). Litestar still declares every operation, so the OpenAPI document describes
+to Litestar unchanged. Litestar still declares every operation, so the OpenAPI document describes
 these routes and the schemathesis run checks their answers against it; tests/api/test_front.py
 checks that the front and the framework answer the same requests alike.
+
+Every request, the front's and the framework's, gets its request id here (observability/
+context.py: the client's `X-Request-Id`, or a new one), echoed in the answer's header; it is
+counted by route template and status (`PARTNER_GATEWAY_METRICS_ENABLED`) and, under the partner
+API's path, written to the access log (`PARTNER_GATEWAY_ACCESS_LOG`).
 """
 
 from __future__ import annotations
@@ -114,9 +116,9 @@ class PartnerApi:
             await self.framework(scope, receive, send)
             return
         started = perf_counter()
-        request = context.RequestContext(context.request_id_from(_header(scope, b"x-request-id")))
-        token = context.enter(request)
-        answer = _Answer(send, request.request_id)  # type: ignore[arg-type]
+        request_id = context.request_id_from(_header(scope, b"x-request-id"))
+        token = context.enter(context.RequestContext(request_id))
+        answer = _Answer(send, request_id)
         route = UNMATCHED_ROUTE
         try:
             route = await self._route(scope, receive, answer)

@@ -8,6 +8,7 @@ transactions both try to upgrade to writing. PostgreSQL uses one pooled engine f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +32,7 @@ POSTGRESQL_SESSION_SETTINGS = {
 }
 
 
+logger = logging.getLogger(__name__)
 _AFTER_COMMIT = "partner_gateway.after_commit"
 
 
@@ -119,7 +121,10 @@ class Database:
             finally:
                 connection.info.pop(_AFTER_COMMIT, None)
         for callback in committed:
-            callback()
+            try:
+                callback()
+            except Exception:  # committed is committed: what follows must not fail the write
+                logger.exception("after-commit work failed")
 
     async def dispose(self) -> None:
         await self.status_reads.close()
