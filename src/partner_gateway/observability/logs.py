@@ -6,11 +6,12 @@
 
 and `json` one object per line, for a log shipper:
 
-    {"time": "2026-12-02T07:15:30.123Z", "level": "INFO", "logger": "partner_gateway.access",
-     "message": "GET ... 200 0.9ms", "request_id": "...", "company": "cmp_...", "method": "GET", ...}
+    {"time":"2026-12-02T07:15:30.123Z","level":"INFO","logger":"partner_gateway.access",
+     "message":"GET ... 200 0.9ms","request_id":"...","company":"cmp_...","method":"GET",...}
 
-Both carry what the current context knows (context.py: request id, company, message id) and the
-fields a line was logged with (`extra={"fields": {...}}`, as the access log does). Times are UTC.
+Both carry what the current context knows (context.py: request id, company, message id); a JSON
+line also the fields it was logged with (`extra={"fields": {...}}`). Times are UTC. The access
+log has a writer of its own (`AccessWriter`), in the same formats.
 
 The simulators' HTTP clients log each of their requests through httpx at INFO: in a run of the
 embedded gateway they were 1,600 of 1,700 lines. httpx and httpcore log at WARNING and above here.
