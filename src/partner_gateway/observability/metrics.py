@@ -17,7 +17,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from partner_gateway.observability.http import HttpMetrics
 
 OTHER = "other"
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 # No `_created` series beside every counter and histogram: twice the page for a start time that
 # `process_start_time_seconds` already gives.
@@ -46,6 +47,22 @@ class BoundedLabel:
             return OTHER
         self._seen.add(value)
         return value
+
+
+class _Children(Generic[M]):
+    """A labelled metric's children by their label values, remembered: `labels()` costs about
+    0.8 µs a call (it checks and joins the values under a lock), a dictionary look-up a tenth of
+    that, and a delivered SMS moves seven metrics."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 _error_code = BoundedLabel(200)
@@ -167,25 +184,37 @@ SCRAPE_ERRORS = Counter(
 )
 
 
+_accepted = _Children(MESSAGES_ACCEPTED)
+_changes = _Children(STATUS_CHANGES)
+_errors = _Children(MESSAGE_ERRORS)
+_final_latency = _Children(FINAL_STATUS_LATENCY)
+_handovers = _Children(HANDOVERS)
+_handover_latency = _Children(HANDOVER_LATENCY)
+_reports = _Children(REPORTS)
+_submits = _Children(SMPP_SUBMITS)
+_receipts = _Children(SMPP_RECEIPTS)
+_REPORT_OUTCOMES = {"pending": "parked"}  # the store's word for a parked report
+
+
 def message_accepted(channel: str) -> None:
-    MESSAGES_ACCEPTED.labels(channel).inc()
+    _accepted(channel).inc()
 
 
 def status_changed(
     channel: str, status: str, error_code: str | None, *, became_final: bool, seconds_since_accepted: float
 ) -> None:
     """A committed status change (store/repositories/delivery/status_batch.py)."""
-    STATUS_CHANGES.labels(channel, status).inc()
+    _changes(channel, status).inc()
     if error_code is not None and status in ("ERROR", "EXPIRED", "UNKNOWN"):
-        MESSAGE_ERRORS.labels(channel, _error_code(error_code)).inc()
+        _errors(channel, _error_code(error_code)).inc()
     if became_final:
-        FINAL_STATUS_LATENCY.labels(channel, status).observe(max(0.0, seconds_since_accepted))
+        _final_latency(channel, status).observe(max(0.0, seconds_since_accepted))
 
 
 def handed_over(channel: str, outcome: str, seconds_since_accepted: float | None = None) -> None:
-    HANDOVERS.labels(channel, outcome).inc()
+    _handovers(channel, outcome).inc()
     if seconds_since_accepted is not None:
-        HANDOVER_LATENCY.labels(channel).observe(max(0.0, seconds_since_accepted))
+        _handover_latency(channel).observe(max(0.0, seconds_since_accepted))
 
 
 def provider_throttled(provider: str) -> None:
@@ -195,7 +224,7 @@ def provider_throttled(provider: str) -> None:
 def reports_recorded(outcomes: Iterable[tuple[str, str]]) -> None:
     """(provider, outcome) of each report recorded."""
     for provider, outcome in outcomes:
-        REPORTS.labels(provider, "parked" if outcome == "pending" else outcome).inc()
+        _reports(provider, _REPORT_OUTCOMES.get(outcome, outcome)).inc()
 
 
 def problem_answered(problem_type: str) -> None:
@@ -203,11 +232,11 @@ def problem_answered(problem_type: str) -> None:
 
 
 def smpp_submitted(carrier: str, result: str) -> None:
-    SMPP_SUBMITS.labels(carrier, result).inc()
+    _submits(carrier, result).inc()
 
 
 def smpp_receipt(carrier: str) -> None:
-    SMPP_RECEIPTS.labels(carrier).inc()
+    _receipts(carrier).inc()
 
 
 def rate_limited(operation: str, company_class: str = "default") -> None:
