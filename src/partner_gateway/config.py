@@ -6,6 +6,7 @@ Every setting is documented in docs/configuration.md; defaults give the embedded
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -210,6 +211,29 @@ class Settings(BaseSettings):
         "rather than read() calls (SQLite caps it at its build's limit, 2 GiB by default); 0: none.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one line per record, time level logger: message and the request's context; "
+        "json: one JSON object per line (time, level, logger, message, request_id, company, message_id).",
+    )
+    access_log: bool = Field(
+        True, description="Log one line per partner API request (method, route, status, duration, company)."
+    )
+    metrics_enabled: bool = Field(
+        True,
+        description="Serve GET /metrics and count HTTP requests by route and status. Off: /metrics is "
+        "404 and requests are not counted (for measuring what the counting costs).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, GET /metrics requires 'Authorization: Bearer <token>' from any address; "
+        "unset, it is served only to clients in metrics_allowed_networks.",
+    )
+    metrics_allowed_networks: str = Field(
+        "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        description="Comma-separated networks whose clients may read GET /metrics without a token "
+        "(default: loopback and private networks).",
+    )
 
     dispatch_batch: int = Field(200, ge=1, le=5000, description="Outbox items a worker claims at once.")
     dispatch_max_in_flight: int = Field(2000, ge=1, description="Messages a worker hands over concurrently.")
@@ -256,6 +280,21 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("metrics_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for network in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8 or ::1/128") from None
+        return value
+
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The networks of `metrics_allowed_networks`, parsed."""
+        parts = (part.strip() for part in self.metrics_allowed_networks.split(","))
+        return [ipaddress.ip_network(part, strict=False) for part in parts if part]
 
     @field_validator("database_url")
     @classmethod

@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import TYPE_CHECKING, cast
 
 from partner_gateway.api.app import create_app
@@ -25,6 +26,7 @@ from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.embedded_server import EmbeddedServer, InLoopServer
+from partner_gateway.observability.metrics import BUILD_INFO
 from partner_gateway.readiness import Check
 from partner_gateway.runtime import Runtime
 from partner_gateway.startup import listen_error
@@ -132,6 +134,7 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
     if settings.role != "api":
         if queue is not None:
             runtime.readiness.add("broker", _broker_check(queue))
+            runtime.scrape.add("queue", queue.read_depths)
         await dispatcher.start()
         runtime.on_accepted = dispatcher.wake
     return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
@@ -151,6 +154,10 @@ def _broker_check(queue: RabbitWorkQueue) -> Check:
     return check
 
 
+def _url(host: str, port: int | None) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def _run_until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,6 +171,7 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
     # The API's port is taken first: a port in use fails at once, and no simulator started
     # below can be handed the same port by the kernel.
     listener = None if settings.role == "worker" else socket.create_server((settings.host, settings.port))
+    BUILD_INFO.labels(version("partner-gateway"), settings.role).set(1)
     runtime = await Runtime.start(settings, channels)
     pipeline = await start_pipeline(settings, runtime)
     if settings.role == "worker":
@@ -178,6 +186,9 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
                 await pipeline.stop()
                 await runtime.close()
                 raise listen_error(error, settings.host, settings.ops_port, "OPS_PORT") from None
+            logger.info(
+                "operations (/health, /ready, /metrics) on %s", _url(settings.host, operations.bound_port)
+            )
         gc.freeze()  # as for the API below
         await _run_until_signalled()
         logger.info("stopping: dispatcher, providers, store")
@@ -190,6 +201,7 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
     limits = rate_limit_sync(settings, runtime)
     await limits.start()  # the companies' own limits apply from the first request
     port = listener.getsockname()[1]
+    logger.info("partner API listening on %s (role %s)", _url(settings.host, port), settings.role)
     pipeline.simulators.point_webhooks_at(f"http://127.0.0.1:{port}")
     webhooks = [route for provider in pipeline.providers.values() for route in provider.webhook_routes()]
     config = build_config(
@@ -199,6 +211,7 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
         max_request_target=settings.max_request_target_bytes,
         timeout_keep_alive=settings.keep_alive_seconds,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through the process's format (observability/logs.py)
     )
     server = InLoopServer(config)  # its signals are ours: the process stops its parts in order
     # What start-up built (modules, the schema, the app, the providers) lives as long as the

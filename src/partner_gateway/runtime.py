@@ -12,10 +12,14 @@ from partner_gateway.callbacks.secrets import INSTANCE_SECRET_NAME, SecretBox
 from partner_gateway.callbacks.urls import CallbackUrlChecker
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
+from partner_gateway.domain.rate_limits import Traffic
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.observability import metrics
+from partner_gateway.observability.scrape import Scrape
 from partner_gateway.readiness import Readiness, store_check
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.database import Database
+from partner_gateway.store.depths import store_depths
 from partner_gateway.store.migrate import upgrade_to_head
 from partner_gateway.store.repositories import secrets
 
@@ -45,6 +49,8 @@ class Runtime:
     rate_limits: RateLimiter = field(init=False)
     """Each company's buckets in this process (api/rate_limits/); kept in step with the store and
     the other API processes by a RateLimitSync that the serving process runs."""
+    scrape: Scrape = field(init=False)
+    """What /metrics reads when asked: the store's depths, and what the role adds (a queue's)."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)
@@ -52,7 +58,13 @@ class Runtime:
         self.callback_urls = CallbackUrlChecker(allow_private=self.settings.callback_allow_private_networks)
         self.readiness = Readiness()
         self.rate_limits = RateLimiter.from_settings(self.settings)
+        self.rate_limits.on_refused.append(self._count_refused)
         self.readiness.add("store", store_check(self.database))
+        self.scrape = Scrape()
+        self.scrape.add("store", store_depths(self.database))
+
+    def _count_refused(self, company_id: str, traffic: Traffic) -> None:
+        metrics.rate_limited(traffic.value, self.rate_limits.company_class(company_id))
 
     @classmethod
     async def start(cls, settings: Settings, channels: ChannelRegistry = CHANNELS) -> Runtime:

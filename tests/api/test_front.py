@@ -17,12 +17,27 @@ import pytest
 from partner_gateway.api.app import create_app
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.config import Settings
+from partner_gateway.observability import context
 from partner_gateway.runtime import Runtime
 from support import Partner, seed
 
 BASE = "/partner-gateway/v1"
 T0 = 1_795_000_000_000
 COMPARED_HEADERS = ("content-type", "www-authenticate", "retry-after")
+REQUEST_ID = "parity-check-1"  # both sides' problems carry it: the front's from the header
+
+
+def with_request_context(framework: Any) -> Any:
+    """The framework behind the front, with the request context the front would give it."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        token = context.enter(context.RequestContext(REQUEST_ID))
+        try:
+            await framework(scope, receive, send)
+        finally:
+            context.leave(token)
+
+    return app
 
 
 @pytest.fixture
@@ -33,7 +48,8 @@ async def both(
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as served,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app.framework), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=with_request_context(app.framework)),
+            base_url="http://gateway.test",
         ) as framework,
     ):
         yield served, framework
@@ -43,6 +59,7 @@ async def assert_alike(
     both: tuple[httpx.AsyncClient, httpx.AsyncClient], path: str, headers: dict[str, str]
 ) -> httpx.Response:
     served, framework = both
+    headers = {**headers, "X-Request-Id": REQUEST_ID}
     front_answer = await served.get(path, headers=headers)
     framework_answer = await framework.get(path, headers=headers)
     assert front_answer.status_code == framework_answer.status_code, (
@@ -237,8 +254,9 @@ async def test_sends_are_answered_alike(
 ) -> None:
     served, framework = both
     path = f"{BASE}/{channel}/messages"
-    front_answer = await served.post(path, json=body, headers=partner.headers)
-    framework_answer = await framework.post(path, json=body, headers=partner.headers)
+    headers = {**partner.headers, "X-Request-Id": REQUEST_ID}
+    front_answer = await served.post(path, json=body, headers=headers)
+    framework_answer = await framework.post(path, json=body, headers=headers)
     assert front_answer.status_code == status, front_answer.text
     assert comparable(front_answer) == comparable(framework_answer)
 
@@ -263,7 +281,7 @@ async def test_odd_sends_are_answered_alike(
     status: int,
 ) -> None:
     served, framework = both
-    sent = {"Content-Type": "application/json", **partner.headers, **headers}
+    sent = {"Content-Type": "application/json", "X-Request-Id": REQUEST_ID, **partner.headers, **headers}
     front_answer = await served.post(f"{BASE}/sms/messages", content=content, headers=sent)
     framework_answer = await framework.post(f"{BASE}/sms/messages", content=content, headers=sent)
     assert front_answer.status_code == status, front_answer.text

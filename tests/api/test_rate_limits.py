@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from partner_gateway.api.app import create_app
@@ -103,11 +104,32 @@ async def test_a_burst_then_429_problem_with_retry_after_and_the_draft_headers(
     assert refused.headers["ratelimit-policy"] == '"reads";q=4;w=1'
     assert refused.headers["ratelimit"] == '"reads";r=0;t=1'
     problem = refused.json()
-    assert set(problem) == {"type", "title", "status", "detail"}
+    assert set(problem) == {"type", "title", "status", "detail", "requestId"}
     assert problem["type"] == "https://partner-gateway.dev/problems/rate-limited"
     assert problem["title"] == "Too Many Requests"
     assert problem["status"] == 429
     assert "limited to 5 per second, bursts of 4" in problem["detail"]
+
+
+async def test_a_refusal_is_counted_in_the_metrics_by_operation_and_company_class(
+    client: httpx.AsyncClient, partner: Partner, clock: Clock, runtime: Runtime
+) -> None:
+    def refused(operation: str, company_class: str) -> float:
+        labels = {"operation": operation, "company_class": company_class}
+        return REGISTRY.get_sample_value("partner_gateway_rate_limited_requests_total", labels) or 0.0
+
+    before = refused("reads", "default"), refused("reads", "own")
+    await until_refused(read_one, client, partner)
+    assert (await read_one(client, partner)).status_code == 429
+    assert refused("reads", "default") == before[0] + 2
+    async with runtime.database.write() as connection:
+        await store.set_overrides(
+            connection, partner.company_id, CompanyLimits(reads=Limit.of(1, 1)), now_ms()
+        )
+    await RateLimitSync(runtime.rate_limits, runtime.database, shared=False, refresh_seconds=0).round()
+    assert (await read_one(client, partner)).status_code == 429
+    assert refused("reads", "own") == before[1] + 1
+    assert refused("reads", "default") == before[0] + 2
 
 
 async def test_refill_admits_the_rate(client: httpx.AsyncClient, partner: Partner, clock: Clock) -> None:
@@ -186,7 +208,8 @@ async def test_the_front_and_the_framework_count_against_one_bucket(
     for front_answer, framework_answer in ((answers[0], answers[1]), (answers[4], answers[5])):
         for name in ("ratelimit-policy", "retry-after", "content-type"):
             assert front_answer.headers.get(name) == framework_answer.headers.get(name), name
-        assert front_answer.json() == framework_answer.json()
+        # The request id is the front's (which the bare framework here is not behind).
+        assert {**front_answer.json(), "requestId": None} == {**framework_answer.json(), "requestId": None}
     assert [a.headers["ratelimit"] for a in answers[:4]] == [f'"reads";r={n};t=1' for n in (3, 2, 1, 0)]
     sent = [await send_sms(c, partner) for c in (framework, client, framework, client)]
     assert [a.status_code for a in sent] == [202, 202, 202, 429]

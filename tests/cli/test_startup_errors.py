@@ -23,6 +23,13 @@ UNREACHABLE = f"postgresql://postgres:s3cret-pw@127.0.0.1:{free_port()}/test"  #
         ("DATABASE_URL", "sqlite://", 2, "PARTNER_GATEWAY_DATABASE_URL: names no file"),
         ("DATABASE_URL", UNREACHABLE, 1, "cannot be reached: connection refused"),
         ("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pgw_no_such_database", 1, "does not exist"),
+        ("LOG_FORMAT", "xml", 2, "PARTNER_GATEWAY_LOG_FORMAT: Input should be 'text' or 'json'"),
+        (
+            "METRICS_ALLOWED_NETWORKS",
+            "10.0.0.0/8,intranet",
+            2,
+            "PARTNER_GATEWAY_METRICS_ALLOWED_NETWORKS: 'intranet' is not a network such as 10.0.0.0/8",
+        ),
     ],
     ids=[
         "port",
@@ -33,6 +40,8 @@ UNREACHABLE = f"postgresql://postgres:s3cret-pw@127.0.0.1:{free_port()}/test"  #
         "sqlite-no-file",
         "unreachable",
         "unknown-db",
+        "log-format",
+        "metrics-networks",
     ],
 )
 def test_a_bad_setting_or_an_unreachable_store_is_one_line(

@@ -1,10 +1,23 @@
-"""Raw HTTP over a socket: requests written in small pieces, as slow networks deliver them."""
+"""A served gateway (`serving`), and raw HTTP over a socket: requests written in small pieces, as
+slow networks deliver them."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from support import cli, free_port
 
 
 @dataclass(frozen=True)
@@ -14,6 +27,7 @@ class Gateway:
     api_key: str
     company_id: str
     env: dict[str, str]
+    log_path: Path | None = None  # what the process wrote (stdout and stderr)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -68,3 +82,50 @@ def _unchunk(body: bytes) -> bytes:
         out += rest[:size]
         body = rest[size + 2 :]
     return out
+
+
+@contextlib.contextmanager
+def serving(
+    data: Path, postgres_url: str | None, extra_env: dict[str, str] | None = None
+) -> Iterator[Gateway]:
+    """`partner-gateway serve` on a free port with a company made, its output in data/serve.log."""
+    port = free_port()
+    env = {
+        "PARTNER_GATEWAY_DATA_DIR": str(data / "data"),
+        "PARTNER_GATEWAY_PORT": str(port),
+        **(extra_env or {}),
+    }
+    if postgres_url:
+        env["PARTNER_GATEWAY_DATABASE_URL"] = postgres_url
+    created = json.loads(cli(env, "company", "create", "E2E Ltd", "--json").stdout)
+    log_path = data / "serve.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "partner-gateway"), "serve"],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"serve exited: {log_path.read_text()}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve did not start in 30 s")
+            time.sleep(0.1)
+        yield Gateway(url, port, created["apiKey"], created["companyId"], env, log_path)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -124,3 +124,19 @@ async def test_status_reads_look_each_id_up_by_primary_key(seeded: Runtime, name
     else:
         assert "Seq Scan" not in plan, plan
         assert "pk_messages" in plan, plan
+
+
+async def test_the_metrics_depths_read_the_outbox_index_only(seeded: Runtime) -> None:
+    """/metrics reads the outbox by state, its due items and its oldest (store/depths.py): on the
+    (state, available_at) index, never the table."""
+    from partner_gateway.store.depths import read_depths
+
+    plans = await plans_of(seeded, lambda connection: read_depths(connection, 1_795_000_000_000))
+    outbox_plans, parked_plan = plans[:3], plans[3]
+    assert len(plans) == 4
+    for plan in outbox_plans:
+        if seeded.database.dialect == "sqlite":
+            assert "COVERING INDEX ix_outbox_due" in plan, plan
+        else:
+            assert "Seq Scan" not in plan, plan
+    assert "pending_reports" in parked_plan

@@ -112,7 +112,15 @@ def create_app(
     )
     _name_channels(framework.openapi_schema, channels.names)
     document_rate_limits(framework.openapi_schema, BASE_PATH)
-    return PartnerApi(framework, provide_runtime, BASE_PATH, settings.max_body_bytes, channels)
+    return PartnerApi(
+        framework,
+        provide_runtime,
+        BASE_PATH,
+        settings.max_body_bytes,
+        channels,
+        metrics=settings.metrics_enabled,
+        access_log=settings.access_log,
+    )
 
 
 def _name_channels(document: OpenAPI, names: Sequence[str]) -> None:

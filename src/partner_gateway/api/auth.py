@@ -14,6 +14,7 @@ from litestar import Request
 
 from partner_gateway.api.deps import RuntimeDep
 from partner_gateway.api.problems import unauthorized
+from partner_gateway.observability.context import set_company
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
 
@@ -40,6 +41,7 @@ async def company_for_authorization(header: str | None, runtime: Runtime) -> str
         company_id = await cache.look_up(key_hash, partial(_company_for_key_hash, runtime, key_hash))
     if company_id is None:
         raise unauthorized("The API key is unknown or revoked.")
+    set_company(company_id)  # for the request's log lines
     return company_id
 
 

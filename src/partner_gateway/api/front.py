@@ -19,13 +19,21 @@ problem documents):
 Every other request, those paths' unusual forms included (a trailing slash, another method), goes
 to Litestar unchanged. Litestar still declares every operation, so the OpenAPI document describes
 these routes and the schemathesis run checks their answers against it; tests/api/test_front.py
-checks that the front and the framework answer the same requests alike. Each request it answers
-is counted against its company's rate limit as Litestar's would be (api/rate_limits).
+checks that the front and the framework answer the same requests alike.
+
+Each request it answers is counted against its company's rate limit as Litestar's would be
+(api/rate_limits).
+
+Every request, the front's and the framework's, gets its request id here (observability/
+context.py: the client's `X-Request-Id`, or a new one), echoed in the answer's header; it is
+counted by route template and status (`PARTNER_GATEWAY_METRICS_ENABLED`) and, under the partner
+API's path, written to the access log (`PARTNER_GATEWAY_ACCESS_LOG`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,6 +47,10 @@ from partner_gateway.api.status import status_of_one, statuses_of_many
 from partner_gateway.channels.entry import ChannelEntry
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.domain.rate_limits import Traffic
+from partner_gateway.observability import context
+from partner_gateway.observability.http import UNMATCHED_ROUTE
+from partner_gateway.observability.logs import log_access
+from partner_gateway.observability.metrics import HTTP
 from partner_gateway.runtime import Runtime
 
 Scope = dict[str, Any]
@@ -62,6 +74,23 @@ class _Send:
         self.entry = entry
 
 
+class _Answer:
+    """`send`, with the request id added to the answer's headers and its status kept."""
+
+    __slots__ = ("_request_id", "_send", "status")
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self._request_id = request_id.encode()
+        self.status = 500  # what a request that ends without an answer is counted as
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), (b"x-request-id", self._request_id)]
+        await self._send(message)
+
+
 class PartnerApi:
     """Serves the single-status look-up itself and hands every other request to `framework`."""
 
@@ -72,34 +101,61 @@ class PartnerApi:
         base_path: str,
         max_body_bytes: int,
         channels: ChannelRegistry = CHANNELS,
+        *,
+        metrics: bool = True,
+        access_log: bool = True,
     ) -> None:
         self.framework = framework
         self._runtime = runtime
+        self._base_path = base_path
         self._status_prefix = f"{base_path}/messages/status/"
         self._statuses_path = f"{base_path}/messages/status"
+        self._status_route = f"{base_path}/messages/status/{{customerMessageId}}"
         self._sends = {f"{base_path}/{entry.path}/messages": _Send(entry) for entry in channels}
         self._max_body_bytes = max_body_bytes
+        self._metrics = metrics
+        self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            method = scope["method"]
-            path: str = scope["path"]
-            if method == "GET" and path.startswith(self._status_prefix):
-                message_id = path[len(self._status_prefix) :]
-                if message_id and "/" not in message_id:
-                    channel = _query_value(scope, "channel")
-                    await self._look_up(scope, send, status_of_one, channel, message_id)
-                    return
-            elif method == "GET" and path == self._statuses_path:
-                parameters = _plain_query(scope["query_string"], _BATCH_PARAMETERS)
-                if parameters is not None and b"ids" in parameters:
-                    channel = parameters.get(b"channel")
-                    await self._look_up(scope, send, statuses_of_many, channel, parameters[b"ids"])
-                    return
-            elif method == "POST" and path in self._sends:
-                await self._send(self._sends[path], scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.framework(scope, receive, send)
+            return
+        started = perf_counter()
+        request_id = context.request_id_from(_header(scope, b"x-request-id"))
+        token = context.enter(context.RequestContext(request_id))
+        answer = _Answer(send, request_id)
+        route = UNMATCHED_ROUTE
+        try:
+            route = await self._route(scope, receive, answer)
+        finally:
+            seconds = perf_counter() - started
+            if self._metrics:
+                HTTP.observe(scope["method"], route, answer.status, seconds)
+            if self._access_log and scope["path"].startswith(self._base_path):
+                log_access(scope["method"], route, answer.status, seconds)
+            context.leave(token)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> str:
+        """Answer the request; the route template it matched."""
+        method = scope["method"]
+        path: str = scope["path"]
+        if method == "GET" and path.startswith(self._status_prefix):
+            message_id = path[len(self._status_prefix) :]
+            if message_id and "/" not in message_id:
+                channel = _query_value(scope, "channel")
+                await self._look_up(scope, send, status_of_one, channel, message_id)
+                return self._status_route
+        elif method == "GET" and path == self._statuses_path:
+            parameters = _plain_query(scope["query_string"], _BATCH_PARAMETERS)
+            if parameters is not None and b"ids" in parameters:
+                channel = parameters.get(b"channel")
+                await self._look_up(scope, send, statuses_of_many, channel, parameters[b"ids"])
+                return path
+        elif method == "POST" and path in self._sends:
+            await self._send(self._sends[path], scope, receive, send)
+            return path
         await self.framework(scope, receive, send)
+        return str(scope.get("path_template") or UNMATCHED_ROUTE)  # set by Litestar's router
 
     async def _send(self, operation: _Send, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete = await _read_body(receive, self._max_body_bytes)

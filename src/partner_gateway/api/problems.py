@@ -2,7 +2,8 @@
 
 Every error path ends here: our own errors, the framework's validation, unknown routes, wrong
 methods, bodies too large, an unreachable store, and anything unexpected (logged with its
-traceback, answered without one).
+traceback, answered without one). A problem carries the request's id (`requestId`, the
+`X-Request-Id` of the answer), so a partner's report of an error finds its log lines.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.errors import IdempotencyConflict, InvalidInput, Unavailable
+from partner_gateway.observability.context import current_request_id
+from partner_gateway.observability.metrics import problem_answered
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
     status: int
     detail: str
     errors: list[FieldProblem] | None = None
+    request_id: str | None = msgspec.field(default=None, name="requestId")
 
 
 class ProblemError(Exception):
@@ -81,6 +85,7 @@ class ProblemError(Exception):
             status=self.status,
             detail=self.detail,
             errors=[FieldProblem(f, m) for f, m in self.errors] if self.errors is not None else None,
+            request_id=current_request_id(),
         )
 
 
@@ -170,7 +175,13 @@ def _msgspec_location(key: str, message: str) -> tuple[str, str]:
 
 def to_problem(exc: Exception, channel_choices: str = CHANNELS.choices) -> ProblemError:
     """Translate any exception into the problem it is answered with; `channel_choices` names the
-    channels served, for a missing channel parameter."""
+    channels served, for a missing channel parameter. Counted by type for /metrics."""
+    problem = _to_problem(exc, channel_choices)
+    problem_answered(problem.slug)
+    return problem
+
+
+def _to_problem(exc: Exception, channel_choices: str) -> ProblemError:
     match exc:
         case ProblemError():
             return exc

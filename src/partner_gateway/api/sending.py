@@ -32,6 +32,8 @@ from partner_gateway.domain.rate_limits import Traffic
 from partner_gateway.domain.statuses import ACCEPTED_DESCRIPTION, Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import IdempotencyConflict
+from partner_gateway.observability.context import set_message
+from partner_gateway.observability.metrics import message_accepted
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.idempotency import IdempotencyRepository, StoredResponse
 from partner_gateway.store.repositories.messages import MessageRepository
@@ -119,6 +121,12 @@ async def accept(
     return await _accept(runtime, company_id, entry.channel, data, common, idempotency_key, fields)
 
 
+def _counted(message: NewMessage) -> None:
+    """A message just committed: counted, and named in the request's log lines."""
+    message_accepted(message.channel)
+    set_message(message.id)
+
+
 def _fields_with_nul(value: object, path: str = "") -> list[str]:
     """Fields holding U+0000, which no channel carries and PostgreSQL text cannot store."""
     if isinstance(value, str):
@@ -196,6 +204,7 @@ async def _accept(
         # Group-committed: many sends share one transaction and one fsync; each answer waits
         # until its own message is durable.
         await runtime.writes.accept(message)
+        _counted(message)
         runtime.on_accepted()
         return _accepted(runtime, answer)
 
@@ -222,6 +231,7 @@ async def _accept(
                 raise
             continue
         if stored is None:  # committed just now
+            _counted(message)
             runtime.on_accepted()
             return _accepted(runtime, answer)
         if stored.request_hash != request_hash:

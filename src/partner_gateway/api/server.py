@@ -41,6 +41,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from partner_gateway.observability.metrics import problem_answered
+
 __all__ = [
     "BAD_REQUEST_PROBLEM_TYPE",
     "DRAIN_MAX_BYTES",
@@ -276,6 +278,7 @@ class PartnerHttpProtocol(HttpToolsProtocol):
         """Retire the parser and answer ``status`` once earlier responses are out."""
         if self._rejection is not None:  # pragma: no cover - the parser is retired by then
             return
+        problem_answered(problem_type)  # answered below the application: counted here
         body = json.dumps(
             {"type": problem_type, "title": _TITLES[status], "status": status, "detail": detail},
             separators=(",", ":"),

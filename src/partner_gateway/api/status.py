@@ -18,6 +18,7 @@ from partner_gateway.api.schemas import (
 from partner_gateway.api.views import require_channel, status_item
 from partner_gateway.domain.ids import could_all_be_message_ids, could_be_message_id
 from partner_gateway.domain.timefmt import format_ms
+from partner_gateway.observability.context import set_message
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.messages import MessageRepository
 
@@ -56,6 +57,7 @@ async def status_of_one(
     """One message's status, or the 400 (channel) or 404 problem: GET /messages/status/{id}."""
     wanted = require_channel(runtime.channels, channel)
     if could_be_message_id(message_id):
+        set_message(message_id)
         found = await runtime.database.status_reads.one(company_id, wanted, message_id, status_item)
         if found is not None:
             return found

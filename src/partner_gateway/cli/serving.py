@@ -16,6 +16,7 @@ from partner_gateway.cli.common import (
     with_runtime,
 )
 from partner_gateway.config import Settings
+from partner_gateway.observability.logs import configure_logging
 from partner_gateway.startup import describe_store, listen_error
 
 # The settings' own defaults, shown in the help (the options override the environment).
@@ -42,7 +43,7 @@ def serve(
 
     overrides = {k: v for k, v in (("host", host), ("port", port), ("role", role)) if v is not None}
     settings = settings_or_exit(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("partner_gateway").info("store: %s", describe_store(settings))
     try:
         run_loop(serve_gateway(settings))
@@ -69,7 +70,7 @@ def simulate_smsc(
     """An SMPP 3.4 SMSC that decides each message's fate by the destination's last two digits."""
     from partner_gateway.simulators.smsc import SmscConfig, serve_forever
 
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO", settings_or_exit().log_format)
     config = SmscConfig(
         host=host,
         port=port,

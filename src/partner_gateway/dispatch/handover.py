@@ -32,6 +32,7 @@ from partner_gateway.dispatch.retry_policy import (
 from partner_gateway.dispatch.unanswered import Unanswered
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.observability import context, metrics
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories.delivery import ClaimedItem
 
@@ -70,19 +71,24 @@ class Handover:
     async def deliver_once(self, item: ClaimedItem) -> None:
         """Hand over an item and record the outcome; raises on a failure of our own."""
         self._held.add(item.outbox_id)
+        # Its log lines name the message and its company (observability/logs.py).
+        token = context.enter(context.RequestContext(company_id=item.company_id, message_id=item.message_id))
         try:
             await self._hand_over(Claim.of(item))
         finally:
+            context.leave(token)
             self._held.discard(item.outbox_id)
 
     async def _hand_over(self, claim: Claim) -> None:
         item = claim.item
         if now_ms() >= item.expires_at:
             await self._outcomes.fail(item, EXPIRED_BEFORE_HANDOVER)
+            metrics.handed_over(item.channel, "expired")
             return
         provider = self._providers.get(item.channel)
         if provider is None:
             await self._outcomes.fail(item, NO_PROVIDER)
+            metrics.handed_over(item.channel, "no_provider")
             return
         guard = WriteGuard(self._batcher, item.outbox_id)
         try:
@@ -96,17 +102,29 @@ class Handover:
             return
         await self._batcher.submit_bulk(RECORD_ACCEPTED, (item, accepted))
         self.delivered_to_provider += 1
+        metrics.handed_over(item.channel, "accepted", (now_ms() - item.created_at) / 1000)
 
     async def _after_failure(self, claim: Claim, error: SendError) -> None:
         jitter = random.uniform(*JITTER)  # noqa: S311 - jitter, not security
+        channel = claim.item.channel
+        if error.kind == "throttled":
+            metrics.provider_throttled(error.provider or self._provider_name(channel))
         match decide(claim, error, self._policy, now_ms(), jitter):
             case Retry(at):
                 await self._outcomes.retry(claim.item, error, at)
+                metrics.handed_over(channel, "throttled" if error.kind == "throttled" else "retry")
             case Fail() as fail:
                 await self._outcomes.fail(claim.item, fail, accepted=error)
+                metrics.handed_over(channel, "failed")
             case Ambiguous():
                 await self._unanswered.settle(claim, error.description, accepted=error)
+                metrics.handed_over(channel, "ambiguous")
             case Fallback():
                 await self._fallback.send(claim, error)
+                metrics.handed_over(channel, "fallback")
             case unknown:
                 assert_never(unknown)
+
+    def _provider_name(self, channel: Channel) -> str:
+        provider = self._providers.get(channel)
+        return provider.name if provider is not None else "none"

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.observability import metrics
 from partner_gateway.store.batching import BulkOperation, WriteBatcher
 from partner_gateway.store.repositories import delivery
 
@@ -49,6 +50,7 @@ class ReportRecorder:
 
     async def record(self, reports: Sequence[StatusReport]) -> None:
         outcomes = await self._batcher.submit_bulk(APPLY_REPORTS, reports)
+        metrics.reports_recorded(zip((report.provider for report in reports), outcomes, strict=True))
         self.applied += outcomes.count("applied")
         self.duplicates += outcomes.count("duplicate")
         self.pending += outcomes.count("pending")

@@ -43,6 +43,7 @@ from partner_gateway.dispatch.retry_policy import RetryPolicy
 from partner_gateway.dispatch.unanswered import Unanswered
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.observability import metrics
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import delivery
 
@@ -95,6 +96,12 @@ class Dispatcher:
         )
         self._parked = ParkedReceipts(batcher)
         self.consumer = QueueConsumer(batcher, self._handover, lease_seconds=lease_seconds)
+        metrics.LIVE.track_dispatcher(self)
+
+    @property
+    def in_flight(self) -> int:
+        """Hand-overs running now, claimed or from the queue (partner_gateway_dispatch_in_flight)."""
+        return len(self._renewal.held)
 
     @property
     def delivered_to_provider(self) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.messages import NewMessage
-from partner_gateway.store.database import Database
+from partner_gateway.store.database import Database, commit_mark, rolled_back_since
 from partner_gateway.store.repositories.messages import MessageRepository
 
 logger = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ class WriteBatcher:
 async def _isolated(connection: AsyncConnection, entry: _Entry) -> tuple[asyncio.Future[Any], bool, Any]:
     """Run one operation, or one item of a bulk operation, in its own savepoint: a failure rolls
     back only its own writes."""
+    mark = commit_mark(connection)
     try:
         async with connection.begin_nested():
             if entry.bulk is None:
@@ -196,6 +197,7 @@ async def _isolated(connection: AsyncConnection, entry: _Entry) -> tuple[asyncio
             else:
                 value = (await entry.bulk.run(connection, [entry.payload]))[0]
     except Exception as error:
+        rolled_back_since(connection, mark)
         return entry.future, False, error
     return entry.future, True, value
 

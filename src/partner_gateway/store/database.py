@@ -8,7 +8,8 @@ transactions both try to upgrade to writing. PostgreSQL uses one pooled engine f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +30,31 @@ POSTGRESQL_SESSION_SETTINGS = {
     "idle_in_transaction_session_timeout": "60s",
     "application_name": "partner-gateway",
 }
+
+
+logger = logging.getLogger(__name__)
+_AFTER_COMMIT = "partner_gateway.after_commit"
+
+
+def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Run `callback` once the transaction `connection` is in has committed (`Database.write`);
+    never when it rolls back, nor for work of a savepoint rolled back (`rolled_back_since`).
+    Outside `Database.write`, it is dropped. For what must count only what was stored: metrics."""
+    pending = connection.info.get(_AFTER_COMMIT)
+    if pending is not None:
+        pending.append(callback)
+
+
+def commit_mark(connection: AsyncConnection) -> int:
+    """Where the transaction's after-commit work stands, for `rolled_back_since`."""
+    return len(connection.info.get(_AFTER_COMMIT, ()))
+
+
+def rolled_back_since(connection: AsyncConnection, mark: int) -> None:
+    """A savepoint begun at `mark` rolled back: its after-commit work is dropped."""
+    pending = connection.info.get(_AFTER_COMMIT)
+    if pending is not None:
+        del pending[mark:]
 
 
 class Database:
@@ -85,9 +111,20 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that commits when the block ends and rolls back on an exception."""
+        """A transaction that commits when the block ends and rolls back on an exception. What
+        was registered with `after_commit` in it runs once it has committed, never otherwise."""
+        committed: list[Callable[[], None]] = []
         async with self.writer.begin() as connection:
-            yield connection
+            connection.info[_AFTER_COMMIT] = committed
+            try:
+                yield connection
+            finally:
+                connection.info.pop(_AFTER_COMMIT, None)
+        for callback in committed:
+            try:
+                callback()
+            except Exception:  # committed is committed: what follows must not fail the write
+                logger.exception("after-commit work failed")
 
     async def dispose(self) -> None:
         await self.status_reads.close()

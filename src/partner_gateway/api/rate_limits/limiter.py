@@ -100,6 +100,10 @@ class RateLimiter:
         limit = own.of(traffic) if own is not None else None
         return limit if limit is not None else self._defaults[traffic]
 
+    def company_class(self, company_id: str) -> str:
+        """ "own" for a company with limits of its own, else "default": a metric's bounded label."""
+        return "own" if company_id in self._overrides else "default"
+
     def admit(self, company_id: str, traffic: Traffic) -> Headers:
         """Count one request of `company_id`: its RateLimit headers, or RateLimited (429)."""
         if not self.enabled:

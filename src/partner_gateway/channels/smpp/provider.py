@@ -49,6 +49,7 @@ from partner_gateway.config import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,18 @@ class SmppProvider:
         self._leasing = leasing
         self._keeper: SlotKeeper | None = None
         self.receipts = 0
+        metrics.LIVE.track_carrier(self)  # its sessions' gauges, read at scrape time
+
+    def carrier_sessions(self) -> metrics.CarrierSessions:
+        """This provider's sessions now, for /metrics."""
+        sessions = list(self._sessions.values())
+        return metrics.CarrierSessions(
+            carrier=self.carrier.name,
+            held=len(sessions),
+            bound=sum(1 for session in sessions if session.is_bound),
+            in_flight=sum(session.outstanding for session in sessions),
+            window=self.carrier.window * len(sessions),
+        )
 
     def webhook_routes(self) -> Sequence[WebhookRoute]:
         return ()
@@ -228,27 +241,33 @@ class SmppProvider:
                     accepted,
                     retry_after=interval,
                 )
+            carrier = self.carrier.name
             try:
                 response = await session.submit(
                     pdu, before_write=lambda: guard.before_write(message.message_id)
                 )
             except NotConnected as error:
+                metrics.smpp_submitted(carrier, "not_connected")
                 raise self._error("retry", f"No connection to the carrier: {error}", None, accepted) from None
             except InvalidSubmit as error:
+                metrics.smpp_submitted(carrier, "invalid")
                 code = smpp_code(error.command_status)
                 raise self._error(
                     "permanent", describe_submit_status(error.command_status), code, accepted
                 ) from None
             except SubmitRejected as error:
+                metrics.smpp_submitted(carrier, "throttled" if error.throttled else "rejected")
                 kind = "throttled" if error.throttled else "retry" if error.transient else "permanent"
                 code = smpp_code(error.command_status)
                 raise self._error(
                     kind, describe_submit_status(error.command_status), code, accepted
                 ) from None
             except OutcomeUnknown as error:
+                metrics.smpp_submitted(carrier, "no_answer")
                 raise self._error(
                     "ambiguous", f"No answer from the carrier: {error}", None, accepted
                 ) from None
+            metrics.smpp_submitted(carrier, "accepted")
             accepted.append(
                 SubmittedPart(index + 1, total, response.message_id, self.provider_key(response.message_id))
             )
@@ -279,6 +298,7 @@ class SmppProvider:
             # the carrier does not redeliver it forever.
             logger.info("carrier %s: ignoring a mobile-originated deliver_sm", self.carrier.name)
             return int(CommandStatus.ESME_ROK)
+        metrics.smpp_receipt(self.carrier.name)
         outcome = receipt.outcome
         status = DeliveryStatus(outcome.status)
         key = canonical_message_id(receipt.message_id)

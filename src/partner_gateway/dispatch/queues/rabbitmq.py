@@ -46,10 +46,12 @@ from partner_gateway.dispatch.queues.base import (
     WorkQueueError,
     WorkQueueUnavailable,
 )
+from partner_gateway.observability.metrics import QUEUE_MESSAGES
 
 logger = logging.getLogger(__name__)
 
 REPLAYS_HEADER = "x-partner-gateway-replays"
+DEAD_LETTER_LABEL = "dead-letter"  # the dead-letter queue's `channel` label in /metrics
 CONTENT_TYPE = "application/json"
 MAX_RETRY_DELAY = 60.0  # seconds a failed delivery waits, at most, before it is rejected
 CLOSE_TIMEOUT = 10.0
@@ -387,6 +389,31 @@ class RabbitWorkQueue:
         if replayed:
             logger.info("Replayed %d dead letters", replayed)
         return replayed
+
+    # -- depths -------------------------------------------------------------------------------
+
+    async def depths(self) -> dict[str, int]:
+        """Messages ready in each channel's queue, and in the dead-letter queue ("dead-letter"):
+        passive declarations, on a channel of their own so a refusal closes only that one."""
+        connection, _ = await self._ready()
+        channel = await connection.channel()
+        try:
+            names = {name: self.queue_name(name) for name in self._channels}
+            names[DEAD_LETTER_LABEL] = self.dead_letter_queue
+            counts = {}
+            for label, queue_name in names.items():
+                queue = await channel.declare_queue(queue_name, passive=True, robust=False)
+                counts[label] = int(queue.declaration_result.message_count or 0)
+            return counts
+        finally:
+            with contextlib.suppress(*_TRANSIENT):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await channel.close()
+
+    async def read_depths(self) -> None:
+        """Set /metrics' queue gauges (a scrape source, observability/scrape.py)."""
+        for label, count in (await self.depths()).items():
+            QUEUE_MESSAGES.labels(label).set(count)
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Select, Table, bindparam, func, select, update
@@ -21,8 +22,10 @@ from partner_gateway.domain.lifecycle import CurrentState, ReportedStatus, Trans
 from partner_gateway.domain.multipart import PartState, not_accepted_yet
 from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.sms_fallback import onto_original
-from partner_gateway.domain.statuses import DeliveryStatus, Rank
+from partner_gateway.domain.statuses import FINAL_STATUSES, DeliveryStatus, Rank
+from partner_gateway.observability import metrics
 from partner_gateway.store.bulk import Rows
+from partner_gateway.store.database import after_commit
 from partner_gateway.store.tables import message_parts, messages
 
 # Built once, with their lists as expanding parameters: building and keying a statement per
@@ -130,6 +133,8 @@ _PARTS_WITH_STATUSES = (
         messages.c.status_rank.label("message_rank"),
         messages.c.read_at.label("message_read_at"),
         messages.c.fallback_for,
+        messages.c.channel.label("message_channel"),
+        messages.c.created_at.label("message_created_at"),
     )
     # Inner: PostgreSQL locks no row on the nullable side of an outer join, and every part's
     # message exists (they are stored together; messages are never deleted).
@@ -208,8 +213,18 @@ class Parts:
             message_rank,
             message_read_at,
             fallback_for,
+            message_channel,
+            message_created_at,
         ) in await self._connection.execute(statement, parameters):  # _PARTS_WITH_STATUSES's columns
-            self._statuses.add(message_id, message_status, message_rank, message_read_at, fallback_for)
+            self._statuses.add(
+                message_id,
+                message_status,
+                message_rank,
+                message_read_at,
+                fallback_for,
+                message_channel,
+                message_created_at,
+            )
             parts = self._by_message.setdefault(message_id, {})
             if part_no in parts:
                 continue  # read before, perhaps changed since
@@ -275,15 +290,27 @@ class _MessageRow:
     rank: Rank
     read_at: int | None
     fallback_for: str | None
+    channel: str
+    created_at: int
     description: str = ""
     error_code: str | None = None
     status_changed: bool = False
     read_changed: bool = False
+    was_final: bool = False  # final when read: a later change does not end its delivery again
+
+    def __post_init__(self) -> None:
+        self.was_final = self.status in FINAL_STATUSES
 
 
 _SELECT_STATUSES = (
     select(
-        messages.c.id, messages.c.status, messages.c.status_rank, messages.c.read_at, messages.c.fallback_for
+        messages.c.id,
+        messages.c.status,
+        messages.c.status_rank,
+        messages.c.read_at,
+        messages.c.fallback_for,
+        messages.c.channel,
+        messages.c.created_at,
     )
     .where(messages.c.id.in_(_IDS))
     .order_by(messages.c.id)
@@ -297,6 +324,18 @@ _UPDATE_MESSAGE_STATUS = _status_update(
     ("m_status", "m_rank", "m_description", "m_error", "m_now", "m_read_at", "m_id"),
 )
 _UPDATE_MESSAGE_READ = _read_update(messages, _MESSAGE_KEY, ("m_read_at", "m_id"))
+
+
+def _count_changes(rows: list[_MessageRow], now: int) -> None:
+    """The committed status changes, for /metrics (observability/metrics.py)."""
+    for row in rows:
+        metrics.status_changed(
+            row.channel,
+            row.status.value,
+            row.error_code,
+            became_final=row.status in FINAL_STATUSES and not row.was_final,
+            seconds_since_accepted=(now - row.created_at) / 1000,
+        )
 
 
 class Statuses:
@@ -314,10 +353,10 @@ class Statuses:
         if not wanted:
             return
         rows = await self._connection.execute(_SELECT_STATUSES, {"ids": list(wanted)})
-        for message_id, status, rank, read_at, fallback_for in rows:
-            self.add(message_id, status, rank, read_at, fallback_for)
+        for message_id, status, rank, read_at, fallback_for, channel, created_at in rows:
+            self.add(message_id, status, rank, read_at, fallback_for, channel, created_at)
         for message_id in wanted:
-            self.add(message_id, None, None, None, None)  # not found: no such message
+            self.add(message_id, None, None, None, None, "", 0)  # not found: no such message
 
     def add(
         self,
@@ -326,6 +365,8 @@ class Statuses:
         rank: int | None,
         read_at: int | None,
         fallback_for: str | None,
+        channel: str,
+        created_at: int,
     ) -> None:
         """A message's status as read (None: no such message), unless read before."""
         if message_id in self._rows:
@@ -333,7 +374,9 @@ class Statuses:
         if status is None or rank is None:
             self._rows[message_id] = None
         else:
-            self._rows[message_id] = _MessageRow(_STATUSES[status], _RANKS[rank], read_at, fallback_for)
+            self._rows[message_id] = _MessageRow(
+                _STATUSES[status], _RANKS[rank], read_at, fallback_for, channel, created_at
+            )
 
     async def apply(self, message_id: str, report: ReportedStatus, *, read_at: int | None) -> bool:
         """Apply a report to the message (in memory); True when it changed its status. A fallback
@@ -382,3 +425,6 @@ class Statuses:
         ]
         await _UPDATE_MESSAGE_STATUS.execute(self._connection, statuses)
         await _UPDATE_MESSAGE_READ.execute(self._connection, reads)
+        changes = [row for _, row in changed if row.status_changed]
+        if changes:
+            after_commit(self._connection, partial(_count_changes, changes, self._now))

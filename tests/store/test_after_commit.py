@@ -1,0 +1,68 @@
+"""What `after_commit` registers runs once the transaction commits, never when it (or the
+savepoint it was registered in) rolls back: metrics count only what was stored."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from partner_gateway.runtime import Runtime
+from partner_gateway.store.database import after_commit, commit_mark, rolled_back_since
+
+
+async def test_runs_after_the_commit_and_not_after_a_rollback(runtime: Runtime) -> None:
+    ran: list[str] = []
+    async with runtime.database.write() as connection:
+        await connection.execute(text("SELECT 1"))
+        after_commit(connection, lambda: ran.append("committed"))
+        assert ran == []  # not before the commit
+    assert ran == ["committed"]
+
+    async def failing() -> None:
+        async with runtime.database.write() as connection:
+            after_commit(connection, lambda: ran.append("rolled back"))
+            raise RuntimeError("the transaction fails")
+
+    with pytest.raises(RuntimeError):
+        await failing()
+    assert ran == ["committed"]
+
+    async with runtime.database.write() as connection:  # a failed one leaves nothing behind
+        pass
+    assert ran == ["committed"]
+
+
+async def test_a_rolled_back_savepoint_drops_its_own_only(runtime: Runtime) -> None:
+    ran: list[str] = []
+    async with runtime.database.write() as connection:
+        after_commit(connection, lambda: ran.append("outer"))
+        mark = commit_mark(connection)
+        try:
+            async with connection.begin_nested():
+                after_commit(connection, lambda: ran.append("savepoint"))
+                raise RuntimeError("the savepoint fails")
+        except RuntimeError:
+            rolled_back_since(connection, mark)
+    assert ran == ["outer"]
+
+
+async def test_outside_a_write_transaction_it_is_dropped(runtime: Runtime) -> None:
+    ran: list[str] = []
+    async with runtime.database.read() as connection:
+        after_commit(connection, lambda: ran.append("read"))
+    assert ran == []
+
+
+async def test_a_failing_callback_does_not_fail_the_committed_write(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a bug in what follows")
+
+    async with runtime.database.write() as connection:
+        after_commit(connection, broken)
+        after_commit(connection, lambda: ran.append("next"))
+    assert ran == ["next"]
+    assert "after-commit work failed" in caplog.text
