@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -24,11 +23,10 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
-from partner_gateway.errors import IdempotencyConflict, InvalidInput, Unavailable
+from partner_gateway.errors import IdempotencyConflict, InvalidInput
+from partner_gateway.store.outages import store_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -206,14 +204,8 @@ def to_problem(exc: Exception, channel_choices: str = CHANNELS.choices) -> Probl
             )
         case HTTPException() if exc.status_code < 500:
             return ProblemError(exc.status_code, "client-error", exc.detail)
-        case Unavailable() | OperationalError() | PoolTimeoutError() | sqlite3.OperationalError():
+        case _ if store_unavailable(exc):  # store/outages.py: unreachable, connection lost, disk full
             logger.warning("dependency unavailable: %s", type(exc).__name__)
-            return _unavailable()
-        case DBAPIError() if exc.connection_invalidated:
-            logger.warning("database connection lost")
-            return _unavailable()
-        case OSError() | TimeoutError():
-            logger.warning("dependency unreachable: %s", type(exc).__name__)
             return _unavailable()
     logger.exception("unexpected error", exc_info=exc)
     return ProblemError(

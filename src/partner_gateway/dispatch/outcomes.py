@@ -164,6 +164,10 @@ class Outcomes:
 
         await self._batcher.submit(reschedule)
 
+    async def hand_back(self, item: ClaimedItem) -> None:
+        """Never written to the provider, and this worker stops: due again at once, for any worker."""
+        await self._batcher.submit(lambda c: delivery.hand_back(c, [item.outbox_id]))
+
     async def resend(self, item: ClaimedItem, reason: str) -> None:
         """Due again now, though the provider may have it already (PARTNER_GATEWAY_RESEND_AMBIGUOUS)."""
         await self._batcher.submit(

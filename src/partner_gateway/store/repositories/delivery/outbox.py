@@ -10,6 +10,7 @@ relay may hold it before it counts as abandoned::
 
     claimed or published, lease lapsed ──release_expired_claims──▶ queued
     published, the publish failed ──unpublish──▶ queued
+    claimed, its worker stopping before the write ──hand_back──▶ queued
 """
 
 from __future__ import annotations
@@ -151,6 +152,16 @@ _CLAIM_PUBLISHED = (
     .values(state=OutboxState.CLAIMED, lease_until=bindparam("until"), attempts=outbox.c.attempts + 1)
     .returning(*_CLAIMED_COLUMNS)
 )
+
+
+async def hand_back(connection: AsyncConnection, outbox_ids: Sequence[int]) -> None:
+    """A stopping worker gives back items it claimed and never wrote to a provider: due again
+    at once, the claim's attempt not counted. An item already `written` is left to its lease."""
+    await connection.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(list(outbox_ids)), outbox.c.state == OutboxState.CLAIMED)
+        .values(state=OutboxState.QUEUED, lease_until=None, attempts=outbox.c.attempts - 1)
+    )
 
 
 async def claim_published(
