@@ -139,6 +139,7 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
     if settings.role != "api":
         if queue is not None:
             runtime.readiness.add("broker", _broker_check(queue))
+            runtime.broker_up = lambda: queue.connected
         await dispatcher.start()
         runtime.on_accepted = dispatcher.wake
     return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)

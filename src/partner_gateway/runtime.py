@@ -41,6 +41,10 @@ class Runtime:
     """SPEC §5's callback URL rules, with this process's short cache of resolved hosts."""
     readiness: Readiness = field(init=False)
     """What /ready checks: the store, and what the process's role adds (a worker's broker)."""
+    broker_up: Callable[[], bool] | None = None
+    """Whether this process's connection to its broker is up right now; None when it uses no
+    broker (the embedded gateway, an API process). Set by process.py; the hook for a
+    `partner_gateway_broker_up` gauge (read at scrape time, it costs nothing per request)."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from support import BASE
@@ -151,3 +156,45 @@ def is_final(item: dict[str, str]) -> bool:
     """UNKNOWN is final only when the gateway gave up on it, not while it is still queued."""
     queued = item["deliveryStatusDescription"].startswith(("Accepted, queued", "Will retry"))
     return item["deliveryStatus"] in FINAL and not (item["deliveryStatus"] == "UNKNOWN" and queued)
+
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new database on the shared PostgreSQL (never the shared `test` one), dropped afterwards;
+    yields its name."""
+    name = f"pgw_faults_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+@contextlib.asynccontextmanager
+async def fresh_vhost() -> AsyncIterator[str]:
+    """A RabbitMQ virtual host of its own (the broker is never restarted), deleted afterwards."""
+    name = f"pgw_faults_{uuid.uuid4().hex[:10]}"
+    await asyncio.to_thread(_rabbitmqctl, "add_vhost", name)
+    try:
+        await asyncio.to_thread(_rabbitmqctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield name
+    finally:
+        await asyncio.to_thread(_rabbitmqctl, "delete_vhost", name)
+
+
+def count_answers(answers: list[Answer]) -> dict[str, int]:
+    """How many answers of each kind and status (or error), for a report."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        name = f"{answer.kind} {answer.status or answer.error}"
+        counts[name] = counts.get(name, 0) + 1
+    return counts

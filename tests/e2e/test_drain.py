@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_runs import PartnerLoad, start_gateway, stop_gateway, wait_all_final
+from gateway_runs import PartnerLoad, count_answers, start_gateway, stop_gateway, wait_all_final
 
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
 from support import cli, free_port
@@ -108,7 +108,7 @@ async def test_sigterm_under_load_answers_everything_unbinds_and_exits_0(
     unanswered = [a for a in answers if a.status is None]
     report = {
         "answers": len(answers),
-        "after_signal": _count(after_signal),
+        "after_signal": count_answers(after_signal),
         "accepted": len(load.accepted),
         "accepted_during_grace": sum(
             1
@@ -141,11 +141,3 @@ async def test_sigterm_under_load_answers_everything_unbinds_and_exits_0(
     assert len(found) == len(load.accepted), report
     assert all(item["deliveryStatus"] == "DELIVERED" for item in found.values()), report
     assert smsc.stats.duplicates == 0, report
-
-
-def _count(answers: list[object]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for answer in answers:
-        name = f"{answer.kind} {answer.status or answer.error}"  # type: ignore[attr-defined]
-        counts[name] = counts.get(name, 0) + 1
-    return counts

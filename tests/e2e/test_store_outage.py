@@ -15,33 +15,30 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from gateway_runs import PartnerLoad, start_gateway, stop_gateway, wait_all_final
+from gateway_runs import (
+    PartnerLoad,
+    count_answers,
+    fresh_database,
+    start_gateway,
+    stop_gateway,
+    wait_all_final,
+)
 
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
 from support import cli, free_port
 from tcp_proxy import TcpProxy
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 OUTAGE_SECONDS = 30
 
 
 @pytest.fixture
 async def database() -> AsyncIterator[str]:
-    """A fresh database on the shared server, dropped afterwards."""
-    name = f"pgw_outage_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with fresh_database() as name:
         yield name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.mark.slow
@@ -110,8 +107,8 @@ async def test_postgresql_unreachable_for_30_s_under_load(tmp_path: Path, databa
     )
     report = {
         "answers": len(answers),
-        "during_outage": _count(during),
-        "after": _count(after),
+        "during_outage": count_answers(during),
+        "after": count_answers(after),
         "accepted": len(load.accepted),
         "seconds_to_first_send_accepted_after_restore": round(first_accepted_again - restored_at, 1),
         "carrier_submits": smsc.stats.submits,
@@ -134,14 +131,6 @@ async def test_postgresql_unreachable_for_30_s_under_load(tmp_path: Path, databa
     assert smsc.stats.duplicates == 0, report
     assert exit_code == 0, log_text[-3000:]
     assert "Traceback" not in log_text, log_text[-5000:]
-
-
-def _count(answers: list[object]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for answer in answers:
-        name = f"{answer.kind} {answer.status or answer.error}"  # type: ignore[attr-defined]
-        counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 def _count_statuses(found: dict[str, dict[str, str]]) -> dict[str, int]:
