@@ -145,6 +145,15 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
     return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
 
 
+async def _start(settings: Settings, channels: ChannelRegistry) -> tuple[Runtime, Pipeline]:
+    runtime = await Runtime.start(settings, channels)
+    try:
+        return runtime, await start_pipeline(settings, runtime)
+    except BaseException:
+        await runtime.close()
+        raise
+
+
 def _broker_check(queue: RabbitWorkQueue) -> Check:
     """The worker's broker: connected (a worker connects when it first has work; the check
     connects it if it has not yet)."""
@@ -167,8 +176,15 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
     # The API's port is taken first: a port in use fails at once, and no simulator started
     # below can be handed the same port by the kernel.
     listener = None if settings.role == "worker" else socket.create_server((settings.host, settings.port))
-    runtime = await Runtime.start(settings, channels)
-    pipeline = await start_pipeline(settings, runtime)
+    starting = asyncio.ensure_future(_start(settings, channels))
+    if not await shutdown.first(starting):  # signalled while starting: nothing to drain yet
+        logger.info("%s while starting: stopping", shutdown.reason)
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        if listener is not None:
+            listener.close()
+        return
+    runtime, pipeline = starting.result()
     if settings.role == "worker":
         operations = None
         if settings.ops_port is not None:  # /health and /ready for the orchestrator's probes

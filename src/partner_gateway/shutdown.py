@@ -111,6 +111,12 @@ class Shutdown:
         reserve = min(RESERVE_SECONDS, self.timeout_seconds / 5)
         return max(0.0, self.remaining() - reserve)
 
+    async def first(self, work: asyncio.Future[Any]) -> bool:
+        """Wait for `work` unless the drain is requested first: True when `work` is done (its
+        result or error is the caller's), False when the signal came first."""
+        await _until(work, self.requested, None)
+        return work.done()
+
     async def pause(self, seconds: float) -> None:
         """Wait `seconds`, or less if hurried."""
         with contextlib.suppress(TimeoutError):
