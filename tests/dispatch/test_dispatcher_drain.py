@@ -27,8 +27,10 @@ from partner_gateway.channels.base import (
 from partner_gateway.config import Settings
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.delivery import OutboxState
 from partner_gateway.store.tables import messages, outbox
 from support import BASE, Partner
@@ -148,3 +150,22 @@ async def test_hurried_it_hands_back_what_was_not_written_and_leaves_what_was(
     async with runtime.database.read() as connection:
         states = (await connection.execute(select(outbox.c.state))).scalars().all()
     assert states == [OutboxState.WRITTEN.value] * 3  # maybe sent: left to the crash rules
+
+
+async def test_the_only_worker_takes_back_claims_it_never_heard_of(
+    client: httpx.AsyncClient, partner: Partner, runtime: Runtime
+) -> None:
+    """A claim whose commit reached the store while its answer was lost with the connection:
+    the store's only worker releases every claim it does not hold before it claims again."""
+    await accept(client, partner, 3)
+    async with runtime.database.write() as connection:
+        claimed = await delivery.claim_due(connection, now_ms(), 10, 60_000, [Channel.SMS])
+    held = claimed[0].outbox_id
+    async with runtime.database.write() as connection:
+        assert await delivery.release_unheld(connection, [held]) == 2
+    async with runtime.database.read() as connection:
+        rows = dict((await connection.execute(select(outbox.c.id, outbox.c.state))).all())
+        attempts = set((await connection.execute(select(outbox.c.attempts))).scalars())
+    assert rows.pop(held) == OutboxState.CLAIMED.value
+    assert set(rows.values()) == {OutboxState.QUEUED.value}
+    assert attempts == {0, 1}

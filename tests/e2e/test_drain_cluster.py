@@ -58,9 +58,9 @@ async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(tmp
     )  # fmt: skip
     smsc_port = await smsc.start()
     api_port, ops_port = free_port(), free_port()
-    # 40 submits/s: the load accepts more, so deliveries are in the worker's hands at the signal.
+    # 20 submits/s: the load accepts more, so deliveries are in the worker's hands at the signal.
     carriers = [{"name": "cluster", "host": "127.0.0.1", "port": smsc_port, "system_id": "cluster",
-                 "password": "clusterp", "window": 20, "throughput_per_second": 40}]  # fmt: skip
+                 "password": "clusterp", "window": 20, "throughput_per_second": 20}]  # fmt: skip
     processes: list[asyncio.subprocess.Process] = []
     try:
         async with fresh_database() as database, fresh_vhost() as vhost:

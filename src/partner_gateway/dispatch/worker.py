@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from partner_gateway.channels.base import Provider
@@ -45,7 +46,7 @@ from partner_gateway.dispatch.unanswered import Unanswered
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import WriteBatcher
-from partner_gateway.store.outages import log_failure
+from partner_gateway.store.outages import log_failure, store_unavailable
 from partner_gateway.store.repositories import delivery
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Dispatcher:
         self._queue = queue
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._claimed: set[int] = set()  # outbox ids of the items the claim loop is handing over
         # Set when a claim's worth of hand-overs has finished: the claim loop waits for room for a
         # whole claim, not for each hand-over (one-item claims, each waiting on every task).
         self._room = asyncio.Event()
@@ -185,6 +187,7 @@ class Dispatcher:
 
     async def _claim_loop(self) -> None:
         lease_ms = self._settings.dispatch_lease_seconds * 1000
+        uncertain = False  # whether the last claim failed in a way that may have committed it
         while not self._stopping:
             # Only channels this worker can hand over now (see QueueConsumer.consume_while_accepting).
             channels = [channel for channel, provider in self._providers.items() if provider.accepting]
@@ -196,26 +199,41 @@ class Dispatcher:
             self._wake.clear()
             limit = min(self._settings.dispatch_batch, capacity)
             try:
+                if uncertain:
+                    await self._release_unheld()
+                    uncertain = False
                 items = await self._batcher.submit(
                     lambda c, limit=limit, channels=channels: delivery.claim_due(
                         c, now_ms(), limit, lease_ms, channels
                     )  # type: ignore[misc]
                 )
             except Exception as error:
+                # The store may have committed the claim as the connection was lost: its items
+                # would stay claimed by no one until their lease ran out.
+                uncertain = self._exclusive and store_unavailable(error)
                 log_failure(logger, error, "claiming outbox items failed; retrying")
                 await asyncio.sleep(1)
                 continue
             for item in items:
                 task = asyncio.create_task(self._handover.deliver(item), name=f"deliver-{item.message_id}")
                 self._in_flight.add(task)
-                task.add_done_callback(self._handed_over)
+                self._claimed.add(item.outbox_id)
+                task.add_done_callback(partial(self._handed_over, item.outbox_id))
             if len(items) < limit:
                 with contextlib.suppress(TimeoutError):  # asyncio.timeout: see relay.py
                     async with asyncio.timeout(self._settings.dispatch_poll_seconds):
                         await self._wake.wait()
 
-    def _handed_over(self, task: asyncio.Task[None]) -> None:
+    async def _release_unheld(self) -> None:
+        """This worker is the only one on its store: a claimed item it is not handing over is one
+        whose claim it never heard of. Due again."""
+        released = await self._batcher.submit(lambda c: delivery.release_unheld(c, list(self._claimed)))
+        if released:
+            logger.warning("%d items claimed as the store's connection was lost are due again", released)
+
+    def _handed_over(self, outbox_id: int, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._claimed.discard(outbox_id)
         if self._settings.dispatch_max_in_flight - len(self._in_flight) >= self._claim_size:
             self._room.set()
 
