@@ -10,7 +10,8 @@ The sequence (docs/operations.md, "Shutdown and drain"), for a process with the 
                in first; every request that reached the server is answered, then its connection
                closes (api/server.py)
     then       the dispatcher takes no new work (claims, relay, queue consumers cancelled at the
-               broker); hand-overs in flight finish and record their outcomes (dispatch/worker.py)
+               broker); hand-overs not yet writing are given back to the outbox, those being
+               written finish and record their outcomes (dispatch/worker.py)
     then       providers stop: each SMPP session waits for its outstanding answers, sends unbind
                and waits for unbind_resp; the last group commit; the store closes
     exit 0     within PARTNER_GATEWAY_DRAIN_TIMEOUT_SECONDS of the signal

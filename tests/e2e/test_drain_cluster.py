@@ -7,9 +7,9 @@ SIGTERM at once while partners keep sending and looking up:
 
 - the API answers every request that reached it (afterwards connections are refused, never
   reset or left without an answer), /ready says 503 through its grace, and it exits 0;
-- the worker's /ready (its ops port) says 503 while it drains; it stops consuming, finishes the
-  hand-overs it holds (their outcomes recorded, their deliveries acknowledged), unbinds from the
-  carrier and exits 0;
+- the worker's /ready (its ops port) says 503 while it drains; it stops consuming, gives back
+  what it had not begun to write, finishes what it was writing (outcomes recorded, deliveries
+  acknowledged), unbinds from the carrier and exits 0;
 - a new API and worker then deliver everything accepted, and the carrier saw nothing twice.
 """
 
@@ -143,7 +143,6 @@ async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(tmp
     assert set(api_grace) == {503}, api_ready
     worker_draining = [s for at, s in worker_ready if at > signalled_at + 0.3 and s is not None]
     assert set(worker_draining) <= {503}, worker_ready
-    assert submitted_while_draining > 0, report  # the deliveries the worker held were finished
     assert unbinds >= 1, report
     assert len(found) == len(load.accepted), report
     assert report["delivered"] == len(load.accepted), report

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import assert_never
+from typing import Any, assert_never
 
 from partner_gateway.channels.base import Provider, SendError
 from partner_gateway.dispatch.claim import Claim
@@ -69,6 +69,7 @@ class Handover:
         self._unanswered = unanswered
         self._fallback = fallback
         self._held = held  # outbox ids being handed over: their leases are renewed
+        self._unwritten: set[asyncio.Task[Any]] = set()  # hand-overs not yet writing to their provider
         self.delivered_to_provider = 0
 
     async def deliver(self, item: ClaimedItem) -> None:
@@ -96,9 +97,15 @@ class Handover:
         if provider is None:
             await _recorded(item, lambda: self._outcomes.fail(item, NO_PROVIDER))
             return
-        guard = WriteGuard(self._batcher, item.outbox_id)
+        task = asyncio.current_task()
+        assert task is not None
+        self._unwritten.add(task)
+        guard = WriteGuard(self._batcher, item.outbox_id, on_writing=lambda: self._unwritten.discard(task))
         try:
-            accepted = await provider.send(claim.message, guard)
+            try:
+                accepted = await provider.send(claim.message, guard)
+            finally:  # from its answer on, a hand-over is recorded, never given back
+                self._unwritten.discard(task)
         except SendError as error:
             refused = error  # the name `error` ends with the except block; the retries outlive it
             await _recorded(item, lambda: self._after_failure(claim, refused))
@@ -117,6 +124,14 @@ class Handover:
             return
         await _recorded(item, lambda: self._batcher.submit_bulk(RECORD_ACCEPTED, (item, accepted)))
         self.delivered_to_provider += 1
+
+    def give_back_unwritten(self) -> int:
+        """A draining worker hands back at once what it has not begun to write (waiting for a
+        carrier's window or throughput): cancelled, each is due again for any worker. Returns how many."""
+        waiting = list(self._unwritten)
+        for task in waiting:
+            task.cancel()
+        return len(waiting)
 
     async def _hand_back(self, item: ClaimedItem) -> None:
         """Cancelled before the provider had a byte of it: due again at once, for any worker. If the

@@ -145,16 +145,24 @@ class Dispatcher:
 
     async def stop(self, grace_seconds: float = 10.0, hurry: asyncio.Event | None = None) -> None:
         """Drain: take no new work (the claim loop and the relay end between two rounds, queue
-        consumers cancel at the broker), let the hand-overs in flight finish and record their
-        outcomes for up to `grace_seconds`, or until `hurry` is set; then cancel what is left (a
-        hand-over not yet written to its provider is handed back to the outbox, one written is
-        what a crash leaves: see the module doc). The chores, lease renewal among them, stop last."""
+        consumers cancel at the broker), give back the hand-overs not yet writing to their
+        provider (due again at once, for any worker), let those being written finish and record
+        their outcomes for up to `grace_seconds`, or until `hurry` is set; then cancel what is
+        left (one written is what a crash leaves: see the module doc). The chores, lease renewal
+        among them, stop last."""
         self._stopping = True
         self._stop.set()
         self._wake.set()
         self._room.set()
         deadline = asyncio.get_running_loop().time() + grace_seconds
+        # Waiting for a carrier's window or throughput, a hand-over would hold the drain for
+        # nothing: given back, any worker takes it at once. Those being written finish. (Again
+        # once the intake has ended: a round under way may have started more.)
+        given_back = self._handover.give_back_unwritten()
         await _finish(self._intake, deadline, hurry)
+        given_back += self._handover.give_back_unwritten()
+        if given_back:
+            logger.info("stopping: %d hand-overs not yet written are given back to the outbox", given_back)
         await _finish(list(self._in_flight), deadline, hurry)
         left = [*self._intake, *self._in_flight]
         if any(not task.done() for task in left):
