@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -234,6 +234,21 @@ class Settings(BaseSettings):
         description="Comma-separated networks whose clients may read GET /metrics without a token "
         "(default: loopback and private networks).",
     )
+    drain_grace_seconds: float = Field(
+        5,
+        ge=0,
+        le=300,
+        description="On SIGTERM, how long a process with the partner API keeps serving while /ready "
+        "answers 503, so load balancers take it out of rotation before it stops accepting "
+        "connections (docs/operations.md, 'Shutdown and drain'). SIGINT skips it.",
+    )
+    drain_timeout_seconds: float = Field(
+        25,
+        gt=0,
+        le=3600,
+        description="The longest a drain takes, from the signal to the exit, grace included; past "
+        "it the process stops fast. Below the orchestrator's own limit (Kubernetes: 30 s).",
+    )
 
     dispatch_batch: int = Field(200, ge=1, le=5000, description="Outbox items a worker claims at once.")
     dispatch_max_in_flight: int = Field(2000, ge=1, description="Messages a worker hands over concurrently.")
@@ -295,6 +310,14 @@ class Settings(BaseSettings):
         """The networks of `metrics_allowed_networks`, parsed."""
         parts = (part.strip() for part in self.metrics_allowed_networks.split(","))
         return [ipaddress.ip_network(part, strict=False) for part in parts if part]
+
+    @field_validator("drain_timeout_seconds")
+    @classmethod
+    def _longer_than_grace(cls, value: float, info: ValidationInfo) -> float:
+        grace = info.data.get("drain_grace_seconds")
+        if grace is not None and value <= grace:
+            raise ValueError(f"must be longer than {ENV_PREFIX}DRAIN_GRACE_SECONDS ({grace:g})")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 import socket
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from partner_gateway.api.app import create_app
 from partner_gateway.api.operations import operations_app
 from partner_gateway.api.rate_limits.sync import rate_limit_sync
-from partner_gateway.api.server import build_config
+from partner_gateway.api.server import PartnerServer, build_config
 from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import ProviderContext, Simulation
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
@@ -25,10 +24,12 @@ from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
 from partner_gateway.domain.statuses import Channel
-from partner_gateway.embedded_server import EmbeddedServer, InLoopServer
-from partner_gateway.observability.metrics import BUILD_INFO
+from partner_gateway.embedded_server import EmbeddedServer
+from partner_gateway.observability.metrics import BROKER_UP, BUILD_INFO
+from partner_gateway.observability.scrape import Source
 from partner_gateway.readiness import Check
 from partner_gateway.runtime import Runtime
+from partner_gateway.shutdown import Shutdown, drain_http
 from partner_gateway.startup import listen_error
 from partner_gateway.store.batching import WriteBatcher
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from uvicorn._types import ASGIApplication
 
 logger = logging.getLogger(__name__)
+
+STOP_SECONDS = 10.0  # a pipeline stopped other than by a signal (tests): the longest it takes
 
 
 @dataclass
@@ -65,14 +68,20 @@ class Pipeline:
     simulators: Simulators = field(default_factory=Simulators)
     queue: RabbitWorkQueue | None = None
 
-    async def stop(self) -> None:
-        await self.dispatcher.stop()
+    async def stop(self, shutdown: Shutdown | None = None) -> None:
+        """Drain the delivery side in order, each step bounded (shutdown.py)."""
+        if shutdown is None:
+            shutdown = Shutdown(0, STOP_SECONDS)
+            shutdown.begin("stopping")
+        await shutdown.step(
+            "the dispatcher", self.dispatcher.stop(shutdown.for_handovers(), shutdown.hurried)
+        )
         if self.queue is not None:
-            await self.queue.close()
+            await shutdown.step("the work queue", self.queue.close())
         for provider in self.providers.values():
-            await provider.stop()
-        await self.batcher.stop()
-        await self.simulators.stop()
+            await shutdown.step(f"provider {provider.name}", provider.stop())  # SMPP: unbind
+        await shutdown.step("the last writes", self.batcher.stop())
+        await shutdown.step("the simulators", self.simulators.stop())
 
 
 async def start_simulators(settings: Settings, channels: ChannelRegistry) -> Simulators:
@@ -135,9 +144,29 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
         if queue is not None:
             runtime.readiness.add("broker", _broker_check(queue))
             runtime.scrape.add("queue", queue.read_depths)
+            runtime.broker_up = lambda: queue.connected
+            runtime.scrape.add("broker", _broker_gauge(queue))
         await dispatcher.start()
         runtime.on_accepted = dispatcher.wake
     return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
+
+
+async def _start(settings: Settings, channels: ChannelRegistry) -> tuple[Runtime, Pipeline]:
+    runtime = await Runtime.start(settings, channels)
+    try:
+        return runtime, await start_pipeline(settings, runtime)
+    except BaseException:
+        await runtime.close()
+        raise
+
+
+def _broker_gauge(queue: RabbitWorkQueue) -> Source:
+    """partner_gateway_broker_up, read when scraped: the connection as it is, never a reconnect."""
+
+    async def read() -> None:
+        BROKER_UP.set(1 if queue.connected else 0)
+
+    return read
 
 
 def _broker_check(queue: RabbitWorkQueue) -> Check:
@@ -158,22 +187,24 @@ def _url(host: str, port: int | None) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _run_until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
 async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> None:
-    """Run this process's role: API and worker together (the embedded gateway), or one of them."""
+    """Run this process's role: API and worker together (the embedded gateway), or one of them,
+    until SIGTERM or SIGINT, then drain (shutdown.py)."""
+    shutdown = Shutdown.from_settings(settings)
+    shutdown.install()
     # The API's port is taken first: a port in use fails at once, and no simulator started
     # below can be handed the same port by the kernel.
     listener = None if settings.role == "worker" else socket.create_server((settings.host, settings.port))
     BUILD_INFO.labels(version("partner-gateway"), settings.role).set(1)
-    runtime = await Runtime.start(settings, channels)
-    pipeline = await start_pipeline(settings, runtime)
+    starting = asyncio.ensure_future(_start(settings, channels))
+    if not await shutdown.first(starting):  # signalled while starting: nothing to drain yet
+        logger.info("%s while starting: stopping", shutdown.reason)
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        if listener is not None:
+            listener.close()
+        return
+    runtime, pipeline = starting.result()
     if settings.role == "worker":
         operations = None
         if settings.ops_port is not None:  # /health and /ready for the orchestrator's probes
@@ -190,12 +221,12 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
                 "operations (/health, /ready, /metrics) on %s", _url(settings.host, operations.bound_port)
             )
         gc.freeze()  # as for the API below
-        await _run_until_signalled()
-        logger.info("stopping: dispatcher, providers, store")
-        if operations is not None:
-            await operations.stop()
-        await pipeline.stop()
-        await runtime.close()
+        await shutdown.requested.wait()
+        runtime.readiness.stopping(f"the process is shutting down ({shutdown.reason})")
+        await pipeline.stop(shutdown)
+        await shutdown.step("the store", runtime.close())
+        if operations is not None:  # last: the probes see the drain
+            await shutdown.step("the operations server", operations.stop())
         return
     assert listener is not None
     limits = rate_limit_sync(settings, runtime)
@@ -213,20 +244,20 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's lines go through the process's format (observability/logs.py)
     )
-    server = InLoopServer(config)  # its signals are ours: the process stops its parts in order
+    server = PartnerServer(config)  # its signals are ours: the process stops its parts in order
     # What start-up built (modules, the schema, the app, the providers) lives as long as the
     # process. Left in the collector's generations, every full collection re-scanned it: about
     # 150,000 objects, 75-80 ms with the event loop stopped, once or twice per 10-second figure
     # (measured with gc.callbacks during the bench's look-ups). Frozen, a full collection scans
     # only what was made since: under 1 ms.
     gc.freeze()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
     try:
-        await server.serve(sockets=[listener])
+        await drain_http(server, serving, shutdown, runtime.readiness)
     finally:
         logger.info("stopping: dispatcher, providers, store")
-        await limits.stop()
-        await pipeline.stop()
-        await runtime.close()
+        await shutdown.step("the rate limits' sync", limits.stop())
+        await pipeline.stop(shutdown)
+        await shutdown.step("the store", runtime.close())
+    if serving.done() and not serving.cancelled() and serving.exception() is not None:
+        raise serving.exception()  # type: ignore[misc]

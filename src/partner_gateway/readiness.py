@@ -4,7 +4,8 @@ Every process checks its store (one `SELECT 1`); a worker of a cluster checks it
 check answers None when all is well, or what is wrong in words an operator can act on; one that
 takes longer than `CHECK_TIMEOUT_SECONDS` counts as failed, so a load balancer's probe is never
 held by a store that hangs. Liveness (`/health`) asks nothing of them: a process whose database is
-gone is alive, and should be taken out of rotation, not restarted.
+gone is alive, and should be taken out of rotation, not restarted. A process that is shutting
+down is not ready whatever its checks say (`stopping`, set by the drain: shutdown.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ Check = Callable[[], Awaitable[str | None]]
 class Readiness:
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
+        self._stopping: str | None = None
+
+    def stopping(self, why: str) -> None:
+        """From now on the process is not ready: it drains (load balancers should move away)."""
+        self._stopping = why
 
     def add(self, name: str, check: Check) -> None:
         self._checks[name] = check
@@ -37,7 +43,10 @@ class Readiness:
         """What is wrong, by check; empty when the process is ready. The checks run together."""
         names = list(self._checks)
         answers = await asyncio.gather(*(self._run(self._checks[name]) for name in names))
-        return {name: answer for name, answer in zip(names, answers, strict=True) if answer is not None}
+        problems = {name: answer for name, answer in zip(names, answers, strict=True) if answer is not None}
+        if self._stopping is not None:
+            problems = {"shutdown": self._stopping, **problems}
+        return problems
 
     @staticmethod
     async def _run(check: Check) -> str | None:

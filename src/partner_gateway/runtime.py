@@ -51,6 +51,10 @@ class Runtime:
     the other API processes by a RateLimitSync that the serving process runs."""
     scrape: Scrape = field(init=False)
     """What /metrics reads when asked: the store's depths, and what the role adds (a queue's)."""
+    broker_up: Callable[[], bool] | None = None
+    """Whether this process's connection to its broker is up right now; None when it uses no
+    broker (the embedded gateway, an API process). Set by process.py; the hook for a
+    `partner_gateway_broker_up` gauge (read at scrape time, it costs nothing per request)."""
 
     def __post_init__(self) -> None:
         self.writes = WriteBatcher(self.database)

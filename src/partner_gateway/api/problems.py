@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -25,13 +24,12 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
-from partner_gateway.errors import IdempotencyConflict, InvalidInput, Unavailable
+from partner_gateway.errors import IdempotencyConflict, InvalidInput
 from partner_gateway.observability.context import current_request_id
 from partner_gateway.observability.metrics import problem_answered
+from partner_gateway.store.outages import store_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -217,14 +215,8 @@ def _to_problem(exc: Exception, channel_choices: str) -> ProblemError:
             )
         case HTTPException() if exc.status_code < 500:
             return ProblemError(exc.status_code, "client-error", exc.detail)
-        case Unavailable() | OperationalError() | PoolTimeoutError() | sqlite3.OperationalError():
+        case _ if store_unavailable(exc):  # store/outages.py: unreachable, connection lost, disk full
             logger.warning("dependency unavailable: %s", type(exc).__name__)
-            return _unavailable()
-        case DBAPIError() if exc.connection_invalidated:
-            logger.warning("database connection lost")
-            return _unavailable()
-        case OSError() | TimeoutError():
-            logger.warning("dependency unreachable: %s", type(exc).__name__)
             return _unavailable()
     logger.exception("unexpected error", exc_info=exc)
     return ProblemError(

@@ -24,6 +24,16 @@ targets (path + query) of at least 64 KiB.  Stock uvicorn cannot honour that rel
   :data:`DRAIN_MAX_BYTES` bytes, whichever comes first, and closes.  That way the client reads the
   answer instead of a connection reset.
 
+When the process drains (SIGTERM, shutdown.py) it also
+
+* answers every request with ``Connection: close`` once the config's ``closing`` is set, so clients
+  leave their kept-alive connections for another process while this one still serves;
+* on shutdown, answers a request whose head has begun to arrive instead of closing under it, and
+  keeps an idle connection open for :data:`IDLE_LINGER_SECONDS` (a request already on its way is
+  answered, then the connection closes) rather than closing it at once;
+* (:class:`PartnerServer`) takes in the connections the kernel completed but nobody accepted yet
+  before it closes the listening socket, which would reset them.
+
 Use :func:`build_config` to get a ``uvicorn.Config`` wired with it.
 """
 
@@ -32,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import socket
 from typing import Any, ClassVar, Final, cast
 
 import httptools
@@ -41,6 +52,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from partner_gateway.embedded_server import InLoopServer
 from partner_gateway.observability.metrics import problem_answered
 
 __all__ = [
@@ -48,10 +60,12 @@ __all__ = [
     "DRAIN_MAX_BYTES",
     "DRAIN_TIMEOUT",
     "HTTPTOOLS_MAX_URL",
+    "IDLE_LINGER_SECONDS",
     "MAX_REQUEST_TARGET",
     "PROBLEM_CONTENT_TYPE",
     "URI_TOO_LONG_PROBLEM_TYPE",
     "PartnerHttpProtocol",
+    "PartnerServer",
     "PartnerServerConfig",
     "build_config",
 ]
@@ -75,6 +89,10 @@ DRAIN_MAX_BYTES: Final = 1024 * 1024
 """Bytes a rejected connection discards before the answer is written (more than that pauses
 reading) and again after it (more than that closes the connection, even before
 :data:`DRAIN_TIMEOUT`)."""
+
+IDLE_LINGER_SECONDS: Final = 0.25
+"""On shutdown, how long an idle connection stays open for a request already on its way (one the
+client wrote before it could see the connection close); such a request is answered."""
 
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 URI_TOO_LONG_PROBLEM_TYPE: Final = "https://partner-gateway.dev/problems/uri-too-long"
@@ -108,6 +126,8 @@ class PartnerServerConfig(Config):
 
     def __init__(self, *args: Any, max_request_target: int = MAX_REQUEST_TARGET, **kwargs: Any) -> None:
         self.max_request_target = _validate_limit(max_request_target)
+        self.closing = False
+        """Set when the process drains: every answer from then on closes its connection."""
         super().__init__(*args, **kwargs)
 
 
@@ -183,6 +203,10 @@ class PartnerHttpProtocol(HttpToolsProtocol):
         self._answered = False
         self._discard_budget = DRAIN_MAX_BYTES
         self._drain_timer: asyncio.TimerHandle | None = None
+        # True between on_message_begin and on_headers_complete: a request's head is arriving.
+        self._in_head = False
+        self._closing = False  # this connection's own shutdown has begun
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
@@ -216,6 +240,8 @@ class PartnerHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_drain_timer()
+        if self._linger is not None:
+            self._linger.cancel()
         super().connection_lost(exc)
 
     # -- httptools parser callbacks ---------------------------------------------------------------
@@ -224,6 +250,7 @@ class PartnerHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._url_buf = bytearray()
         self._in_body = False
+        self._in_head = True
 
     def on_url(self, url: bytes) -> None:
         # httptools reports the target piecewise: once per feed_data call that holds part of it.
@@ -236,7 +263,11 @@ class PartnerHttpProtocol(HttpToolsProtocol):
         self.url = bytes(self._url_buf)
         self._url_buf = bytearray()
         super().on_headers_complete()
+        self._in_head = False
         self._in_body = True
+        config = self.config
+        if self._closing or (isinstance(config, PartnerServerConfig) and config.closing):
+            self.cycle.keep_alive = False  # answered with "Connection: close", then closed
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -258,10 +289,23 @@ class PartnerHttpProtocol(HttpToolsProtocol):
         self._reject(400, BAD_REQUEST_PROBLEM_TYPE, msg)
 
     def shutdown(self) -> None:
+        """The server stops: answer what has arrived, then close (uvicorn closes a connection at
+        once unless a response is under way, resetting a request whose head is arriving)."""
         if self._rejection is not None and (self._answered or not self._responses_pending()):
             self._stop_draining()
-        else:
-            super().shutdown()
+            return
+        self._closing = True
+        if self._responses_pending():
+            for cycle in (self.cycle, self._running, *(queued for queued, _app in self.pipeline)):
+                if cycle is not None:
+                    cycle.keep_alive = False
+        elif not self._in_head and not self.transport.is_closing():
+            self._linger = self.loop.call_later(IDLE_LINGER_SECONDS, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        self._linger = None
+        if not self._in_head and not self._responses_pending() and not self.transport.is_closing():
+            self.transport.close()
 
     # -- rejection and drain ----------------------------------------------------------------------
 
@@ -344,6 +388,44 @@ class PartnerHttpProtocol(HttpToolsProtocol):
         if self._drain_timer is not None:
             self._drain_timer.cancel()
             self._drain_timer = None
+
+
+class PartnerServer(InLoopServer):
+    """uvicorn in the process's loop whose shutdown first accepts the connections waiting in the
+    listening socket's backlog: closing a listening socket resets them, though their clients
+    have connected and may have sent a request. Those are answered like every other (with
+    ``Connection: close``); a connection that arrives after this is refused, never reset."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        waiting: list[socket.socket] = []
+        for listener in sockets or []:
+            listener.setblocking(False)
+            while True:
+                try:
+                    connection, _address = listener.accept()
+                except OSError:  # BlockingIOError: the backlog is empty
+                    break
+                waiting.append(connection)
+        # No await since the last accept: nothing more can enter the backlog unseen before it closes.
+        for server in getattr(self, "servers", []):
+            server.close()
+        for listener in sockets or []:
+            listener.close()
+        loop = asyncio.get_running_loop()
+        for connection in waiting:
+            connection.setblocking(False)
+            try:
+                await loop.connect_accepted_socket(self._protocol, connection)
+            except OSError:  # the client has gone already
+                connection.close()
+        await super().shutdown(sockets=[])
+
+    def _protocol(self) -> asyncio.Protocol:
+        config = self.config
+        protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        return protocol
 
 
 def build_config(

@@ -16,6 +16,7 @@ from partner_gateway.dispatch.reports import apply_waiting
 from partner_gateway.dispatch.unanswered import Unanswered
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import WriteBatcher
+from partner_gateway.store.outages import log_failure
 from partner_gateway.store.repositories import delivery
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ async def _repeat(
     while True:
         try:
             await chore()
-        except Exception:
-            logger.exception(failure)
+        except Exception as error:
+            log_failure(logger, error, failure)
         await asyncio.sleep(interval)
 
 
@@ -146,5 +147,5 @@ class LeaseRenewal:
             until = now_ms() + self._lease_ms
             try:
                 await self._batcher.submit(partial(delivery.renew_leases, outbox_ids=held, until=until))
-            except Exception:
-                logger.exception("renewing %d leases failed; retrying", len(held))
+            except Exception as error:
+                log_failure(logger, error, f"renewing {len(held)} leases failed; retrying")

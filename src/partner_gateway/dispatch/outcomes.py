@@ -103,15 +103,21 @@ def _part_records(parts: Sequence[SubmittedPart]) -> list[PartRecord]:
 
 
 class WriteGuard:
-    """Marks the item `written`, durably, before the provider writes its first byte."""
+    """Marks the item `written`, durably, before the provider writes its first byte.
+    `on_writing` is called as the mark starts (from then on the hand-over may not be given back)."""
 
-    def __init__(self, batcher: WriteBatcher, outbox_id: int) -> None:
+    def __init__(
+        self, batcher: WriteBatcher, outbox_id: int, on_writing: Callable[[], None] | None = None
+    ) -> None:
         self._batcher = batcher
         self._outbox_id = outbox_id
+        self._on_writing = on_writing
         self.written = False
 
     async def before_write(self, message_id: str) -> None:
         if not self.written:
+            if self._on_writing is not None:
+                self._on_writing()
             await self._batcher.submit_bulk(MARK_WRITTEN, self._outbox_id)
             self.written = True
 
@@ -163,6 +169,10 @@ class Outcomes:
             await delivery.apply_gateway_report(connection, report, now)
 
         await self._batcher.submit(reschedule)
+
+    async def hand_back(self, item: ClaimedItem) -> None:
+        """Never written to the provider, and this worker stops: due again at once, for any worker."""
+        await self._batcher.submit(lambda c: delivery.hand_back(c, [item.outbox_id]))
 
     async def resend(self, item: ClaimedItem, reason: str) -> None:
         """Due again now, though the provider may have it already (PARTNER_GATEWAY_RESEND_AMBIGUOUS)."""

@@ -11,20 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.channels.base import Provider
 from partner_gateway.dispatch.handover import Handover
-from partner_gateway.dispatch.queues.base import WorkItem, WorkQueue
+from partner_gateway.dispatch.queues.base import WorkItem, WorkQueue, WorkQueueUnavailable
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import BulkOperation, WriteBatcher
+from partner_gateway.store.outages import log_failure
 from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.delivery import ClaimedItem
 
 logger = logging.getLogger(__name__)
+
+
+async def _first(*waits: Awaitable[object]) -> int:
+    """Which of `waits` completed first (its index); the others are cancelled."""
+    futures = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in futures:
+            future.cancel()
+    return min(index for index, future in enumerate(futures) if future in done)
 
 
 class OutboxRelay:
@@ -41,24 +53,28 @@ class OutboxRelay:
         batch: int,
         lease_seconds: int,
         poll_seconds: float,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self._batcher = batcher
         self._queue = queue
         self._wake = wake  # set when new work was accepted in this process: look now
+        # Set (with `wake`) when the worker drains: the relay ends between two publishes, so
+        # nothing it took is left half-published.
+        self._stop = stop or asyncio.Event()
         self._limit = batch
         self._lease_ms = lease_seconds * 1000
         self._poll_seconds = poll_seconds
 
     async def run(self) -> None:
         lease_ms, limit = self._lease_ms, self._limit
-        while True:
+        while not self._stop.is_set():
             self._wake.clear()
             try:
                 taken = await self._batcher.submit(
                     lambda c: delivery.take_for_publishing(c, now_ms(), limit, lease_ms)
                 )
-            except Exception:
-                logger.exception("reading due outbox items failed; retrying")
+            except Exception as error:
+                log_failure(logger, error, "reading due outbox items failed; retrying")
                 await asyncio.sleep(1)
                 continue
             if taken:
@@ -87,22 +103,42 @@ class QueueConsumer:
     """Takes a channel's items from the queue and hands each over, acknowledged once its
     outcome is committed."""
 
-    def __init__(self, batcher: WriteBatcher, handover: Handover, *, lease_seconds: int) -> None:
+    def __init__(
+        self,
+        batcher: WriteBatcher,
+        handover: Handover,
+        *,
+        lease_seconds: int,
+        stop: asyncio.Event | None = None,
+    ) -> None:
         self._batcher = batcher
         self._handover = handover
         self._lease_ms = lease_seconds * 1000
         self._claim_published = BulkOperation("claim published", self._take_published)
+        # Set when the worker drains: consumers cancel at the broker, running handlers finish.
+        self._stop = stop or asyncio.Event()
 
     async def consume_while_accepting(
         self, queue: WorkQueue, channel: Channel, provider: Provider, prefetch: int
     ) -> None:
         """Take the channel's work only while this worker can hand it over (it holds one of the
-        carrier's binds, say): a worker without one would only hand every message back."""
-        while True:
-            await provider.wait_accepting(True)
-            await queue.consume(
-                channel.value, self.handle, prefetch=prefetch, until=provider.wait_accepting(False)
-            )
+        carrier's binds, say): a worker without one would only hand every message back. Ends,
+        its running deliveries finished, once the worker drains."""
+        while not self._stop.is_set():
+            if await _first(provider.wait_accepting(True), self._stop.wait()) == 1:
+                return
+
+            async def paused_or_stopping() -> None:
+                await _first(provider.wait_accepting(False), self._stop.wait())
+
+            until = asyncio.ensure_future(paused_or_stopping())
+            try:
+                await queue.consume(channel.value, self.handle, prefetch=prefetch, until=until)
+            except WorkQueueUnavailable as error:  # not connected yet: the broker is down or restarting
+                logger.warning("consuming %s waits for the broker: %s", channel.value, error)
+                await _first(asyncio.sleep(1), self._stop.wait())
+            finally:
+                until.cancel()
 
     async def handle(self, work: WorkItem) -> None:
         """One item from the queue: take it in the store (another worker may have it already, if

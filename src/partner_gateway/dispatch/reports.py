@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.errors import Unavailable
 from partner_gateway.observability import metrics
 from partner_gateway.store.batching import BulkOperation, WriteBatcher
+from partner_gateway.store.outages import store_unavailable
 from partner_gateway.store.repositories import delivery
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,14 @@ class ReportRecorder:
         self.pending = 0
 
     async def record(self, reports: Sequence[StatusReport]) -> None:
-        outcomes = await self._batcher.submit_bulk(APPLY_REPORTS, reports)
+        """Raises `Unavailable` when the store cannot take them now: the provider answers so that
+        they are offered again (an SMPP temporary error, a webhook's 503)."""
+        try:
+            outcomes = await self._batcher.submit_bulk(APPLY_REPORTS, reports)
+        except Exception as error:
+            if store_unavailable(error):
+                raise Unavailable(f"the store cannot record reports now: {type(error).__name__}") from error
+            raise
         metrics.reports_recorded(zip((report.provider for report in reports), outcomes, strict=True))
         self.applied += outcomes.count("applied")
         self.duplicates += outcomes.count("duplicate")

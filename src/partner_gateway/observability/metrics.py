@@ -177,6 +177,10 @@ QUEUE_MESSAGES = Gauge(
     "Messages ready in a channel's RabbitMQ work queue, or its dead-letter queue (channel 'dead-letter').",
     ("channel",),
 )
+BROKER_UP = Gauge(
+    "partner_gateway_broker_up",
+    "1 while this process's connection to RabbitMQ is up, 0 while it is down (processes that use a broker).",
+)
 SCRAPE_ERRORS = Counter(
     "partner_gateway_scrape_errors",
     "Scrape-time readings that failed or took too long, by source (store, queue): their gauges keep the last value.",

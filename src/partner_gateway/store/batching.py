@@ -73,11 +73,14 @@ class WriteBatcher:
             self._task = asyncio.create_task(self._run(), name="write-batcher")
 
     async def stop(self) -> None:
+        """Commit what was submitted, then stop; stopped even if that last commit fails (raised)."""
         if self._task is not None:
-            await self.flush()
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+            try:
+                await self.flush()
+            finally:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+                self._task = None
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is committed."""

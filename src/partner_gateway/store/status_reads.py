@@ -223,7 +223,7 @@ class PostgresStatusReads(_CompiledStatusReads):
         if pool is None:
             pool = await asyncpg.create_pool(
                 self._dsn,
-                min_size=1,
+                min_size=0,  # no floor to restore: while the server is away, only the reads retry
                 max_size=self._max_size,
                 server_settings=self._server_settings,
                 reset=_keep_session,

@@ -110,10 +110,11 @@ class SlotKeeper:
         try:  # only after the binds are closed: nobody may bind a slot we are still bound on
             async with asyncio.timeout(self._leasing.interval):  # a store that hangs must not hang a stop
                 await self._leasing.leases.release(self._carrier, self._leasing.holder)
-        except Exception:
+        except Exception as error:  # the store away as the worker stops: one line, not a traceback
             logger.warning(
-                "carrier %s: could not give up bind leases; they run out", self._carrier, exc_info=True
+                "carrier %s: could not give up bind leases (%s); they run out", self._carrier, _said(error)
             )
+            logger.debug("giving up bind leases failed", exc_info=True)
 
     async def _run(self) -> None:
         while True:
@@ -126,8 +127,16 @@ class SlotKeeper:
                 await self._round()
         except TimeoutError:  # the store is slow or unreachable: the leases held are checked below
             logger.warning("carrier %s: no answer from the store about bind leases", self._carrier)
-        except Exception:
-            logger.warning("carrier %s: renewing bind leases failed", self._carrier, exc_info=True)
+        except Exception as error:  # the store away (one line each round); the traceback at DEBUG
+            logger.warning(
+                "carrier %s: renewing bind leases failed: %s: %s",
+                *(
+                    self._carrier,
+                    type(error).__name__,
+                    str(error).splitlines()[0][:200] if str(error) else "",
+                ),
+            )
+            logger.debug("renewing bind leases failed", exc_info=True)
         await self._drop_unrenewed()
 
     async def _round(self) -> None:
@@ -178,3 +187,9 @@ class SlotKeeper:
         task.add_done_callback(self._closing.discard)
         async with self.changed:
             self.changed.notify_all()
+
+
+def _said(error: BaseException) -> str:
+    """An error in one line: its type and the first line of its message."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__

@@ -49,6 +49,7 @@ from partner_gateway.config import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.errors import Unavailable
 from partner_gateway.observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -324,6 +325,14 @@ class SmppProvider:
             details={"destination": pdu.source_addr, "text_excerpt": receipt_text_excerpt(receipt.raw_text)},
         )
         assert self._sink is not None
-        await self._sink.record([report])
+        try:
+            await self._sink.record([report])
+        except Unavailable as error:  # the store is away: the carrier offers the receipt again later
+            logger.warning(
+                "carrier %s: receipt not recorded, answered as a temporary error: %s",
+                self.carrier.name,
+                error,
+            )
+            return int(CommandStatus.ESME_RX_T_APPN)
         self.receipts += 1
         return int(CommandStatus.ESME_ROK)

@@ -81,6 +81,7 @@ class SmscStats:
     connections: int = 0
     binds: int = 0
     bind_rejections: int = 0
+    unbinds: int = 0  # unbind received from an ESME (and answered with unbind_resp)
     submits: int = 0  # every submit_sm received, whatever the answer
     submits_accepted: int = 0  # answered ESME_ROK with a message id
     submits_rejected: int = 0  # answered with an error status (throttled and queue-full included)

@@ -202,6 +202,7 @@ class SmscSession:
         elif isinstance(pdu, BindRequest):
             self._on_bind(pdu)
         elif isinstance(pdu, Unbind):
+            self._sim.stats.unbinds += 1
             self._write(UnbindResp(sequence_number=seq))
             self._closing = True
         elif isinstance(pdu, DeliverSm):  # only the SMSC sends deliver_sm

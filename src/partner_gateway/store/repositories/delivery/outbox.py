@@ -10,6 +10,8 @@ relay may hold it before it counts as abandoned::
 
     claimed or published, lease lapsed ──release_expired_claims──▶ queued
     published, the publish failed ──unpublish──▶ queued
+    claimed, its worker stopping before the write ──hand_back──▶ queued
+    claimed, not held by the store's only worker ──release_unheld──▶ queued
 """
 
 from __future__ import annotations
@@ -151,6 +153,28 @@ _CLAIM_PUBLISHED = (
     .values(state=OutboxState.CLAIMED, lease_until=bindparam("until"), attempts=outbox.c.attempts + 1)
     .returning(*_CLAIMED_COLUMNS)
 )
+
+
+async def hand_back(connection: AsyncConnection, outbox_ids: Sequence[int]) -> None:
+    """A stopping worker gives back items it claimed and never wrote to a provider: due again
+    at once, the claim's attempt not counted. An item already `written` is left to its lease."""
+    await connection.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(list(outbox_ids)), outbox.c.state == OutboxState.CLAIMED)
+        .values(state=OutboxState.QUEUED, lease_until=None, attempts=outbox.c.attempts - 1)
+    )
+
+
+async def release_unheld(connection: AsyncConnection, held: Sequence[int]) -> int:
+    """The only worker on this store takes back the claims it is not handing over: claims whose
+    commit it never heard of (the connection was lost as they committed). Their attempt is not
+    counted. Returns how many."""
+    result = await connection.execute(
+        update(outbox)
+        .where(outbox.c.state == OutboxState.CLAIMED, outbox.c.id.not_in(list(held)))
+        .values(state=OutboxState.QUEUED, lease_until=None, attempts=outbox.c.attempts - 1)
+    )
+    return int(result.rowcount or 0)
 
 
 async def claim_published(
