@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 from partner_gateway.api.app import create_app
 from partner_gateway.api.operations import operations_app
 from partner_gateway.api.server import build_config
+from partner_gateway.callbacks.sender import CallbackSender
 from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import ProviderContext, Simulation
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
@@ -61,8 +62,11 @@ class Pipeline:
     providers: dict[Channel, Provider]
     simulators: Simulators = field(default_factory=Simulators)
     queue: RabbitWorkQueue | None = None
+    callbacks: CallbackSender | None = None
 
     async def stop(self) -> None:
+        if self.callbacks is not None:
+            await self.callbacks.stop()
         await self.dispatcher.stop()
         if self.queue is not None:
             await self.queue.close()
@@ -133,7 +137,18 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
             runtime.readiness.add("broker", _broker_check(queue))
         await dispatcher.start()
         runtime.on_accepted = dispatcher.wake
-    return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
+    callbacks = None
+    if settings.role != "api":  # status callbacks go out from the processes that deliver
+        callbacks = CallbackSender(
+            settings,
+            runtime.database,
+            batcher,
+            runtime.callback_urls,
+            runtime.callback_secrets,
+            exclusive=embedded,
+        )
+        await callbacks.start()
+    return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue, callbacks)
 
 
 def _broker_check(queue: RabbitWorkQueue) -> Check:

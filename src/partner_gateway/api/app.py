@@ -15,7 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
 from partner_gateway.api.auth import authenticated_company
-from partner_gateway.api.callbacks import CallbackSettingsController
+from partner_gateway.api.callbacks import CallbackSettingsController, MessageCallbacksController
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.operations import OPERATIONS
@@ -78,6 +78,7 @@ def create_app(
             StatusController,
             HistoryController,
             CallbackSettingsController,
+            MessageCallbacksController,
         ],
         dependencies={"company_id": Provide(authenticated_company)},
         security=[{"bearerAuth": []}],
