@@ -199,7 +199,6 @@ class CallbackSender:
             self._pump(endpoint)
 
     def _later(self, event: store.DueEvent, at: int) -> store.Outcome:
-        self.counts["put_off"] += 1
         spread = round(BUSY_PUT_OFF_MS * self._draw())  # so they do not all come back at once
         return store.Outcome(event.id, store.PENDING, at + spread, None)
 
@@ -208,6 +207,8 @@ class CallbackSender:
             await asyncio.gather(*(self._batcher.submit_bulk(OUTCOMES, outcome) for outcome in outcomes))
         except Exception:  # they stay claimed: due again when the lease ends
             logger.exception("callbacks: putting off %d events failed", len(outcomes))
+            return
+        self.counts["put_off"] += len(outcomes)
 
     def _pump(self, endpoint: Endpoint) -> None:
         limit = self._per_endpoint if endpoint.failures == 0 else 1  # a failing endpoint: probed
@@ -230,6 +231,12 @@ class CallbackSender:
                 await self._batcher.submit_bulk(OUTCOMES, outcome)
             except Exception:  # still claimed: attempted again after the lease (at least once)
                 logger.exception("callbacks: recording the attempt of %s failed", event.id)
+                return
+            # Counted once recorded: what the counts say is what the store holds.
+            self.counts["delivered" if outcome.state == store.DELIVERED else "failed"] += 1
+            if outcome.state == store.GIVEN_UP:
+                self.counts["given_up"] += 1
+                logger.warning("callbacks: %s given up after %d attempts", event.id, event.attempts + 1)
         finally:
             self._held -= 1
             if endpoint is not None:
@@ -257,15 +264,11 @@ class CallbackSender:
         record = store.AttemptRecord(event.id, now - result.duration_ms, url, result.status, result.error,
                                      result.duration_ms)  # fmt: skip
         if result.delivered:
-            self.counts["delivered"] += 1
             return store.Outcome(event.id, store.DELIVERED, None, record)
-        self.counts["failed"] += 1
         retry_at = None
         if url:  # without a URL there is nothing to retry
             retry_at = self.schedule.after_failure(event.pending_since, now, event.attempts + 1, self._draw)
         if retry_at is None:
-            self.counts["given_up"] += 1
-            logger.warning("callbacks: %s given up after %d attempts", event.id, event.attempts + 1)
             return store.Outcome(event.id, store.GIVEN_UP, None, record)
         return store.Outcome(event.id, store.PENDING, retry_at, record)
 
