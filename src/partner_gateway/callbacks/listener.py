@@ -50,7 +50,8 @@ async def accept_all(_received: Received) -> int:
 
 
 class CallbackReceiver:
-    """An ASGI app taking callbacks; `received` keeps every one, in the order they came."""
+    """An ASGI app taking callbacks; `received` keeps every one, in the order they came (unless
+    not `keep`: then only `count` them)."""
 
     def __init__(
         self,
@@ -58,8 +59,11 @@ class CallbackReceiver:
         *,
         answer: Answer = accept_all,
         on_received: Callable[[Received, int], None] | None = None,
+        keep: bool = True,
     ) -> None:
         self.secrets = list(secrets)
+        self.keep = keep
+        self.count = 0
         self.answer = answer
         self.on_received = on_received
         self.received: list[Received] = []
@@ -85,7 +89,9 @@ class CallbackReceiver:
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
         }
         received = Received(scope["path"], headers, body, self._verify(headers, body), time.time())
-        self.received.append(received)
+        self.count += 1
+        if self.keep:
+            self.received.append(received)
         status = await self.answer(received)
         if self.on_received is not None:
             self.on_received(received, status)

@@ -13,9 +13,10 @@ after the lease.
       attempt.py   the URL checked again, a signed POST to a checked address
       outcome      delivered (2xx), retried on the schedule, or given up: group-committed
 
-Isolation: an endpoint holds at most `2 × per_endpoint` events; more of its events, and all of
-a paused endpoint's, are put off in the store without an attempt, so a hanging or failing
-partner never holds the slots other companies' callbacks need. `counts` keeps what happened
+Isolation: an endpoint holds what its attempts work off in half a lease at the pace it answers
+(`Endpoint.room`: a few for one that hangs, hundreds for a fast one); more of its events, and
+all of a paused endpoint's, are put off in the store without an attempt, so a hanging or
+failing partner never holds the slots other companies' callbacks need. `counts` keeps what happened
 (attempt outcomes, put-offs) for the metrics to come.
 """
 
@@ -85,6 +86,14 @@ class Endpoint:
     """Failed attempts in a row."""
     paused_until: int = 0  # epoch ms
     last_used: float = field(default_factory=time.monotonic)
+    latency: float = 1.0
+    """Seconds an attempt takes here (moving average): how long its queue may grow."""
+
+    def room(self, concurrency: int, horizon: float) -> int:
+        """How many events it may hold: what its attempts work off within `horizon` seconds (at
+        least two rounds). A hanging endpoint (latency near the timeout) holds a few, a fast one
+        many, so no event waits in memory past its lease."""
+        return max(2 * concurrency, int(concurrency * horizon / max(self.latency, 0.001)))
 
 
 def endpoint_key(company_id: str, url: str) -> tuple[str, str]:
@@ -123,6 +132,7 @@ class CallbackSender:
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._secrets: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._held = 0
+        self._holding: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._attempts: set[asyncio.Task[None]] = set()
@@ -179,24 +189,38 @@ class CallbackSender:
         return len(due)
 
     def _take(self, event: store.DueEvent, now: int, put_off: list[store.Outcome]) -> None:
+        if event.id in self._holding:  # its lease ended while it waited here: it is ours still
+            return
         if event.url is None:  # the company cleared its default URL, and the message has none
-            self._held += 1
+            self._hold(event)
             self._start(None, event)
             return
         key = endpoint_key(event.company_id, event.url)
         endpoint = self._endpoints.get(key)
         if endpoint is None:
-            endpoint = self._endpoints[key] = Endpoint(key, new_client(self._per_endpoint, self._transport))
+            endpoint = self._endpoints[key] = Endpoint(
+                key, new_client(self._per_endpoint, self._transport), latency=self._timeout / 2
+            )
         endpoint.last_used = time.monotonic()
         last_chance = now - event.pending_since >= self.schedule.window * 1000
         if endpoint.paused_until > now and not last_chance:
             put_off.append(self._later(event, endpoint.paused_until))
-        elif len(endpoint.queue) + endpoint.active >= 2 * self._per_endpoint:
+        elif len(endpoint.queue) + endpoint.active >= endpoint.room(
+            self._per_endpoint, self._lease_ms / 2000
+        ):
             put_off.append(self._later(event, now + BUSY_PUT_OFF_MS))
         else:
-            self._held += 1
+            self._hold(event)
             endpoint.queue.append(event)
             self._pump(endpoint)
+
+    def _hold(self, event: store.DueEvent) -> None:
+        self._held += 1
+        self._holding.add(event.id)
+
+    def _release(self, event: store.DueEvent) -> None:
+        self._held -= 1
+        self._holding.discard(event.id)
 
     def _later(self, event: store.DueEvent, at: int) -> store.Outcome:
         spread = round(BUSY_PUT_OFF_MS * self._draw())  # so they do not all come back at once
@@ -223,10 +247,17 @@ class CallbackSender:
 
     async def _deliver(self, endpoint: Endpoint | None, event: store.DueEvent) -> None:
         try:
-            result = await self._attempt(endpoint, event)
+            try:
+                result = await self._attempt(endpoint, event)
+            finally:
+                # The endpoint's slot is free once it answered: the outcome's commit (a group
+                # commit, an fsync on SQLite) is not the partner's time.
+                if endpoint is not None:
+                    endpoint.active -= 1
             outcome = self._outcome(event, result)
             if endpoint is not None:
                 self._learn(endpoint, result)
+                self._pump(endpoint)
             try:
                 await self._batcher.submit_bulk(OUTCOMES, outcome)
             except Exception:  # still claimed: attempted again after the lease (at least once)
@@ -238,10 +269,7 @@ class CallbackSender:
                 self.counts["given_up"] += 1
                 logger.warning("callbacks: %s given up after %d attempts", event.id, event.attempts + 1)
         finally:
-            self._held -= 1
-            if endpoint is not None:
-                endpoint.active -= 1
-                self._pump(endpoint)
+            self._release(event)
 
     async def _attempt(self, endpoint: Endpoint | None, event: store.DueEvent) -> tuple[str, AttemptResult]:
         if endpoint is None or event.url is None:
@@ -275,7 +303,9 @@ class CallbackSender:
     def _learn(self, endpoint: Endpoint, attempted: tuple[str, AttemptResult]) -> None:
         """An endpoint's health from an attempt: a success ends its pause and probing; failures
         in a row pause it, and what it holds is put off until the pause ends."""
-        if attempted[1].delivered:
+        result = attempted[1]
+        endpoint.latency += 0.2 * (max(result.duration_ms / 1000, 0.001) - endpoint.latency)
+        if result.delivered:
             endpoint.failures, endpoint.paused_until = 0, 0
             return
         endpoint.failures += 1
@@ -285,7 +315,8 @@ class CallbackSender:
         endpoint.paused_until = now_ms() + round(pause * 1000)
         waiting = list(endpoint.queue)
         endpoint.queue.clear()
-        self._held -= len(waiting)
+        for event in waiting:
+            self._release(event)
         if waiting:
             outcomes = [self._later(event, endpoint.paused_until) for event in waiting]
             task = asyncio.create_task(self._put_off(outcomes))

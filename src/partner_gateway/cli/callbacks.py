@@ -79,6 +79,9 @@ def callbacks_listen(
         ),
     ] = None,
     status: Annotated[int, typer.Option(help="The status to answer each callback with.")] = 204,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="Print nothing per callback (a load test's sink).")
+    ] = False,
 ) -> None:
     """Receive status callbacks and print each one, with whether its signature is the secret's.
     Point a company at it with `company callbacks ID --url http://127.0.0.1:9000/` and serve with
@@ -97,7 +100,9 @@ def callbacks_listen(
     def printed(received: Received, answered: int) -> None:
         typer.echo(describe(received, answered))
 
-    receiver = CallbackReceiver(secrets, answer=answer, on_received=printed)
+    receiver = CallbackReceiver(
+        secrets, answer=answer, on_received=None if quiet else printed, keep=not quiet
+    )
     typer.echo(
         f"listening on http://{host}:{port}/"
         + ("" if secrets else f" (no secret: signatures not checked; --secret or ${LISTEN_SECRET_VARIABLE})"),
