@@ -8,8 +8,8 @@ one run, and how many callbacks per second the sender delivers to a local receiv
 ```
 
 One `partner-gateway serve` (embedded, role all) against the bench's SMSC simulator, and a
-`partner-gateway callbacks listen --quiet` receiver on loopback (both answer in their own
-processes; the receiver with wrk and the simulator on CPU 0, the gateway on CPU 1). Each round
+receiver on loopback (bench/sink.py: 204 to every request on plain asyncio, so the partner's
+side costs CPU 0, which wrk and the simulator share, as little as it can; the gateway on CPU 1). Each round
 sends exactly N SMS with wrk for a company with a default callback URL (on) and for one
 without (off), in the order on, off, on, off, ... (machine noise hits both alike):
 
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, BenchError, free_port, gateway_env, gateway_executable, log, run_cli
+from common import REPO, BenchError, free_port, gateway_env, log, run_cli
 from sending import SmscThread, wait_delivered
 from servers import GatewayServer, ServerProcess
 from stores import DEFAULT_PG_ADMIN_DSN, Reader, Store, postgres_store, sqlite_store
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         receiver_port, gateway_port = free_port(), free_port()
         receiver = ServerProcess(
             "receiver",
-            [gateway_executable(), "callbacks", "listen", "--port", str(receiver_port), "--quiet"],
+            [sys.executable, str(REPO / "bench" / "sink.py"), "--port", str(receiver_port)],
             dict(os.environ),
             workdir,
             wrk_cpu,
