@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import pytest
+from callback_support import StartReceiver
 
 from partner_gateway.callbacks.listener import Answer, CallbackReceiver, accept_all
 from partner_gateway.embedded_server import EmbeddedServer
-
-StartReceiver = Callable[..., Awaitable[tuple[CallbackReceiver, str]]]
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import json
 from collections import Counter
 
 import httpx
-from sending import message_with_changes, secrets_of, sender_for, until
+from callback_support import StartReceiver, message_with_changes, secrets_of, sender_for, until
 
-from conftest import StartReceiver
 from partner_gateway.callbacks.listener import Received
 from partner_gateway.callbacks.signing import verify
 from partner_gateway.domain.timefmt import format_ms, now_ms
@@ -86,7 +85,6 @@ async def test_timeouts_and_refused_connections_are_retried(
     refused_url = f"http://127.0.0.1:{port}/cb"
     slow_message = await message_with_changes(runtime, partner.company_id, slow_url, statuses=[])
     refused_message = await message_with_changes(runtime, partner.company_id, refused_url, statuses=[])
-    from sending import message_with_changes as _  # noqa: F401 - the helper's import path
 
     from partner_gateway.domain.statuses import DeliveryStatus
 

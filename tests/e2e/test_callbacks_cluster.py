@@ -165,4 +165,4 @@ async def test_a_worker_killed_while_delivering_callbacks_loses_none(
     assert all(v and all(e["state"] == "DELIVERED" for e in v) for v in views)
     assert set(seen) == events
     assert received_at_kill < len(events)
-    assert duplicates <= 8  # the killed worker's attempts under way (its per-endpoint concurrency)
+    assert duplicates <= 64  # the killed worker's attempts under way or waiting for their commit

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import update
 
+from partner_gateway.callbacks.listener import CallbackReceiver
 from partner_gateway.callbacks.sender import CallbackSender
 from partner_gateway.callbacks.urls import CallbackUrlChecker, Resolver, system_resolver
 from partner_gateway.domain.reports import GATEWAY, StatusReport
@@ -18,6 +19,9 @@ from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
 from partner_gateway.store.tables import messages
 from support import seed
+
+StartReceiver = Callable[..., Awaitable[tuple[CallbackReceiver, str]]]
+"""The `start_receiver` fixture's type (tests/callbacks/conftest.py)."""
 
 FAST = {
     "callback_allow_private_networks": True,
