@@ -201,6 +201,39 @@ class Settings(BaseSettings):
         description="Key that encrypts the callback signing secrets in the store (any length; "
         "keep it out of the database's backups); default: a random key kept in the store.",
     )
+    callback_timeout_seconds: float = Field(
+        10, gt=0, le=60, description="How long a callback attempt waits for the partner's answer."
+    )
+    callback_retry_first_seconds: float = Field(
+        5,
+        gt=0,
+        le=10,
+        description="Wait before a failed callback's first retry (doubling after each failure).",
+    )
+    callback_retry_max_delay_seconds: float = Field(
+        3600, gt=0, description="Longest wait between two attempts of one callback."
+    )
+    callback_retry_window_seconds: float = Field(
+        86_400,
+        gt=0,
+        description="How long a failing callback is retried before it is given up (SPEC §5: at "
+        "least 24 hours; shorter only for tests).",
+    )
+    callback_concurrency_per_endpoint: int = Field(
+        8, ge=1, le=256, description="Attempts one process makes at once to one partner endpoint."
+    )
+    callback_max_in_flight: int = Field(
+        512, ge=1, le=100_000, description="Callback events one process holds (attempting or queued) at once."
+    )
+    callback_lease_seconds: float = Field(
+        60,
+        ge=1,
+        description="How long a claimed callback event stays one process's; a process that dies "
+        "holding it leaves it to another after this.",
+    )
+    callback_poll_seconds: float = Field(
+        0.2, gt=0, le=60, description="How often an idle callback sender looks for due events."
+    )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long a SQLite writer waits for the lock."
     )

@@ -15,6 +15,7 @@ from partner_gateway.api.app import create_app
 from partner_gateway.api.operations import operations_app
 from partner_gateway.api.rate_limits.sync import rate_limit_sync
 from partner_gateway.api.server import PartnerServer, build_config
+from partner_gateway.callbacks.sender import CallbackSender
 from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import ProviderContext, Simulation
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
@@ -67,12 +68,15 @@ class Pipeline:
     providers: dict[Channel, Provider]
     simulators: Simulators = field(default_factory=Simulators)
     queue: RabbitWorkQueue | None = None
+    callbacks: CallbackSender | None = None
 
     async def stop(self, shutdown: Shutdown | None = None) -> None:
         """Drain the delivery side in order, each step bounded (shutdown.py)."""
         if shutdown is None:
             shutdown = Shutdown(0, STOP_SECONDS)
             shutdown.begin("stopping")
+        if self.callbacks is not None:  # apart from the pipeline: stopped first, its claims kept
+            await shutdown.step("the callback sender", self.callbacks.stop())
         await shutdown.step(
             "the dispatcher", self.dispatcher.stop(shutdown.for_handovers(), shutdown.hurried)
         )
@@ -148,7 +152,18 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
             runtime.scrape.add("broker", _broker_gauge(queue))
         await dispatcher.start()
         runtime.on_accepted = dispatcher.wake
-    return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
+    callbacks = None
+    if settings.role != "api":  # status callbacks go out from the processes that deliver
+        callbacks = CallbackSender(
+            settings,
+            runtime.database,
+            batcher,
+            runtime.callback_urls,
+            runtime.callback_secrets,
+            exclusive=embedded,
+        )
+        await callbacks.start()
+    return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue, callbacks)
 
 
 async def _start(settings: Settings, channels: ChannelRegistry) -> tuple[Runtime, Pipeline]:

@@ -38,5 +38,6 @@ def test_the_surface_is_explicit() -> None:
         "outcomes",
         "reports",
         "status_batch",
+        "callback_events",
     }
     assert public - submodules == set(delivery.__all__)

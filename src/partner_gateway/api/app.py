@@ -14,7 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
-from partner_gateway.api.callbacks import CallbackSettingsController
+from partner_gateway.api.callbacks import CallbackSettingsController, MessageCallbacksController
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.operations import OPERATIONS
@@ -79,6 +79,7 @@ def create_app(
             StatusController,
             HistoryController,
             CallbackSettingsController,
+            MessageCallbacksController,
         ],
         dependencies={"company_id": Provide(rate_limits.limited_company)},
         security=[{"bearerAuth": []}],

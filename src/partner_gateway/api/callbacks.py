@@ -1,25 +1,35 @@
-"""Callback settings: a company's default callback URL and its signing secret (SPEC §5).
+"""Status callbacks (SPEC §5): a company's settings, a message's callbacks, and replay.
+
+The settings: a company's default callback URL and its signing secret.
 
 `GET /callbacks/settings` answers `{"url", "secretSet"}`; `PUT` sets or clears the URL and
 answers the same, plus `secret` when that request made one (the first URL, or `rotateSecret`):
 the only answer that ever carries it. A URL is checked by SPEC §5's rules, resolution included
 (callbacks/urls.py), and refused with a 400 naming `url` and the reason.
+
+`GET /messages/{id}/callbacks?channel=` lists a message's events with every attempt (another
+company's message is 404, as for every look-up); `POST /callbacks/replay` queues the company's
+events of a window again (the same bodies and eventIds), for a partner back from an outage.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, get, put
-from litestar.params import JSONBody
+from litestar import Controller, get, post, put
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from partner_gateway.api.deps import CompanyId, RuntimeDep
-from partner_gateway.api.problems import invalid, problem_responses
+from partner_gateway.api.problems import invalid, not_found, problem_responses
+from partner_gateway.api.views import require_channel
 from partner_gateway.callbacks.urls import RefusedUrl
 from partner_gateway.domain import sending
-from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.domain.ids import could_be_message_id
+from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.timefmt import format_ms, now_ms, parse_date_or_datetime
 from partner_gateway.runtime import Runtime
+from partner_gateway.store.repositories import callback_deliveries
 from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
 
 SETTINGS_PATH = "/callbacks/settings"
@@ -103,3 +113,151 @@ class CallbackSettingsController(Controller):
         return CallbackSettingsResponse(
             url=change.settings.url, secret_set=change.settings.secret_set, secret=change.new_secret
         )
+
+
+CallbackState = Literal["PENDING", "DELIVERED", "GIVEN_UP"]
+_STATES: dict[str, CallbackState] = {
+    callback_deliveries.PENDING: "PENDING",
+    callback_deliveries.DELIVERED: "DELIVERED",
+    callback_deliveries.GIVEN_UP: "GIVEN_UP",
+}
+MAX_REPLAY_DAYS = 31
+
+
+class CallbackAttemptResponse(msgspec.Struct, rename="camel"):
+    attempted_at: str
+    url: str
+    response_status: Annotated[
+        int | None, msgspec.Meta(description="The partner's HTTP status, if it answered")
+    ]
+    error: Annotated[str | None, msgspec.Meta(description="Why there was no answer, if there was none")]
+    duration_ms: int
+
+
+class CallbackEventResponse(msgspec.Struct, rename="camel"):
+    event_id: str
+    sequence: int
+    occurred_at: str
+    state: Annotated[
+        CallbackState,
+        msgspec.Meta(
+            description="PENDING (to be tried), DELIVERED (a 2xx answer) or GIVEN_UP (retry window over)"
+        ),
+    ]
+    next_attempt_at: Annotated[str | None, msgspec.Meta(description="When it is tried next, while PENDING")]
+    attempts: list[CallbackAttemptResponse]
+
+
+class MessageCallbacksResponse(msgspec.Struct, rename="camel"):
+    customer_message_id: str
+    channel: Channel
+    events: list[CallbackEventResponse]
+
+
+class CallbackReplayRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    since: Annotated[
+        str, msgspec.Meta(description="Events that occurred from (inclusive): RFC 3339 or a date")
+    ]
+    until: Annotated[
+        str | None, msgspec.Meta(description="Events that occurred before (exclusive); default: now")
+    ] = None
+
+
+class CallbackReplayResponse(msgspec.Struct, rename="camel"):
+    replayed: Annotated[int, msgspec.Meta(description="How many events were queued again")]
+
+
+class MessageCallbacksController(Controller):
+    tags = ["Callbacks"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/messages/{customerMessageId:str}/callbacks",
+        summary="Callbacks of one message",
+        description="Every status callback event of the message, by sequence, with every attempt; "
+        "nextAttemptAt for an event not delivered yet.",
+        responses=problem_responses(400, 401, 404, 500, 503),
+        operation_id="getMessageCallbacks",
+    )
+    async def message_callbacks(
+        self,
+        customerMessageId: Annotated[str, PathParameter(description="The id the send answered with")],
+        channel: Annotated[
+            str,
+            # Its `enum` is the registry's channels, set on the whole document (api/app.py).
+            QueryParameter(name="channel", description="The channel the message was sent on"),
+        ],
+        company_id: CompanyId,
+        runtime: RuntimeDep,
+    ) -> MessageCallbacksResponse:
+        wanted = require_channel(runtime.channels, channel)
+        events = None
+        if could_be_message_id(customerMessageId):
+            async with runtime.database.read() as connection:
+                events = await callback_deliveries.message_callbacks(
+                    connection, company_id, wanted, customerMessageId
+                )
+        if events is None:
+            raise not_found(f"No {wanted.value} message with id {customerMessageId!r}.")
+        return MessageCallbacksResponse(
+            customer_message_id=customerMessageId,
+            channel=wanted,
+            events=[
+                CallbackEventResponse(
+                    event_id=event.event_id,
+                    sequence=event.sequence,
+                    occurred_at=format_ms(event.occurred_at),
+                    state=_STATES[event.state],
+                    next_attempt_at=format_ms(event.next_attempt_at)
+                    if event.next_attempt_at is not None
+                    else None,
+                    attempts=[
+                        CallbackAttemptResponse(
+                            attempted_at=format_ms(attempt.attempted_at),
+                            url=attempt.url,
+                            response_status=attempt.response_status,
+                            error=attempt.error,
+                            duration_ms=attempt.duration_ms,
+                        )
+                        for attempt in event.attempts
+                    ],
+                )
+                for event in events
+            ],
+        )
+
+    @post(
+        "/callbacks/replay",
+        summary="Send callbacks again",
+        description="Queue the company's callback events that occurred in a window again, delivered "
+        "or given up alike: the same bodies and eventIds, due now, with a new 24-hour retry window. "
+        f"For a partner back from an outage longer than the retry window. At most {MAX_REPLAY_DAYS} "
+        "days per request.",
+        responses=problem_responses(400, 401, 500, 503),
+        operation_id="replayCallbacks",
+        status_code=202,
+    )
+    async def replay(
+        self, company_id: CompanyId, runtime: RuntimeDep, data: JSONBody[CallbackReplayRequest]
+    ) -> CallbackReplayResponse:
+        now = now_ms()
+        problems: list[tuple[str, str]] = []
+        since = _moment(data.since, "since", problems)
+        until = _moment(data.until, "until", problems) if data.until is not None else now
+        if since is not None and until is not None:
+            if until <= since:
+                problems.append(("until", "must be after since"))
+            elif until - since > MAX_REPLAY_DAYS * 86_400_000:
+                problems.append(("until", f"must be at most {MAX_REPLAY_DAYS} days after since"))
+        if problems or since is None:
+            raise invalid(problems)
+        async with runtime.database.write() as connection:
+            replayed = await callback_deliveries.replay(connection, company_id, since, until, now)
+        return CallbackReplayResponse(replayed=replayed)
+
+
+def _moment(value: str, field: str, problems: list[tuple[str, str]]) -> int | None:
+    try:
+        return parse_date_or_datetime(value)
+    except ValueError:
+        problems.append((field, "must be an RFC 3339 date-time with an offset, or a date (YYYY-MM-DD)"))
+        return None

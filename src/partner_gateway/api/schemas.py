@@ -7,28 +7,12 @@ Each channel's send request is its own, in its folder (channels/*/channel.py).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
-
-
-class DeliveryStatusResponse(msgspec.Struct, rename="camel", omit_defaults=True):
-    """The status of one message. The first nine fields are always present."""
-
-    customer_message_id: str
-    channel: Channel
-    to: str
-    reference: str | None
-    delivery_status: DeliveryStatus
-    delivery_status_description: str
-    error_code: str | None
-    created_at: str
-    updated_at: str
-    encoding: Literal["GSM7", "UCS2"] | None = None
-    segments: int | None = None
-    read_at: str | None = None
+from partner_gateway.domain.wire import (
+    DeliveryStatusResponse as DeliveryStatusResponse,  # declared once, below the API
+)
 
 
 class StatusQuery(msgspec.Struct, forbid_unknown_fields=True):

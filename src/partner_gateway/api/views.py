@@ -6,40 +6,8 @@ from partner_gateway.api.problems import invalid
 from partner_gateway.api.schemas import DeliveryStatusResponse
 from partner_gateway.channels.registry import ChannelRegistry
 from partner_gateway.domain.messages import STATUS_FIELDS, MessageStatus
-from partner_gateway.domain.statuses import Channel, DeliveryStatus
-from partner_gateway.domain.timefmt import format_ms
-
-
-def status_item(
-    message_id: str,
-    channel: Channel,
-    to: str,
-    reference: str | None,
-    status: DeliveryStatus,
-    description: str,
-    error_code: str | None,
-    created_at: int,
-    updated_at: int,
-    read_at: int | None,
-    encoding: str | None,
-    segments: int | None,
-    /,
-) -> DeliveryStatusResponse:
-    """The wire shape of one message's status, made from its fields: a StatusBuilder for the store."""
-    return DeliveryStatusResponse(
-        customer_message_id=message_id,
-        channel=channel,
-        to=to,
-        reference=reference,
-        delivery_status=status,
-        delivery_status_description=description,
-        error_code=error_code,
-        created_at=format_ms(created_at),
-        updated_at=format_ms(updated_at),
-        encoding="GSM7" if encoding == "GSM7" else "UCS2" if encoding == "UCS2" else None,
-        segments=segments,
-        read_at=format_ms(read_at) if read_at is not None else None,
-    )
+from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.wire import status_item as status_item  # declared with the shape
 
 
 def status_response(message: MessageStatus) -> DeliveryStatusResponse:

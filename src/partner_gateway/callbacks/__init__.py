@@ -1,7 +1,7 @@
-"""Callbacks: signed status pushes to partners, with retries (SPEC §5).
+"""Callbacks: signed status pushes to partners, with retries (SPEC §5; docs/callbacks.md).
 
-Built so far: where a company's callbacks go and whether the gateway may go there (urls.py), the
-signature header (signing.py) and the signing secrets, generated and kept encrypted (secrets.py).
-The event outbox and the sender come next; they use `urls.CallbackUrlChecker.check` to connect
-to exactly the addresses checked, and the settings repository's `signing_secrets`.
+Where a company's callbacks may go and the addresses to connect to (urls.py), the signature
+header (signing.py), the signing secrets, generated and kept encrypted (secrets.py), the retry
+schedule (schedule.py), one attempt (attempt.py), the sender that claims the events the store
+writes with each status change (sender.py), and a receiver that checks signatures (listener.py).
 """

@@ -18,7 +18,8 @@ from partner_gateway.observability import metrics
 from partner_gateway.observability.scrape import Source
 from partner_gateway.store.database import Database
 from partner_gateway.store.repositories.delivery import OutboxState
-from partner_gateway.store.tables import outbox, pending_reports
+from partner_gateway.store.repositories.delivery.callback_events import PENDING
+from partner_gateway.store.tables import callback_events, outbox, pending_reports
 
 _BY_STATE = select(outbox.c.state, func.count()).group_by(outbox.c.state)
 _QUEUED = outbox.c.state == OutboxState.QUEUED
@@ -37,6 +38,9 @@ async def read_depths(connection: AsyncConnection, now: int) -> None:
     metrics.OUTBOX_OLDEST_DUE.set(max(0, now - int(oldest)) / 1000 if oldest is not None else 0)
     parked = (await connection.execute(select(func.count()).select_from(pending_reports))).scalar_one()
     metrics.PARKED_RECEIPTS.set(int(parked))
+    # The pending events only, on the senders' claim index: delivered ones are most of the table.
+    waiting = select(func.count()).where(callback_events.c.state == PENDING)
+    metrics.callback_backlog(int((await connection.execute(waiting)).scalar_one()))
 
 
 def store_depths(database: Database) -> Source:

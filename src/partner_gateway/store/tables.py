@@ -76,6 +76,9 @@ messages = Table(
     # On an SMS sent in place of an RCS message the destination could not get: the original's
     # id. The original's status follows this message's (see domain/sms_fallback.py).
     Column("fallback_for", String(40)),
+    # How many times the status (or the read time) changed: a callback event's `sequence` is the
+    # count after its change, read with the status and bumped in the same UPDATE (migration 0007).
+    Column("status_changes", Integer, nullable=False, server_default="0"),
     # History pages, newest first, one index per filter shape (see MessageRepository.history):
     Index("ix_messages_history", "company_id", "created_at", "id"),
     Index("ix_messages_history_channel", "company_id", "channel", "created_at", "id"),
@@ -242,4 +245,41 @@ rate_limit_usage = Table(
     Column("admitted", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Index(None, "updated_at"),
+)
+
+callback_events = Table(
+    "callback_events",
+    metadata,
+    # One status change of a message that had somewhere to go (SPEC §5), written in the change's
+    # transaction with the exact bytes every attempt sends (store/repositories/callback_events.py).
+    Column("id", String(40), primary_key=True),  # the eventId: evt_ + ULID
+    Column("company_id", String(40), nullable=False),
+    Column("message_id", String(40), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    # The message's own callbackUrl; None: the company's default URL as it is at each attempt.
+    Column("url", String(2048)),
+    Column("body", Text, nullable=False),
+    Column("state", String(10), nullable=False),  # pending, delivered, given_up
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger),  # while pending: when it is due
+    Column("claimed_until", BigInteger),  # a sender holds it until then (a dead one's is retaken)
+    Column("pending_since", BigInteger, nullable=False),  # the retry window's start (made, replayed)
+    Column("finished_at", BigInteger),  # delivered or given up
+    Index("ix_callback_events_due", "state", "next_attempt_at"),  # the senders' claim
+    Index("ix_callback_events_message", "message_id", "sequence"),  # GET /messages/{id}/callbacks
+    Index("ix_callback_events_company", "company_id", "occurred_at"),  # replay of a window
+)
+
+callback_attempts = Table(
+    "callback_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False),
+    Column("attempted_at", BigInteger, nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("response_status", SmallInteger),  # the partner's HTTP status, when it answered
+    Column("error", String(300)),  # why there was no answer (refused, timeout, URL refused)
+    Column("duration_ms", Integer, nullable=False),
+    Index(None, "event_id"),
 )

@@ -1,10 +1,9 @@
 """rate limits: a company's own limits, and what each API process admitted (shared accounting)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 06:00:00.000000
 
-Revises 0006 for now: 0007 is being written beside it; whoever merges the second re-chains it.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -26,7 +26,8 @@ from partner_gateway.domain.statuses import FINAL_STATUSES, DeliveryStatus, Rank
 from partner_gateway.observability import metrics
 from partner_gateway.store.bulk import Rows
 from partner_gateway.store.database import after_commit
-from partner_gateway.store.tables import message_parts, messages
+from partner_gateway.store.repositories.delivery.callback_events import Change, record_changes
+from partner_gateway.store.tables import callback_settings, message_parts, messages
 
 # Built once, with their lists as expanding parameters: building and keying a statement per
 # call cost more than running it.
@@ -40,11 +41,16 @@ _RANKS = {int(rank): rank for rank in Rank}
 
 
 def _status_update(
-    table: Table, key: ColumnElement[bool], description: Column[Any], names: Sequence[str]
+    table: Table,
+    key: ColumnElement[bool],
+    description: Column[Any],
+    names: Sequence[str],
+    extra: dict[Column[Any], Any] | None = None,
 ) -> Rows:
     """A row's new status, as a message and a part both keep it; its read time is set only if it
     had none (the first read receipt's time stands). `names`: the parameters in the order the
-    statement takes them (the table's column order, then `key`'s), which compiling checks."""
+    statement takes them (the table's column order, then `key`'s), which compiling checks;
+    `extra`: more columns to set (a message's change counter)."""
     return Rows(
         update(table)
         .where(key)
@@ -56,18 +62,26 @@ def _status_update(
                 table.c.error_code: bindparam("m_error"),
                 table.c.updated_at: bindparam("m_now"),
                 table.c.read_at: func.coalesce(table.c.read_at, bindparam("m_read_at", type_=BigInteger)),
+                **(extra or {}),
             }
         ),
         names,
     )
 
 
-def _read_update(table: Table, key: ColumnElement[bool], names: Sequence[str]) -> Rows:
+def _read_update(
+    table: Table, key: ColumnElement[bool], names: Sequence[str], extra: dict[Column[Any], Any] | None = None
+) -> Rows:
     """A row's read time, set only if it had none."""
     return Rows(
         update(table)
         .where(key)
-        .values({table.c.read_at: func.coalesce(table.c.read_at, bindparam("m_read_at", type_=BigInteger))}),
+        .values(
+            {
+                table.c.read_at: func.coalesce(table.c.read_at, bindparam("m_read_at", type_=BigInteger)),
+                **(extra or {}),
+            }
+        ),
         names,
     )
 
@@ -103,6 +117,11 @@ class PartRow:
         return transition
 
 
+# Whether a change of the message is a callback event (SPEC §5): it has its own callbackUrl, or
+# its company a default URL. Read with the status, in the same statement: a message without a
+# target costs one primary-key probe of callback_settings and nothing else.
+_TARGETED = (messages.c.callback_url.is_not(None) | callback_settings.c.url.is_not(None)).label("targeted")
+
 _PART_COLUMNS = (
     message_parts.c.message_id,
     message_parts.c.part_no,
@@ -135,10 +154,17 @@ _PARTS_WITH_STATUSES = (
         messages.c.fallback_for,
         messages.c.channel.label("message_channel"),
         messages.c.created_at.label("message_created_at"),
+        messages.c.status_changes,
+        _TARGETED,
     )
     # Inner: PostgreSQL locks no row on the nullable side of an outer join, and every part's
-    # message exists (they are stored together; messages are never deleted).
-    .select_from(message_parts.join(messages, messages.c.id == message_parts.c.message_id))
+    # message exists (they are stored together; messages are never deleted). The callback
+    # settings are joined outer and not locked: they only say whether there is a default URL.
+    .select_from(
+        message_parts.join(messages, messages.c.id == message_parts.c.message_id).outerjoin(
+            callback_settings, callback_settings.c.company_id == messages.c.company_id
+        )
+    )
     .order_by(message_parts.c.message_id, message_parts.c.part_no)
     .with_for_update(of=(message_parts, messages), key_share=True)
 )
@@ -215,6 +241,8 @@ class Parts:
             fallback_for,
             message_channel,
             message_created_at,
+            status_changes,
+            targeted,
         ) in await self._connection.execute(statement, parameters):  # _PARTS_WITH_STATUSES's columns
             self._statuses.add(
                 message_id,
@@ -224,6 +252,8 @@ class Parts:
                 fallback_for,
                 message_channel,
                 message_created_at,
+                status_changes,
+                targeted,
             )
             parts = self._by_message.setdefault(message_id, {})
             if part_no in parts:
@@ -292,6 +322,10 @@ class _MessageRow:
     fallback_for: str | None
     channel: str
     created_at: int
+    changes: int
+    """status_changes: how many changes the message has had, this batch's included."""
+    targeted: bool
+    """Whether its changes are callback events."""
     description: str = ""
     error_code: str | None = None
     status_changed: bool = False
@@ -311,19 +345,26 @@ _SELECT_STATUSES = (
         messages.c.fallback_for,
         messages.c.channel,
         messages.c.created_at,
+        messages.c.status_changes,
+        _TARGETED,
+    )
+    .select_from(
+        messages.outerjoin(callback_settings, callback_settings.c.company_id == messages.c.company_id)
     )
     .where(messages.c.id.in_(_IDS))
     .order_by(messages.c.id)
-    .with_for_update(key_share=True)  # see _PARTS_WITH_STATUSES
+    .with_for_update(of=messages, key_share=True)  # see _PARTS_WITH_STATUSES
 )
 _MESSAGE_KEY = messages.c.id == bindparam("m_id")
+_CHANGES: dict[Column[Any], Any] = {messages.c.status_changes: bindparam("m_changes")}
 _UPDATE_MESSAGE_STATUS = _status_update(
     messages,
     _MESSAGE_KEY,
     messages.c.status_description,
-    ("m_status", "m_rank", "m_description", "m_error", "m_now", "m_read_at", "m_id"),
+    ("m_status", "m_rank", "m_description", "m_error", "m_now", "m_read_at", "m_changes", "m_id"),
+    _CHANGES,
 )
-_UPDATE_MESSAGE_READ = _read_update(messages, _MESSAGE_KEY, ("m_read_at", "m_id"))
+_UPDATE_MESSAGE_READ = _read_update(messages, _MESSAGE_KEY, ("m_read_at", "m_changes", "m_id"), _CHANGES)
 
 
 def _count_changes(rows: list[_MessageRow], now: int) -> None:
@@ -347,16 +388,17 @@ class Statuses:
         self._connection = connection
         self._now = now
         self._rows: dict[str, _MessageRow | None] = {}
+        self._changes: list[Change] = []  # of targeted messages, in the order they happened
 
     async def load(self, message_ids: Iterable[str]) -> None:
         wanted = {message_id for message_id in message_ids if message_id not in self._rows}
         if not wanted:
             return
         rows = await self._connection.execute(_SELECT_STATUSES, {"ids": list(wanted)})
-        for message_id, status, rank, read_at, fallback_for, channel, created_at in rows:
-            self.add(message_id, status, rank, read_at, fallback_for, channel, created_at)
+        for message_id, status, rank, read_at, fallback_for, channel, created_at, changes, targeted in rows:
+            self.add(message_id, status, rank, read_at, fallback_for, channel, created_at, changes, targeted)
         for message_id in wanted:
-            self.add(message_id, None, None, None, None, "", 0)  # not found: no such message
+            self.add(message_id, None, None, None, None, "", 0, 0, False)  # not found: no such message
 
     def add(
         self,
@@ -367,6 +409,8 @@ class Statuses:
         fallback_for: str | None,
         channel: str,
         created_at: int,
+        changes: int,
+        targeted: bool,
     ) -> None:
         """A message's status as read (None: no such message), unless read before."""
         if message_id in self._rows:
@@ -375,7 +419,14 @@ class Statuses:
             self._rows[message_id] = None
         else:
             self._rows[message_id] = _MessageRow(
-                _STATUSES[status], _RANKS[rank], read_at, fallback_for, channel, created_at
+                _STATUSES[status],
+                _RANKS[rank],
+                read_at,
+                fallback_for,
+                channel,
+                created_at,
+                changes,
+                bool(targeted),
             )
 
     async def apply(self, message_id: str, report: ReportedStatus, *, read_at: int | None) -> bool:
@@ -391,9 +442,24 @@ class Statuses:
             row.description = report.description[:300]
             row.error_code = kept_error_code(report.status, report.error_code)
             row.status_changed = True
-        if read_at is not None and row.read_at is None:
+        read_now = read_at is not None and row.read_at is None
+        if read_now:
             row.read_at = read_at
             row.read_changed = True
+        if transition.changes_status or read_now:
+            row.changes += 1
+            if row.targeted:  # a snapshot of the message right after this change
+                self._changes.append(
+                    Change(
+                        message_id,
+                        row.changes,
+                        row.status,
+                        row.description,
+                        row.error_code,
+                        row.read_at,
+                        self._now if row.status_changed else None,
+                    )
+                )
         if row.fallback_for:
             original = onto_original(
                 message_id, report, changed_status=transition.changes_status, read=read_at is not None
@@ -403,6 +469,10 @@ class Statuses:
         return transition.changes_status
 
     async def write(self) -> None:
+        """The changed rows, and a callback event for each change of a targeted message (in the
+        same transaction: no change without its event, no event without its change)."""
+        # Before the updates: a read-only change's snapshot keeps the updatedAt it had.
+        await record_changes(self._connection, self._changes, self._now)
         # In key order: two workers' batches touching the same rows lock them in the same order.
         changed = [(message_id, row) for message_id, row in sorted(self._rows.items()) if row is not None]
         statuses = [
@@ -413,13 +483,14 @@ class Statuses:
                 row.error_code,
                 self._now,
                 row.read_at if row.read_changed else None,
+                row.changes,
                 message_id,
             )
             for message_id, row in changed
             if row.status_changed
         ]
         reads = [
-            (row.read_at, message_id)
+            (row.read_at, row.changes, message_id)
             for message_id, row in changed
             if row.read_changed and not row.status_changed
         ]

@@ -1,0 +1,284 @@
+"""Status callbacks under load (issue 15): end to end with callbacks on against off, alternated in
+one run, and how many callbacks per second the sender delivers to a local receiver.
+
+```sh
+.venv/bin/python bench/callbacks.py                    # SQLite, 2 rounds of on/off, 10,000 messages each
+.venv/bin/python bench/callbacks.py --store postgres   # a fresh pgw_bench_* database
+.venv/bin/python bench/callbacks.py --smoke            # 300 messages, one round: does it still run?
+```
+
+One `partner-gateway serve` (embedded, role all) against the bench's SMSC simulator, and a
+receiver on loopback (bench/sink.py: 204 to every request on plain asyncio, so the partner's
+side costs CPU 0, which wrk and the simulator share, as little as it can; the gateway on CPU 1). Each round
+sends exactly N SMS with wrk for a company with a default callback URL (on) and for one
+without (off), in the order on, off, on, off, ... (machine noise hits both alike):
+
+- **e2e delivered/s**: N / (first accepted -> last DELIVERED), from the store (bench/sending.py);
+- **callbacks delivered/s (live)**: the on round's events / (first event -> last delivered),
+  the sender keeping up with the traffic it is given;
+- **callbacks delivered/s (backlog)**: after the rounds, every on company's events replayed at
+  once (`callbacks replay`), and delivered / (replay -> last delivered): the sender's capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import REPO, BenchError, free_port, gateway_env, log, run_cli
+from sending import SmscThread, wait_delivered
+from servers import GatewayServer, ServerProcess
+from stores import DEFAULT_PG_ADMIN_DSN, Reader, Store, postgres_store, sqlite_store
+from wrk import LUA_SCRIPT, Load, failures, require_wrk, run_wrk
+
+SMPP_WINDOW = 200
+SMPP_BINDS = 1
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--messages", type=int, default=10_000, help="messages per round and mode")
+    parser.add_argument("--rounds", type=int, default=2, help="on/off pairs")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--pg-admin-dsn", default=DEFAULT_PG_ADMIN_DSN)
+    parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="300 messages, one round")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.smoke:
+        args.messages, args.rounds = 300, 1
+    return args
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"nothing listens on {port} after {timeout:.0f} s")
+
+
+def wait_callbacks(reader: Reader, company_id: str, expected_at_least: int, timeout: float) -> dict[str, Any]:
+    """Until every event of the company is delivered (and there are at least as many as asked)."""
+    began = time.monotonic()
+    while True:
+        rows = reader.fetchall(
+            "SELECT state, count(*), min(occurred_at), max(finished_at) FROM callback_events"
+            " WHERE company_id = ? GROUP BY state",
+            company_id,
+        )
+        by_state = {state: (int(n), first, last) for state, n, first, last in rows}
+        total = sum(n for n, _, _ in by_state.values())
+        delivered = by_state.get("delivered", (0, None, None))
+        if (total >= expected_at_least and delivered[0] == total) or time.monotonic() - began > timeout:
+            return {"events": total, "delivered": delivered[0], "states": {k: v[0] for k, v in by_state.items()},
+                    "first_occurred": delivered[1], "last_delivered": delivered[2]}  # fmt: skip
+        time.sleep(0.2)
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        require_wrk()
+        return run(args)
+    except BenchError as error:
+        print(f"bench failed: {error}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
+    wrk_cpu, server_cpu = (0, 1) if pin else (None, None)
+    if pin:
+        os.sched_setaffinity(0, {0})
+    workdir = Path(tempfile.mkdtemp(prefix="pgw-bench-callbacks-"))
+    script = workdir / "bench.lua"
+    script.write_text(LUA_SCRIPT)
+    data_dir = workdir / "data"
+    store: Store = (
+        sqlite_store(data_dir)
+        if args.store == "sqlite"
+        else postgres_store(data_dir, admin_dsn=args.pg_admin_dsn, database_url=None)
+    )
+    rounds: list[dict[str, Any]] = []
+    backlog: dict[str, Any] = {}
+    sim = SmscThread((0.05, 0.2), SMPP_WINDOW, SMPP_BINDS)
+    try:
+        private = {"PARTNER_GATEWAY_CALLBACK_ALLOW_PRIVATE_NETWORKS": "true"}  # a receiver on loopback
+        cli_env = gateway_env(store.data_dir, 0, database_url=store.database_url, extra=private)
+        run_cli(["migrate"], cli_env, workdir)
+        receiver_port, gateway_port = free_port(), free_port()
+        receiver = ServerProcess(
+            "receiver",
+            [sys.executable, str(REPO / "bench" / "sink.py"), "--port", str(receiver_port)],
+            dict(os.environ),
+            workdir,
+            wrk_cpu,
+        )
+        env = gateway_env(
+            store.data_dir,
+            gateway_port,
+            database_url=store.database_url,
+            extra={
+                "PARTNER_GATEWAY_SMPP_CARRIERS": sim.carriers_setting(),
+                **private,
+            },
+        )
+        gateway = GatewayServer(env, workdir, gateway_port, server_cpu, "all")
+        reader = store.reader()
+        try:
+            wait_port(receiver_port)
+            gateway.wait_ready()
+            sim.wait_binds(SMPP_BINDS)
+            number = 10_000_000
+            on_companies = []
+            for round_number in range(args.rounds):
+                for mode in ("on", "off"):
+                    created = json.loads(
+                        run_cli(
+                            ["company", "create", f"cb-{mode}-{round_number}", "--json"], cli_env, workdir
+                        )
+                    )
+                    company_id, key = created["companyId"], created["apiKey"]
+                    if mode == "on":
+                        url = f"http://127.0.0.1:{receiver_port}/callbacks"
+                        run_cli(
+                            ["company", "callbacks", company_id, "--url", url, "--json"], cli_env, workdir
+                        )
+                        on_companies.append(company_id)
+                    log(f"round {round_number + 1} callbacks {mode}: {args.messages:,} messages end to end")
+                    measured = run_wrk(
+                        port=gateway_port,
+                        api_key=key,
+                        script=script,
+                        connections=args.connections,
+                        duration=max(10.0, args.messages / 500),
+                        max_requests=args.messages * 100,
+                        cpu=wrk_cpu,
+                        load=Load("send", first_number=number, send_limit=args.messages),
+                    )
+                    number += args.messages
+                    problem = failures(measured)
+                    if problem:
+                        raise BenchError(problem)
+                    delivery = wait_delivered(
+                        reader, company_id, args.messages, timeout=max(30.0, args.messages / 20)
+                    )
+                    entry: dict[str, Any] = {
+                        "round": round_number + 1,
+                        "callbacks": mode,
+                        "e2e_delivered_per_second": round(delivery.rate, 1),
+                        "e2e_p50_ms": delivery.p50_ms,
+                        "e2e_p99_ms": delivery.p99_ms,
+                        "delivered": delivery.delivered,
+                        "accepted_per_second_wrk": round(measured["requests_per_second"], 1),
+                    }
+                    if mode == "on":
+                        events = wait_callbacks(reader, company_id, 2 * delivery.delivered, timeout=120)
+                        seconds = (events["last_delivered"] - events["first_occurred"]) / 1000
+                        entry["callbacks_delivered"] = events["delivered"]
+                        entry["callbacks_events"] = events["events"]
+                        entry["callbacks_per_second_live"] = (
+                            round(events["delivered"] / seconds, 1) if seconds else 0
+                        )
+                    rounds.append(entry)
+                    log(json.dumps(entry))
+                    gateway.wait_idle(gateway_port)
+            # The sender's capacity: every on company's events at once.
+            replay_started = time.time() * 1000
+            replayed = 0
+            for company_id in on_companies:
+                answer = run_cli(
+                    [
+                        "callbacks",
+                        "replay",
+                        "--company",
+                        company_id,
+                        "--since",
+                        "2020-01-01T00:00:00Z",
+                        "--json",
+                    ],
+                    cli_env,
+                    workdir,
+                )
+                replayed += int(json.loads(answer)["replayed"])
+            finished = 0.0
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                rows = reader.fetchall(
+                    "SELECT count(*), max(finished_at) FROM callback_events WHERE state = 'delivered'"
+                    " AND finished_at >= ?",
+                    int(replay_started),
+                )
+                done, finished = int(rows[0][0]), float(rows[0][1] or 0)
+                if done >= replayed:
+                    break
+                time.sleep(0.2)
+            seconds = (finished - replay_started) / 1000
+            backlog = {"replayed": replayed, "delivered": done, "seconds": round(seconds, 2),
+                       "callbacks_per_second": round(done / seconds, 1) if seconds > 0 else 0}  # fmt: skip
+            log(f"backlog: {json.dumps(backlog)}")
+            gateway.check_alive()
+        finally:
+            reader.close()
+            gateway.stop()
+            receiver.stop()
+    finally:
+        sim.stop()
+        store.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    on = [r["e2e_delivered_per_second"] for r in rounds if r["callbacks"] == "on"]
+    off = [r["e2e_delivered_per_second"] for r in rounds if r["callbacks"] == "off"]
+    summary = {
+        "e2e_on_mean": round(sum(on) / len(on), 1),
+        "e2e_off_mean": round(sum(off) / len(off), 1),
+        "on_over_off": round((sum(on) / len(on)) / (sum(off) / len(off)), 3),
+    }
+    report = {
+        "benchmark": "callbacks",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["bench/callbacks.py", *sys.argv[1:]]),
+        "store": args.store,
+        "messages_per_round": args.messages,
+        "seconds": round(time.monotonic() - began, 1),
+        "cpu_pinning": {"wrk_receiver_simulator": wrk_cpu, "gateway": server_cpu} if pin else None,
+        "git_commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO
+        ).stdout.strip(),
+        "rounds": rounds,
+        "backlog": backlog,
+        "summary": summary,
+    }
+    print(f"\ncallbacks bench ({args.store}, {args.messages:,} messages per round)\n")
+    print("| round | callbacks | e2e delivered/s | p50 ms | p99 ms | callbacks/s (live) |")
+    print("|---|---|---|---|---|---|")
+    for r in rounds:
+        live = r.get("callbacks_per_second_live", "-")
+        print(f"| {r['round']} | {r['callbacks']} | {r['e2e_delivered_per_second']:,} | {r['e2e_p50_ms']:.0f} |"
+              f" {r['e2e_p99_ms']:.0f} | {live} |")  # fmt: skip
+    print(f"\non/off: {summary['on_over_off']}; backlog: {backlog}")
+    out = args.out or REPO / "bench" / "results" / (
+        f"callbacks{'-smoke' if args.smoke else ''}-{args.store}-{dt.date.today().isoformat()}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

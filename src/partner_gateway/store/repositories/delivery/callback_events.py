@@ -1,0 +1,106 @@
+"""What a status change writes for its callback (SPEC §5): one event, in the change's transaction.
+
+`Statuses` (status_batch.py) notes a `Change` for every change of a message that has somewhere
+to send it (its own callbackUrl, or its company's default URL, read with the status), with the
+change counter's new value as its `sequence`. `record_changes` reads those messages' other
+fields once and stores one `callback_events` row per change, with the body rendered now: the
+exact bytes every attempt sends (domain/wire.py `callback_body`). A batch with no such change
+spends nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from ulid import ULID
+
+from partner_gateway.domain.statuses import CHANNEL_BY_NAME, DeliveryStatus
+from partner_gateway.domain.wire import callback_body
+from partner_gateway.store.bulk import Rows
+from partner_gateway.store.tables import callback_events, messages
+
+EVENT_ID_PREFIX = "evt_"
+PENDING = "pending"
+DELIVERED = "delivered"
+GIVEN_UP = "given_up"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A message right after one of its changes, as the status batch holds it."""
+
+    message_id: str
+    sequence: int
+    status: DeliveryStatus
+    description: str
+    error_code: str | None
+    read_at: int | None
+    updated_at: int | None
+    """The change's time when it (or an earlier change of this batch) set the status; None for a
+    read receipt alone, which keeps the stored updatedAt (SPEC §3.2: the last status change)."""
+
+
+def new_event_id(now: int) -> str:
+    return EVENT_ID_PREFIX + str(ULID.from_timestamp(now))
+
+
+_MESSAGE_FIELDS = select(
+    messages.c.id,
+    messages.c.company_id,
+    messages.c.channel,
+    messages.c.to_number,
+    messages.c.reference,
+    messages.c.created_at,
+    messages.c.updated_at,
+    messages.c.encoding,
+    messages.c.segments,
+    messages.c.callback_url,
+).where(messages.c.id.in_(bindparam("ids", expanding=True)))
+
+_EVENT_COLUMNS = (
+    "id", "company_id", "message_id", "sequence", "occurred_at", "url", "body", "state",
+    "attempts", "next_attempt_at", "pending_since",
+)  # fmt: skip
+_INSERT_EVENTS = Rows(insert(callback_events), _EVENT_COLUMNS)
+
+
+async def record_changes(connection: AsyncConnection, changes: Sequence[Change], now: int) -> None:
+    """One pending callback event per change, due now. Run before the status update (a read
+    receipt's snapshot keeps the updatedAt stored)."""
+    if not changes:
+        return
+    fields: dict[str, Any] = {
+        row[0]: row
+        for row in await connection.execute(_MESSAGE_FIELDS, {"ids": list({c.message_id for c in changes})})
+    }
+    rows = []
+    for change in changes:
+        (message_id, company_id, channel, to, reference, created_at, updated_at, encoding, segments, url) = (
+            fields[change.message_id]
+        )
+        event_id = new_event_id(now)
+        body = callback_body(
+            message_id,
+            CHANNEL_BY_NAME[channel],
+            to,
+            reference,
+            change.status,
+            change.description,
+            change.error_code,
+            created_at,
+            change.updated_at if change.updated_at is not None else updated_at,
+            change.read_at,
+            encoding,
+            segments,
+            event_id=event_id,
+            occurred_at=now,
+            sequence=change.sequence,
+        )
+        rows.append(
+            (event_id, company_id, message_id, change.sequence, now, url, body.decode(), PENDING, 0, now, now)
+        )
+    await _INSERT_EVENTS.execute(connection, rows)
