@@ -22,6 +22,7 @@ from partner_gateway.api.operations import OPERATIONS
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.sending import send_route_handlers
 from partner_gateway.api.status import StatusController
+from partner_gateway.api.strict_input import StrictRequest, declared_query_only, partner_bounds
 from partner_gateway.api.webhooks import webhook_handlers
 from partner_gateway.channels.base import WebhookRoute
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
@@ -81,12 +82,14 @@ def create_app(
         ],
         dependencies={"company_id": Provide(authenticated_company)},
         security=[{"bearerAuth": []}],
+        guards=[declared_query_only],  # undeclared or repeated query parameters: 400 (strict_input.py)
     )
     framework = Litestar(
         route_handlers=[partner_api, openapi_document, *OPERATIONS, *webhook_handlers(webhooks)],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
-        state=State({"channels": channels}),
+        state=State({"channels": channels, "json_bounds": partner_bounds(settings)}),
+        request_class=StrictRequest,  # JSON bodies: media type and shape checked before decoding
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -109,7 +112,9 @@ def create_app(
         debug=False,
     )
     _name_channels(framework.openapi_schema, channels.names)
-    return PartnerApi(framework, provide_runtime, BASE_PATH, settings.max_body_bytes, channels)
+    return PartnerApi(
+        framework, provide_runtime, BASE_PATH, settings.max_body_bytes, channels, partner_bounds(settings)
+    )
 
 
 def _name_channels(document: OpenAPI, names: Sequence[str]) -> None:
