@@ -25,7 +25,7 @@ PARKED_RECEIPTS_INTERVAL = 2.0  # seconds; how late a receipt caught in a cross-
 EVERYTHING = 2**62  # a cut-off past every lease: on start, the only worker takes back every claim
 
 
-async def _repeat(
+async def repeat(
     chore: Callable[[], Awaitable[object]], interval: float, failure: str, *, at_once: bool = False
 ) -> None:
     """Run `chore` every `interval` seconds (first `at_once`, or after one interval) until
@@ -49,7 +49,7 @@ class ExpirySweep:
         self._interval = interval
 
     async def run(self) -> None:
-        await _repeat(
+        await repeat(
             self.sweep_once,
             self._interval,
             "expiry sweep failed; retrying at the next interval",
@@ -81,7 +81,7 @@ class ParkedReceipts:
         self._batcher = batcher
 
     async def run(self) -> None:
-        await _repeat(self._apply_all, PARKED_RECEIPTS_INTERVAL, "applying parked receipts failed; retrying")
+        await repeat(self._apply_all, PARKED_RECEIPTS_INTERVAL, "applying parked receipts failed; retrying")
 
     async def _apply_all(self) -> None:
         while await self.apply_once() == PAGE:
@@ -111,7 +111,7 @@ class ClaimRecovery:
         self._interval = max(1.0, lease_seconds / 4)
 
     async def run(self) -> None:
-        await _repeat(
+        await repeat(
             partial(self.recover, everything=False),
             self._interval,
             "recovering expired claims failed; retrying",
@@ -137,7 +137,7 @@ class LeaseRenewal:
         self.held: set[int] = set()  # outbox ids being handed over; the hand-over adds and removes them
 
     async def run(self) -> None:
-        # Not _repeat: nothing to do while nothing is held, and a failure names how many leases.
+        # Not repeat(): nothing to do while nothing is held, and a failure names how many leases.
         while True:
             await asyncio.sleep(self._interval)
             held = list(self.held)

@@ -457,6 +457,23 @@ async def test_a_signed_webhook_is_recorded(provider: WhatsAppProvider, sink: Re
     assert [report.status for report in sink.reports] == [DeliveryStatus.DELIVERED] * 2
 
 
+@pytest.mark.parametrize(("number", "recorded"), [("106540352242923", 0), (None, 1), (106540352242922, 1)])
+async def test_only_our_numbers_statuses_are_recorded(
+    provider: WhatsAppProvider, sink: RecordingSink, number: str | int | None, recorded: int
+) -> None:
+    """Another number's statuses (Meta sends every number of the business account to the app)
+    are acknowledged and ignored, never parked; a change naming no number is kept."""
+    document = json.loads(fixture("delivered.json"))
+    metadata = document["entry"][0]["changes"][0]["value"]["metadata"]
+    if number is None:
+        del metadata["phone_number_id"]
+    else:
+        metadata["phone_number_id"] = number
+    raw = json.dumps(document).encode()
+    assert (await routes(provider)["POST"](raw, signed(raw), {}))[0] == 200
+    assert len(sink.reports) == recorded
+
+
 @pytest.mark.parametrize("name", ["non_ascii_escaped.json", "non_ascii_utf8.json"])
 async def test_non_ascii_bodies_are_verified_over_their_raw_bytes(
     provider: WhatsAppProvider, sink: RecordingSink, name: str

@@ -30,6 +30,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ from partner_gateway.domain import json_bounds
 from partner_gateway.domain.json_bounds import WEBHOOK_BOUNDS, JsonOutOfBounds
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.report_counters import REPORT_COUNTERS
+
+logger = logging.getLogger(__name__)
 
 PROVIDER_NAME: Final = "rcs"
 SIGNATURE_HEADER: Final = "x-goog-signature"
@@ -148,11 +152,22 @@ def _handshake(envelope: Mapping[str, Any], client_token: str) -> Handshake:
     return Handshake(secret)
 
 
-def event_reports(pushed: PushedEvent) -> list[StatusReport]:
-    """The report an event makes (none for user messages and events naming no message)."""
+def event_reports(pushed: PushedEvent, agent_id: str | None = None) -> list[StatusReport]:
+    """The report an event makes (none for user messages and events naming no message).
+
+    With `agent_id`, none for another agent's event: a Pub/Sub subscription (and so one
+    webhook) may serve several agents of a brand, and their message ids are never ours. An
+    event naming no agent is kept: nothing says it is not ours."""
     event = pushed.event
     event_type, rbm_id = event.get("eventType"), event.get("messageId")
     if not isinstance(event_type, str) or not isinstance(rbm_id, str) or not rbm_id:
+        return []
+    named_agent = event.get("agentId")
+    if agent_id is not None and isinstance(named_agent, str) and named_agent and named_agent != agent_id:
+        REPORT_COUNTERS.foreign[PROVIDER_NAME] += 1
+        logger.info(
+            "RBM webhook: ignored an event of another agent (%.80s; ours is %s)", named_agent, agent_id
+        )
         return []
     rule = EVENT_TABLE.get(event_type) or StateRule(
         None, f"RCS Business Messaging reported an event this gateway does not know: {event_type[:64]}"

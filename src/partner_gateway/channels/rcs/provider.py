@@ -232,7 +232,7 @@ class RbmProvider(AlwaysAccepting):
         if isinstance(pushed, Handshake):
             logger.info("RBM webhook handshake answered")
             return 200, pushed.secret.encode(), "text/plain; charset=utf-8"  # sent as given (api/webhooks.py)
-        reports = event_reports(pushed)
+        reports = event_reports(pushed, self.settings.agent_id)
         if reports:
             if self._sink is None:
                 return _problem(503, "The RCS provider is not started")

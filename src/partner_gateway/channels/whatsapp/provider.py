@@ -282,7 +282,7 @@ class WhatsAppProvider(AlwaysAccepting):
         if document.get("object") != "whatsapp_business_account":
             logger.info("WhatsApp webhook for another object ignored: %.40r", document.get("object"))
             return _json(200, {"status": "ok"})
-        reports = parse_statuses(document)
+        reports = parse_statuses(document, self.settings.phone_number_id)
         if reports:
             if self._sink is None:
                 return webhook_problem(
