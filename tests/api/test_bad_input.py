@@ -290,3 +290,44 @@ async def test_a_send_with_a_query_is_answered_by_the_framework_alike(
 def test_deep_payload_is_small() -> None:
     assert len(DEEP) == 2000
     assert base64.b64decode("e30=") == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"to": "+4915112345678"}, "text", "is required unless template is given"),
+        (
+            {"to": "+4915112345678", "text": "a", "template": {"name": "t", "language": "en"}},
+            "text",
+            "not both",
+        ),
+    ],
+)
+async def test_whatsapp_says_what_is_missing(
+    gateway: httpx.AsyncClient, partner: Partner, body: dict[str, object], field: str, message: str
+) -> None:
+    answer = await gateway.post(f"{BASE}/whatsapp/messages", json=body, headers=partner.headers)
+    errors = {error["field"]: error["message"] for error in assert_problem(answer, 400)["errors"]}  # type: ignore[attr-defined]
+    assert message in errors[field]
+
+
+async def test_rcs_says_what_is_missing(gateway: httpx.AsyncClient, partner: Partner) -> None:
+    answer = await gateway.post(
+        f"{BASE}/rcs/messages", json={"to": "+4915112345678"}, headers=partner.headers
+    )
+    errors = {error["field"]: error["message"] for error in assert_problem(answer, 400)["errors"]}  # type: ignore[attr-defined]
+    assert errors["text"].startswith("is required unless richCard is given")
+
+
+@pytest.mark.parametrize("escaped", [b"\\ud83d", b"\\ude00 x", b"ok \\ud83d\\u0041"])
+async def test_a_lone_surrogate_is_named_not_called_truncated(
+    gateway: httpx.AsyncClient, partner: Partner, escaped: bytes
+) -> None:
+    body = b'{"to": "+4915112345678", "text": "' + escaped + b'"}'
+    answer = await gateway.post(
+        f"{BASE}/sms/messages", content=body, headers={**partner.headers, "Content-Type": "application/json"}
+    )
+    [error] = assert_problem(answer, 400)["errors"]  # type: ignore[misc]
+    assert error["field"] == "text"
+    assert "unpaired UTF-16 surrogate" in error["message"]
+    assert "truncated" not in answer.text

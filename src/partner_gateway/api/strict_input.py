@@ -16,6 +16,7 @@ before answering a request itself, and hands anything they refuse to the framewo
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -23,6 +24,7 @@ from typing import Any, Final
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.enums import ParamType
+from litestar.exceptions import SerializationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import BodyKwarg, DependencyKwarg, ParameterKwarg
 from litestar.types import Empty
@@ -85,8 +87,50 @@ class StrictRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         if self._json is Empty:
             bounds: JsonBounds = self.app.state.json_bounds  # set by api/app.py
-            check_json_body(await self.body(), self.headers.get("content-type"), bounds)
+            body = await self.body()
+            check_json_body(body, self.headers.get("content-type"), bounds)
+            try:
+                return await super().json()
+            except SerializationException:
+                _refuse_lone_surrogates(body)
+                raise
         return await super().json()
+
+
+def _refuse_lone_surrogates(body: bytes) -> None:
+    """400 naming the field when the body is JSON but a string holds an unpaired surrogate escape
+    (`"\\ud83d"` alone), which msgspec refuses as "Input data was truncated"; nothing otherwise."""
+    try:
+        document = json.loads(body)  # bounded already: no deep recursion
+    except ValueError:
+        return
+    where = _surrogate_field(document, "")
+    if where is not None:
+        raise invalid(
+            [
+                (
+                    where or "body",
+                    "holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff): a character "
+                    "beyond U+FFFF is escaped as a pair, such as \\ud83d\\ude00",
+                )
+            ]
+        )
+
+
+def _surrogate_field(value: object, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if any("\ud800" <= char <= "\udfff" for char in value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _surrogate_field(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_field(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def query_problems(pairs: Iterable[tuple[str, str]], declared: Iterable[str]) -> list[tuple[str, str]]:

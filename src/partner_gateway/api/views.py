@@ -38,7 +38,8 @@ def status_item(
         updated_at=format_ms(updated_at),
         encoding="GSM7" if encoding == "GSM7" else "UCS2" if encoding == "UCS2" else None,
         segments=segments,
-        read_at=format_ms(read_at) if read_at is not None else None,
+        # A provider's read time can precede our acceptance (coarse clocks): never before createdAt.
+        read_at=format_ms(max(read_at, created_at)) if read_at is not None else None,
     )
 
 

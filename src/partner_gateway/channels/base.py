@@ -150,6 +150,10 @@ class WebhookRoute:
 
 
 class Provider(Protocol):
+    """A channel's provider. It may also set `resend_is_safe = True` (read with getattr, default
+    False) when sending a message twice cannot deliver it twice (an idempotency key the provider
+    honours): a hand-over left unanswered is then resent rather than ended UNKNOWN."""
+
     name: str
     channel: Channel
 

@@ -61,9 +61,9 @@ class ExpirySweep:
 
         async def sweep_page(connection: AsyncConnection) -> int:
             """One page found and given up on in one transaction, not one write each."""
-            ids = await delivery.lapsed_without_receipt(connection, cutoff, PAGE)
-            await record_no_receipt(connection, ids, now_ms())
-            return len(ids)
+            lapsed = await delivery.lapsed_without_receipt(connection, cutoff, PAGE)
+            await record_no_receipt(connection, lapsed, now_ms())
+            return len(lapsed)
 
         swept = 0
         while True:

@@ -73,6 +73,9 @@ class RbmProvider(AlwaysAccepting):
 
     name: str = PROVIDER_NAME
     channel: Channel = Channel.RCS
+    # A hand-over left unanswered by a crash is resent (dispatch/unanswered.py): its messageId is
+    # the same UUID every time, and RBM ignores a second one (409 ALREADY_EXISTS counts as accepted).
+    resend_is_safe: bool = True
 
     def __init__(self, settings: RbmSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings

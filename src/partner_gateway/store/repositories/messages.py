@@ -263,16 +263,18 @@ class MessageRepository:
 
     async def events(self, company_id: str, channel: Channel, message_id: str) -> list[MessageEvent] | None:
         """The timeline, oldest first; None when the message is not this company's on this channel."""
-        owned = await self._connection.execute(
-            select(messages.c.id).where(
-                messages.c.id == message_id,
-                messages.c.company_id == company_id,
-                messages.c.channel == channel.value,
+        owned = (
+            await self._connection.execute(
+                select(messages.c.created_at).where(
+                    messages.c.id == message_id,
+                    messages.c.company_id == company_id,
+                    messages.c.channel == channel.value,
+                )
             )
-        )
-        if owned.first() is None:
+        ).first()
+        if owned is None:
             return None
-        return await timeline(self._connection, message_id)
+        return await timeline(self._connection, message_id, owned.created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,10 +401,13 @@ _TIMELINE = (
 )
 
 
-async def timeline(connection: AsyncConnection, message_id: str) -> list[MessageEvent]:
-    """A message's timeline, oldest first, whoever's it is (callers check whose it is)."""
+async def timeline(connection: AsyncConnection, message_id: str, accepted_at: int) -> list[MessageEvent]:
+    """A message's timeline, oldest first, whoever's it is (callers check whose it is); no entry
+    before `accepted_at`, the message's creation (MessageEvent.at_or_after)."""
     return [
-        MessageEvent(occurred_at, recorded_at, source, _STATUSES[status] if status else None, raw, text, code)
+        MessageEvent(
+            occurred_at, recorded_at, source, _STATUSES[status] if status else None, raw, text, code
+        ).at_or_after(accepted_at)
         for occurred_at, recorded_at, source, status, raw, text, code in await connection.execute(
             _TIMELINE, {"message_id": message_id}
         )
