@@ -11,11 +11,11 @@ from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
 from partner_gateway.api.auth import authenticated_company
 from partner_gateway.api.callbacks import CallbackSettingsController
+from partner_gateway.api.docs_page import docs_assets_router, docs_render_plugin
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.operations import OPERATIONS
@@ -85,7 +85,13 @@ def create_app(
         guards=[declared_query_only],  # undeclared or repeated query parameters: 400 (strict_input.py)
     )
     framework = Litestar(
-        route_handlers=[partner_api, openapi_document, *OPERATIONS, *webhook_handlers(webhooks)],
+        route_handlers=[
+            partner_api,
+            openapi_document,
+            docs_assets_router(BASE_PATH),
+            *OPERATIONS,
+            *webhook_handlers(webhooks),
+        ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         state=State({"channels": channels, "json_bounds": partner_bounds(settings)}),
@@ -99,7 +105,7 @@ def create_app(
             # Litestar answers unknown paths under its docs router itself (in HTML), so the docs
             # get a router of their own rather than the API's base path.
             path=f"{BASE_PATH}/docs",
-            render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[docs_render_plugin(BASE_PATH)],  # served offline (api/docs_page.py)
             components=Components(
                 security_schemes={
                     "bearerAuth": SecurityScheme(
