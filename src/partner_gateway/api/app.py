@@ -18,6 +18,7 @@ from partner_gateway.api.callbacks import CallbackSettingsController
 from partner_gateway.api.docs_page import docs_assets_router, docs_render_plugin
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
+from partner_gateway.api.openapi_contract import complete_document
 from partner_gateway.api.operations import OPERATIONS
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.sending import send_route_handlers
@@ -118,6 +119,7 @@ def create_app(
         debug=False,
     )
     _name_channels(framework.openapi_schema, channels.names)
+    complete_document(framework.openapi_schema, channels, settings.max_query_ids)  # api/openapi_contract.py
     return PartnerApi(
         framework, provide_runtime, BASE_PATH, settings.max_body_bytes, channels, partner_bounds(settings)
     )
