@@ -331,3 +331,47 @@ async def test_a_lone_surrogate_is_named_not_called_truncated(
     assert error["field"] == "text"
     assert "unpaired UTF-16 surrogate" in error["message"]
     assert "truncated" not in answer.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/messages/status?ids=msg_x&channel=SMS",
+        "/messages/status/msg_x?channel=SMS",
+        "/messages/msg_x/events?channel=SMS",
+        "/messages/history?limit=5",
+    ],
+)
+async def test_options_with_a_query_is_answered(
+    gateway: httpx.AsyncClient, partner: Partner, path: str
+) -> None:
+    answer = await gateway.request("OPTIONS", BASE + path, headers=partner.headers)
+    assert answer.status_code == 204, answer.text
+    assert "GET" in answer.headers["allow"]
+    # and the guard's memory survives a handler it sees as a fresh copy each time
+    again = await gateway.get(BASE + path, headers=partner.headers)
+    assert again.status_code in (200, 404), again.text
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("startDate=", "startDate"), ("endDate=", "endDate"), ("channel=", "channel")]
+)
+async def test_an_empty_history_filter_is_400_not_ignored(
+    gateway: httpx.AsyncClient, partner: Partner, query: str, field: str
+) -> None:
+    answer = await gateway.get(f"{BASE}/messages/history?{query}", headers=partner.headers)
+    [error] = assert_problem(answer, 400)["errors"]  # type: ignore[misc]
+    assert error["field"] == field
+
+
+async def test_an_impossible_destination_filter_matches_nothing(
+    gateway: httpx.AsyncClient, partner: Partner
+) -> None:
+    """E.164-shaped but no possible number: no message went there (a send to it is refused)."""
+    await gateway.post(
+        f"{BASE}/sms/messages", json={"to": "+4915112345678", "text": "x"}, headers=partner.headers
+    )
+    answer = await gateway.get(f"{BASE}/messages/history?to=%2B1000000", headers=partner.headers)
+    assert answer.status_code == 200
+    assert answer.json()["items"] == []
+    assert_problem(await gateway.get(f"{BASE}/messages/history?to=12", headers=partner.headers), 400)

@@ -34,7 +34,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
-from partner_gateway.api.history import DEFAULT_LIMIT, MAX_LIMIT
+from partner_gateway.api.history import DEFAULT_LIMIT, E164_SHAPE, MAX_LIMIT
 from partner_gateway.api.problems import (
     PROBLEM_MEDIA_TYPE,
     ProblemError,
@@ -51,7 +51,7 @@ from partner_gateway.domain import sending
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.errors import IdempotencyConflict
 
-E164_PATTERN: Final = r"^\+[1-9][0-9]{6,14}$"
+E164_PATTERN: Final = f"^{E164_SHAPE.pattern}$"
 NOT_BLANK: Final = r"\S"
 TIMES: Final = frozenset(
     {"createdAt", "updatedAt", "readAt", "occurredAt", "recordedAt", "providerOccurredAt"}
@@ -65,6 +65,8 @@ def complete_document(document: OpenAPI, channels: ChannelRegistry, max_query_id
     _shared_enums(document, schemas, channels)
     _send_constraints(schemas, channels)
     _query_constraints(schemas, max_query_ids)
+    _closed_objects(schemas, channels)
+    _one_content_kind(schemas)
     for schema in schemas.values():
         for name, prop in (schema.properties or {}).items():
             if name in TIMES:
@@ -144,7 +146,67 @@ def _send_constraints(schemas: Mapping[str, Any], channels: ChannelRegistry) -> 
                 parameters.items.max_length = sending.WHATSAPP_TEMPLATE_PARAMETER_MAX
 
 
+def _closed_objects(schemas: Mapping[str, Any], channels: ChannelRegistry) -> None:
+    """`additionalProperties: false` on every body type that refuses unknown fields (all do)."""
+    from partner_gateway.api.callbacks import CallbackSettingsUpdate
+    from partner_gateway.api.schemas import StatusQuery
+
+    roots: list[type[Any]] = [entry.request_type for entry in channels]
+    roots += [StatusQuery, CallbackSettingsUpdate]
+    for info in msgspec.inspect.multi_type_info(roots):
+        for struct in _structs(info):
+            schema = schemas.get(struct.cls.__name__)
+            if isinstance(schema, Schema) and struct.forbid_unknown_fields:
+                schema.additional_properties = False
+
+
+def _structs(info: msgspec.inspect.Type) -> Iterator[msgspec.inspect.StructType]:
+    """Every struct type inside `info` (its fields', a list's items, a union's members)."""
+    seen: set[type[Any]] = set()
+    stack = [info]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, msgspec.inspect.StructType):
+            if current.cls in seen:
+                continue
+            seen.add(current.cls)
+            yield current
+            stack += [field.type for field in current.fields]
+        elif isinstance(current, msgspec.inspect.UnionType):
+            stack += list(current.types)
+        elif isinstance(
+            current, msgspec.inspect.ListType | msgspec.inspect.SetType | msgspec.inspect.FrozenSetType
+        ):
+            stack.append(current.item_type)
+
+
+# Either field, never both and never neither (the channels' check() says so in words).
+_EITHER: Final = {
+    "WhatsAppSendRequest": ("text", "template", "WhatsAppTemplate"),
+    "RcsSendRequest": ("text", "richCard", "RcsRichCard"),
+}
+
+
+def _one_content_kind(schemas: Mapping[str, Any]) -> None:
+    for name, (text, other, other_ref) in _EITHER.items():
+        schema = schemas.get(name)
+        if not isinstance(schema, Schema):
+            continue
+        schema.one_of = [
+            Schema(required=[text], properties={text: Schema(type=OpenAPIType.STRING)}),
+            Schema(required=[other], properties={other: Reference(_REF + other_ref)}),
+        ]
+
+
 def _query_constraints(schemas: Mapping[str, Any], max_query_ids: int) -> None:
+    update = schemas.get("CallbackSettingsUpdate")
+    if isinstance(update, Schema) and update.properties:
+        _narrow(
+            update.properties.get("url"),
+            max_length=sending.CALLBACK_URL_MAX_LENGTH,
+            format="uri",
+            pattern="^https?://",
+        )
     query = schemas.get("StatusQuery")
     if isinstance(query, Schema) and query.properties:
         ids = query.properties.get("ids")

@@ -153,16 +153,17 @@ def query_problems(pairs: Iterable[tuple[str, str]], declared: Iterable[str]) ->
     return problems
 
 
-# Per handler object (not its id(): each app built makes new handlers, and ids are reused).
-_DECLARED: weakref.WeakKeyDictionary[BaseRouteHandler, frozenset[str]] = weakref.WeakKeyDictionary()
+# By the handler's function: guards get a copy of the handler each time (and some handlers cannot
+# be weakly referenced); not by id(), which a later app's objects reuse.
+_DECLARED: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def declared_query_parameters(
     handler: BaseRouteHandler, path_parameters: Mapping[str, Any]
 ) -> frozenset[str]:
     """The query parameter names a handler declares (its signature's, by their `query` alias),
-    remembered per handler."""
-    found = _DECLARED.get(handler)
+    remembered per handler function."""
+    found = _DECLARED.get(handler.fn)
     if found is None:
         dependencies = handler.resolve_dependencies()
         names = set()
@@ -182,7 +183,7 @@ def declared_query_parameters(
                 names.add(kwarg.query or kwarg.name or name)
             else:
                 names.add(name)
-        found = _DECLARED[handler] = frozenset(names)
+        found = _DECLARED[handler.fn] = frozenset(names)
     return found
 
 
@@ -195,8 +196,8 @@ async def declared_query_only(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """A guard: 400 naming every undeclared or repeated query parameter."""
-    if not connection.scope["query_string"]:
-        return
+    if not connection.scope["query_string"] or connection.scope.get("method") == "OPTIONS":
+        return  # OPTIONS describes the resource, whatever query the operations take
     declared = declared_query_parameters(handler, connection.path_params)
     problems = query_problems(connection.query_params.multi_items(), declared)
     if problems:
