@@ -464,6 +464,7 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
                 "to": "+4915112345698",
                 "text": "Your parcel",
                 "fallbackSms": {"text": "Your parcel (SMS)", "from": "ACME"},
+                "reference": "order-9",
             },
             headers=partner.headers,
         )
@@ -480,6 +481,13 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
         assert sms_id.startswith("msg_")
         assert sms_id != rcs_id
         assert sms.sent == [sms_id]
+        assert original["fallbackSms"] == sms_id
+        assert "fallbackFor" not in original
+        fallback = (
+            await client.get(f"{BASE}/messages/status/{sms_id}?channel=SMS", headers=partner.headers)
+        ).json()
+        assert (fallback["fallbackFor"], fallback["reference"]) == (rcs_id, "order-9")
+        assert "fallbackSms" not in fallback
         rcs_events = (
             await client.get(f"{BASE}/messages/{rcs_id}/events?channel=RCS", headers=partner.headers)
         ).json()

@@ -29,6 +29,17 @@ class DeliveryStatusResponse(msgspec.Struct, rename="camel", omit_defaults=True)
     encoding: Literal["GSM7", "UCS2"] | None = None
     segments: int | None = None
     read_at: str | None = None
+    fallback_for: Annotated[
+        str | None,
+        msgspec.Meta(description="On an SMS sent in place of an RCS message: that RCS message's id"),
+    ] = None
+    fallback_sms: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="On an RCS message its destination could not get: the id of the SMS sent instead "
+            "(its status follows that SMS's)"
+        ),
+    ] = None
 
 
 class StatusQuery(msgspec.Struct, forbid_unknown_fields=True):

@@ -23,6 +23,8 @@ def status_item(
     read_at: int | None,
     encoding: str | None,
     segments: int | None,
+    fallback_for: str | None = None,
+    fallback_sms: str | None = None,
     /,
 ) -> DeliveryStatusResponse:
     """The wire shape of one message's status, made from its fields: a StatusBuilder for the store."""
@@ -40,6 +42,8 @@ def status_item(
         segments=segments,
         # A provider's read time can precede our acceptance (coarse clocks): never before createdAt.
         read_at=format_ms(max(read_at, created_at)) if read_at is not None else None,
+        fallback_for=fallback_for,
+        fallback_sms=fallback_sms,
     )
 
 

@@ -47,6 +47,8 @@ class MessageStatus:
     read_at: int | None
     encoding: str | None
     segments: int | None
+    fallback_for: str | None  # an SMS sent in place of this RCS message
+    fallback_sms: str | None  # an RCS message's SMS sent in its place
 
 
 STATUS_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(MessageStatus))

@@ -75,6 +75,7 @@ messages = Table(
     # On an SMS sent in place of an RCS message the destination could not get: the original's
     # id. The original's status follows this message's (see domain/sms_fallback.py).
     Column("fallback_for", String(40)),
+    Column("fallback_sms", String(40)),  # on an RCS message: the SMS sent in its place
     # History pages, newest first, one index per filter shape (see MessageRepository.history):
     Index("ix_messages_history", "company_id", "created_at", "id"),
     Index("ix_messages_history_channel", "company_id", "channel", "created_at", "id"),

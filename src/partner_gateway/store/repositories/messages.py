@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -75,6 +76,8 @@ StatusBuilder = Callable[
         int | None,
         str | None,
         int | None,
+        str | None,
+        str | None,
     ],
     T_co,
 ]
@@ -113,6 +116,8 @@ def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> li
             read_at,
             encoding,
             segments,
+            fallback_for,
+            fallback_sms,
         )
         for (
             message_id,
@@ -127,6 +132,8 @@ def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> li
             read_at,
             encoding,
             segments,
+            fallback_for,
+            fallback_sms,
         ) in rows
     ]
 
@@ -148,6 +155,12 @@ class MessageRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self._dialect = connection.dialect.name
+
+    async def link_fallback_sms(self, message_id: str, sms_id: str) -> None:
+        """Note on an RCS message the SMS sent in its place (its `fallbackSms`)."""
+        await self._connection.execute(
+            update(messages).where(messages.c.id == message_id).values(fallback_sms=sms_id)
+        )
 
     async def add_accepted(self, message: NewMessage) -> None:
         """Store an accepted message, the first entry of its timeline and its outbox item.
