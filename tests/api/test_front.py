@@ -83,8 +83,11 @@ async def test_found_messages_are_answered_alike(
     assert answer.status_code == 200
     assert answer.json()["customerMessageId"] == sms
     assert answer.json()["deliveryStatus"] == "DELIVERED"
-    answer = await assert_alike(both, f"{BASE}/messages/status/{rcs}?channel=RCS&other=1", partner.headers)
+    answer = await assert_alike(both, f"{BASE}/messages/status/{rcs}?channel=RCS", partner.headers)
     assert answer.json()["channel"] == "RCS"
+    answer = await assert_alike(both, f"{BASE}/messages/status/{rcs}?channel=RCS&other=1", partner.headers)
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["field"] == "other"
 
 
 @pytest.mark.parametrize(
@@ -96,7 +99,8 @@ async def test_found_messages_are_answered_alike(
         ("?channel=", 400),
         ("?channel=sms", 400),
         ("?channel=FAX", 400),
-        ("?channel=SMS&channel=RCS", 404),
+        ("?channel=SMS&channel=RCS", 400),  # repeated: refused, not the last taken
+        ("?channel=SMS&Channel=SMS", 400),  # names are case-sensitive: Channel is unknown
     ],
 )
 async def test_problems_are_answered_alike(
@@ -186,9 +190,9 @@ async def test_batches_are_answered_alike(
         ("ids={first}", 400),  # no channel
         ("ids={first}&channel=", 400),
         ("ids={first}&channel=sms", 400),
-        ("ids={first}&channel=SMS&channel=RCS", 200),  # repeated: the framework takes the last
-        ("ids={first}&ids=msg_x&channel=SMS", 200),
-        ("ids={first}&channel=SMS&other=1", 200),
+        ("ids={first}&channel=SMS&channel=RCS", 400),  # repeated: refused, naming it
+        ("ids={first}&ids=msg_x&channel=SMS", 400),
+        ("ids={first}&channel=SMS&other=1", 400),  # unknown: refused, naming it
         ("channel=SMS", 400),  # no ids
         ("", 400),
         ("ids={first}&channel=SMS&", 200),
@@ -267,7 +271,18 @@ async def test_sends_are_answered_alike(
         (b"", {}, 400),
         (b"null", {}, 400),
         (b"{not json", {}, 400),
-        (b'{"to": "+4915112345678", "text": "x"}', {"Content-Type": "text/plain"}, 202),
+        (b'{"to": "+4915112345678", "text": "x"}', {"Content-Type": "text/plain"}, 415),
+        (b'{"to": "+4915112345678", "text": "x"}', {"Content-Type": ""}, 415),
+        (
+            b'{"to": "+4915112345678", "text": "x"}',
+            {"Content-Type": "application/json; charset=latin-1"},
+            415,
+        ),
+        (b'{"to": "+4915112345678", "text": "x"}', {"Content-Type": "application/vnd.acme+json"}, 202),
+        (b'{"to": "+4915112345678", "text": "x"}', {"Content-Type": "Application/JSON; Charset=UTF-8"}, 202),
+        (b'{"to": "+4915112345678", "text": "x", "text": "y"}', {}, 400),  # a key given twice
+        (b'{"to": "+4915112345678", "t\\u0065xt": "x", "text": "y"}', {}, 400),  # the same key, escaped
+        (b'{"to": "+4915112345678", "text": "x", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", {}, 400),
         (b'{"to": "+4915112345678", "text": "x"}', {"Authorization": "Bearer pgw_unknown"}, 401),
         (b'{"to": "+4915112345678", "text": "x"}', {"Authorization": ""}, 401),
         (b'{"to": "+4915112345678", "text": "' + b"x" * 1_100_000 + b'"}', {}, 413),  # over the 1 MiB limit

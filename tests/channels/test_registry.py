@@ -219,7 +219,9 @@ async def test_a_channel_added_to_the_registry_has_its_rules_and_its_name_in_the
         ]
         if parameter["name"] == "channel"
     )
-    assert channel_parameter["schema"]["enum"] == ["SMS", "RCS", "WHATSAPP", "FAX"]
+    # One shared Channel schema, referenced by every channel parameter and field.
+    assert channel_parameter["schema"] == {"$ref": "#/components/schemas/Channel"}
+    assert document["components"]["schemas"]["Channel"]["enum"] == ["SMS", "RCS", "WHATSAPP", "FAX"]
 
 
 def test_the_registry_lists_the_contracts_channels_in_order() -> None:

@@ -30,8 +30,13 @@ from partner_gateway.dispatch.outcomes import RECORD_ACCEPTED
 from partner_gateway.dispatch.queues.base import WorkItem
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
-from partner_gateway.domain.statuses import Channel, DeliveryStatus
-from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.domain.statuses import (
+    Channel,
+    DeliveryStatus,
+    no_receipt_description,
+    unanswered_description,
+)
+from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import delivery
@@ -273,10 +278,11 @@ async def test_read_receipt_keeps_delivered_and_sets_read_at(
     message_id = await send(client, partner, "+4915112345605")
     await wait_for(client, partner, message_id, "SENT")
     key = f"id{message_id[-6:]}1".lower()
-    await recorder.record([receipt(key, DeliveryStatus.DELIVERED, "read", at=1_795_000_000_000, read=True)])
+    read_at = now_ms() + 1_000
+    await recorder.record([receipt(key, DeliveryStatus.DELIVERED, "read", at=read_at, read=True)])
     body = await status_of(client, partner, message_id)
     assert body["deliveryStatus"] == "DELIVERED"
-    assert body["readAt"] == "2026-11-18T11:06:40.000Z"
+    assert body["readAt"] == format_ms(read_at)
 
 
 async def test_permanent_rejection_ends_in_error_with_the_provider_code(
@@ -458,6 +464,7 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
                 "to": "+4915112345698",
                 "text": "Your parcel",
                 "fallbackSms": {"text": "Your parcel (SMS)", "from": "ACME"},
+                "reference": "order-9",
             },
             headers=partner.headers,
         )
@@ -474,6 +481,13 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
         assert sms_id.startswith("msg_")
         assert sms_id != rcs_id
         assert sms.sent == [sms_id]
+        assert original["fallbackSms"] == sms_id
+        assert "fallbackFor" not in original
+        fallback = (
+            await client.get(f"{BASE}/messages/status/{sms_id}?channel=SMS", headers=partner.headers)
+        ).json()
+        assert (fallback["fallbackFor"], fallback["reference"]) == (rcs_id, "order-9")
+        assert "fallbackSms" not in fallback
         rcs_events = (
             await client.get(f"{BASE}/messages/{rcs_id}/events?channel=RCS", headers=partner.headers)
         ).json()
@@ -658,3 +672,58 @@ async def test_a_queue_message_received_twice_in_one_batch_is_handed_over_once(
     assert sorted(provider.sent) == sorted(message_ids)  # the first twice, yet sent once
     for message_id in message_ids:
         assert (await status_of(client, partner, message_id))["deliveryStatus"] == "SENT"
+
+
+@dataclass
+class IdempotentProvider(ScriptedProvider):
+    """A provider whose resend cannot deliver twice (as RBM's deterministic messageId): the first
+    hand-over to a destination ending 97 gets no answer, the next is accepted."""
+
+    resend_is_safe: bool = True
+
+    async def send(self, message: OutboundMessage, guard: HandoverGuard) -> Accepted:
+        if message.to.endswith("97") and message.message_id in self.attempts:
+            self.attempts[message.message_id] += 1
+            await guard.before_write(message.message_id)
+            self.sent.append(message.message_id)
+            part = SubmittedPart(1, 1, f"ID{message.message_id[-6:]}1", f"id{message.message_id[-6:]}1")
+            return Accepted(self.name, (part,), "Accepted by the provider", "ACCEPTED")
+        return await super().send(message, guard)
+
+
+async def test_an_unanswered_handover_is_resent_when_the_provider_makes_resends_safe(
+    client: httpx.AsyncClient, partner: Partner, runtime: Runtime, fast_settings: Settings
+) -> None:
+    batcher = WriteBatcher(runtime.database)
+    batcher.start()
+    provider = IdempotentProvider()
+    dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: provider})
+    await dispatcher.start()
+    try:
+        message_id = await send(client, partner, "+4915112345697")
+        await wait_for(client, partner, message_id, "SENT")
+        assert provider.attempts[message_id] == 2
+        assert provider.sent == [message_id]
+    finally:
+        await dispatcher.stop()
+        await batcher.stop()
+
+
+@pytest.mark.parametrize(
+    ("channel", "no_receipt", "unanswered"),
+    [
+        (Channel.SMS, "No delivery receipt from the carrier", "The carrier did not answer"),
+        (Channel.WHATSAPP, "No delivery report from WhatsApp", "WhatsApp did not answer"),
+        (
+            Channel.RCS,
+            "No delivery report from RCS Business Messaging",
+            "RCS Business Messaging did not answer",
+        ),
+    ],
+)
+def test_descriptions_name_who_the_channel_hands_over_to(
+    channel: Channel, no_receipt: str, unanswered: str
+) -> None:
+    assert no_receipt_description(channel) == no_receipt
+    assert unanswered_description(channel).startswith(unanswered)
+    assert channel is Channel.SMS or "carrier" not in unanswered_description(channel)

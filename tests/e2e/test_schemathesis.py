@@ -1,4 +1,5 @@
-"""schemathesis against the served OpenAPI document: no 5xx, no answer that breaks the document."""
+"""schemathesis against the served OpenAPI document with all its checks: no 5xx, no answer that
+breaks the document, valid data accepted and invalid data refused, authentication not ignored."""
 
 from __future__ import annotations
 
@@ -9,24 +10,19 @@ from pathlib import Path
 from e2e_support import Gateway
 from support import BASE
 
-CHECKS = ",".join(
-    [
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_headers_conformance",
-        "response_schema_conformance",
-    ]
-)
+CONFIG = Path(__file__).parent / "schemathesis.toml"  # which refusals of valid data are expected, and why
+# Every check but the Allow header's: Litestar's OPTIONS answer for /callbacks/settings, a path
+# with two operations (GET and PUT), lists GET and OPTIONS only; not fixed yet.
+EXCLUDED = "allow_header_conformance"
 
 
 def test_the_served_api_conforms_to_its_document(gateway: Gateway) -> None:
     schemathesis = Path(sys.executable).parent / "st"
     result = subprocess.run(
         [
-            str(schemathesis), "run", f"{gateway.url}{BASE}/openapi.json",
+            str(schemathesis), "--config-file", str(CONFIG), "run", f"{gateway.url}{BASE}/openapi.json",
             "--header", f"Authorization: Bearer {gateway.api_key}",
-            "--checks", CHECKS,
+            "--checks", "all", "--exclude-checks", EXCLUDED,
             "--max-examples", "50",
             "--workers", "1",  # Python 3.11's ast module is not thread-safe under hypothesis
             "--seed", "20261127",

@@ -11,18 +11,20 @@ from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
 from partner_gateway.api.callbacks import CallbackSettingsController, MessageCallbacksController
+from partner_gateway.api.docs_page import docs_assets_router, docs_render_plugin
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
+from partner_gateway.api.openapi_contract import complete_document
 from partner_gateway.api.operations import OPERATIONS
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.rate_limits import routes as rate_limits
 from partner_gateway.api.rate_limits.openapi import document_rate_limits
 from partner_gateway.api.sending import send_route_handlers
 from partner_gateway.api.status import StatusController
+from partner_gateway.api.strict_input import StrictRequest, declared_query_only, partner_bounds
 from partner_gateway.api.webhooks import webhook_handlers
 from partner_gateway.channels.base import WebhookRoute
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
@@ -83,13 +85,21 @@ def create_app(
         ],
         dependencies={"company_id": Provide(rate_limits.limited_company)},
         security=[{"bearerAuth": []}],
+        guards=[declared_query_only],  # undeclared or repeated query parameters: 400 (strict_input.py)
     )
     framework = Litestar(
-        route_handlers=[partner_api, openapi_document, *OPERATIONS, *webhook_handlers(webhooks)],
+        route_handlers=[
+            partner_api,
+            openapi_document,
+            docs_assets_router(BASE_PATH),
+            *OPERATIONS,
+            *webhook_handlers(webhooks),
+        ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         before_send=[rate_limits.add_headers],
-        state=State({"channels": channels}),
+        state=State({"channels": channels, "json_bounds": partner_bounds(settings)}),
+        request_class=StrictRequest,  # JSON bodies: media type and shape checked before decoding
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -99,7 +109,7 @@ def create_app(
             # Litestar answers unknown paths under its docs router itself (in HTML), so the docs
             # get a router of their own rather than the API's base path.
             path=f"{BASE_PATH}/docs",
-            render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[docs_render_plugin(BASE_PATH)],  # served offline (api/docs_page.py)
             components=Components(
                 security_schemes={
                     "bearerAuth": SecurityScheme(
@@ -113,12 +123,14 @@ def create_app(
     )
     _name_channels(framework.openapi_schema, channels.names)
     document_rate_limits(framework.openapi_schema, BASE_PATH)
+    complete_document(framework.openapi_schema, channels, settings.max_query_ids)  # api/openapi_contract.py
     return PartnerApi(
         framework,
         provide_runtime,
         BASE_PATH,
         settings.max_body_bytes,
         channels,
+        partner_bounds(settings),
         metrics=settings.metrics_enabled,
         access_log=settings.access_log,
     )

@@ -8,13 +8,14 @@ send's time on the event loop. So two kinds of request are answered here, with t
 framework's handlers are made of (the key check, `status_of_one`, `accept`, the wire shapes, the
 problem documents):
 
-* `GET /partner-gateway/v1/messages/status/{customerMessageId}`;
-* `GET /partner-gateway/v1/messages/status?ids=...&channel=...` whose query is plain: only those
-  two parameters, each once, nothing percent-encoded (what clients send). Any other query goes
-  to Litestar, whose parsing stays the contract;
-* `POST /partner-gateway/v1/{path}/messages` of each channel in the registry, whose body decodes
-  (strictly) into that channel's request type. A body that does not, or is larger than the limit, or is not declared JSON, is
-  handed to Litestar as it arrived: the framework's answer to bad input stays the contract.
+* `GET /partner-gateway/v1/messages/status/{customerMessageId}?channel=...` and
+  `GET /partner-gateway/v1/messages/status?ids=...&channel=...` whose query is plain: only their
+  declared parameters, each once, nothing percent-encoded (what clients send). Any other query
+  goes to Litestar, whose parsing (and refusal of unknown or repeated parameters) stays the contract;
+* `POST /partner-gateway/v1/{path}/messages` of each channel in the registry, with no query, whose
+  body passes api/strict_input.py's checks (declared JSON, bounded shape, no repeated key) and
+  decodes (strictly) into that channel's request type. Any other body is handed to Litestar as
+  it arrived: the framework's answer to bad input stays the contract.
 
 Every other request, those paths' unusual forms included (a trailing slash, another method), goes
 to Litestar unchanged. Litestar still declares every operation, so the OpenAPI document describes
@@ -35,17 +36,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
-from urllib.parse import parse_qsl
 
 import msgspec
 
 from partner_gateway.api.auth import company_for_authorization
-from partner_gateway.api.problems import problem_headers, to_problem
+from partner_gateway.api.problems import ProblemError, problem_headers, to_problem
 from partner_gateway.api.rate_limits.limiter import NO_HEADERS, Headers
 from partner_gateway.api.sending import accept
 from partner_gateway.api.status import status_of_one, statuses_of_many
+from partner_gateway.api.strict_input import check_json_body
 from partner_gateway.channels.entry import ChannelEntry
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
+from partner_gateway.domain.json_bounds import JsonBounds
 from partner_gateway.domain.rate_limits import Traffic
 from partner_gateway.observability import context
 from partner_gateway.observability.http import UNMATCHED_ROUTE
@@ -61,6 +63,8 @@ ASGIApp = Callable[..., Awaitable[None]]
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _encode = msgspec.json.Encoder().encode
 _BATCH_PARAMETERS = (b"ids", b"channel")
+_STATUS_PARAMETERS = (b"channel",)
+DEFAULT_BOUNDS = JsonBounds(max_depth=32, max_items=10_000)
 
 _StatusRead = Callable[[Runtime, str, str | None, str], Awaitable[Any]]
 """status_of_one or statuses_of_many: (runtime, company, channel, the id or the ids) -> answer."""
@@ -101,6 +105,7 @@ class PartnerApi:
         base_path: str,
         max_body_bytes: int,
         channels: ChannelRegistry = CHANNELS,
+        bounds: JsonBounds = DEFAULT_BOUNDS,
         *,
         metrics: bool = True,
         access_log: bool = True,
@@ -113,6 +118,7 @@ class PartnerApi:
         self._status_route = f"{base_path}/messages/status/{{customerMessageId}}"
         self._sends = {f"{base_path}/{entry.path}/messages": _Send(entry) for entry in channels}
         self._max_body_bytes = max_body_bytes
+        self._bounds = bounds
         self._metrics = metrics
         self._access_log = access_log
 
@@ -141,8 +147,9 @@ class PartnerApi:
         path: str = scope["path"]
         if method == "GET" and path.startswith(self._status_prefix):
             message_id = path[len(self._status_prefix) :]
-            if message_id and "/" not in message_id:
-                channel = _query_value(scope, "channel")
+            parameters = _plain_query(scope["query_string"], _STATUS_PARAMETERS)
+            if message_id and "/" not in message_id and parameters is not None:
+                channel = parameters.get(b"channel")
                 await self._look_up(scope, send, status_of_one, channel, message_id)
                 return self._status_route
         elif method == "GET" and path == self._statuses_path:
@@ -160,10 +167,12 @@ class PartnerApi:
     async def _send(self, operation: _Send, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete = await _read_body(receive, self._max_body_bytes)
         data = None
-        if complete and len(body) <= self._max_body_bytes and _declared_json(scope):
+        if complete and len(body) <= self._max_body_bytes and not scope["query_string"]:
             try:
+                # strict_input's checks first, as the framework's request makes them
+                check_json_body(body, _header(scope, b"content-type"), self._bounds)
                 data = operation.decode(body)
-            except msgspec.DecodeError:  # ValidationError included: the framework words those
+            except (ProblemError, msgspec.DecodeError):  # the framework words those
                 data = None
         if data is None:
             await self.framework(scope, _replay(body, complete, receive), send)
@@ -238,11 +247,6 @@ def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
     return replayed
 
 
-def _declared_json(scope: Scope) -> bool:
-    content_type = _header(scope, b"content-type")
-    return content_type is None or content_type.split(";", 1)[0].strip().lower() == "application/json"
-
-
 async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send(
         {
@@ -266,6 +270,8 @@ def _plain_query(query: bytes, names: tuple[bytes, ...]) -> dict[bytes, str] | N
     """The query's parameters when it holds only `names`, each at most once, in ASCII with no
     escapes (`%`, or `+` for a space): nothing to decode, so nothing to decode differently from
     the framework. None for any other query."""
+    if not query:
+        return {}
     if b"%" in query or b"+" in query or not query.isascii():
         return None
     parameters: dict[bytes, str] = {}
@@ -275,19 +281,3 @@ def _plain_query(query: bytes, names: tuple[bytes, ...]) -> dict[bytes, str] | N
             return None
         parameters[name] = value.decode("latin-1")
     return parameters
-
-
-def _query_value(scope: Scope, name: str) -> str | None:
-    """A query parameter's value, percent-decoded, or None when absent; the last one when it is
-    repeated, as Litestar reads a single-valued parameter."""
-    query: bytes = scope["query_string"]
-    wanted = name.encode()
-    plain = _plain_query(query, (wanted,))
-    if plain is not None:  # no decoding needed (the usual case)
-        return plain.get(wanted)
-    found = None
-    if query:
-        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            if key == name:
-                found = value
-    return found

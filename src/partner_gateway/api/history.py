@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import parse_date_or_datetime
 from partner_gateway.store.repositories.messages import MessageRepository
 
+E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 STATUS_CHOICES = ", ".join(status.value for status in DeliveryStatus)
@@ -76,7 +78,7 @@ class HistoryController(Controller):
         if start is not None and end is not None and start > end:
             problems.append(("startDate", "must not be after endDate"))
         wanted_channel = None
-        if channel:
+        if channel is not None:  # present and empty is a wrong channel, not no filter
             wanted_channel = runtime.channels.find(channel)
             if wanted_channel is None:
                 problems.append(("channel", f"must be one of {runtime.channels.choices}"))
@@ -86,7 +88,12 @@ class HistoryController(Controller):
             try:
                 destination = normalize_e164(to.strip())
             except InvalidNumber as error:
-                problems.append(("to", str(error)))
+                if E164_SHAPE.fullmatch(to.strip()):
+                    # Written as E.164 but no possible number: no message was sent there, so the
+                    # filter matches nothing (a send to it is refused), rather than a 400.
+                    destination = to.strip()
+                else:
+                    problems.append(("to", str(error)))
         page_size = _parse_limit(limit, problems)
         if problems:
             raise invalid(problems)
@@ -142,7 +149,7 @@ def _scope(filters: HistoryFilter) -> str:
 
 
 def _parse_date(value: str | None, field: str, problems: list[tuple[str, str]]) -> int | None:
-    if value is None or value == "":
+    if value is None:
         return None
     try:
         return parse_date_or_datetime(value)

@@ -7,6 +7,8 @@ Each channel's send request is its own, in its folder (channels/*/channel.py).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
@@ -25,14 +27,23 @@ class HistoryPage(msgspec.Struct, rename="camel"):
     next_cursor: str | None
 
 
-class MessageEventResponse(msgspec.Struct, rename="camel"):
-    occurred_at: str
+class MessageEventResponse(msgspec.Struct, rename="camel", omit_defaults=True):
+    occurred_at: Annotated[
+        str, msgspec.Meta(description="When it happened; never before the message's createdAt")
+    ]
     recorded_at: str
     source: str
     delivery_status: DeliveryStatus | None
     raw_state: str | None
     description: str
     error_code: str | None
+    provider_occurred_at: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The time the provider gave, when it was before createdAt (coarse provider "
+            "clocks: an SMPP done date has minutes); occurredAt is then createdAt"
+        ),
+    ] = None
 
 
 class EventsResponse(msgspec.Struct, rename="camel"):

@@ -168,6 +168,9 @@ class StatusController(Controller):
                     raw_state=event.raw_state,
                     description=event.description,
                     error_code=event.error_code,
+                    provider_occurred_at=format_ms(event.reported_at)
+                    if event.reported_at is not None
+                    else None,
                 )
                 for event in timeline
             ],

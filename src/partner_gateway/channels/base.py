@@ -14,6 +14,7 @@ receipts, webhooks) into `StatusReport`s. It classifies its failures by what sho
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -97,6 +98,7 @@ __all__ = [
     "WebhookHandler",
     "WebhookRoute",
     "wait_always_accepting",
+    "webhook_problem",
 ]
 
 
@@ -126,6 +128,17 @@ class HandoverGuard(Protocol):
 WebhookHandler = Callable[[bytes, Mapping[str, str], Mapping[str, str]], Awaitable[tuple[int, bytes, str]]]
 
 
+WEBHOOK_PROBLEM_BASE = "https://partner-gateway.dev/problems/"
+"""The `type` prefix of every problem a webhook answers: the API's own (api/problems.py)."""
+
+
+def webhook_problem(status: int, slug: str, title: str, detail: str) -> tuple[int, bytes, str]:
+    """A webhook's refusal as RFC 9457 problem details, in the shape every other error of the
+    gateway has: one shape whichever provider called."""
+    document = {"type": WEBHOOK_PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    return status, json.dumps(document).encode(), "application/problem+json"
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookRoute:
     """An inbound route a provider needs (`/webhooks/<name>`), answered by `handler(body,
@@ -137,6 +150,10 @@ class WebhookRoute:
 
 
 class Provider(Protocol):
+    """A channel's provider. It may also set `resend_is_safe = True` (read with getattr, default
+    False) when sending a message twice cannot deliver it twice (an idempotency key the provider
+    honours): a hand-over left unanswered is then resent rather than ended UNKNOWN."""
+
     name: str
     channel: Channel
 

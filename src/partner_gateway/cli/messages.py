@@ -47,6 +47,11 @@ def messages_show(message_id: str, as_json: JsonFlag = False) -> None:
                 "rawState": event.raw_state,
                 "description": event.description,
                 "errorCode": event.error_code,
+                **(
+                    {"providerOccurredAt": format_ms(event.reported_at)}
+                    if event.reported_at is not None
+                    else {}
+                ),
             }
             for event in record.events
         ],

@@ -1,7 +1,8 @@
 """An RCS message its destination cannot receive, sent as the message's fallback SMS instead.
 
-The SMS is a message of its own (accepted like any other, then dispatched), linked both ways in
-the timelines; the RCS message's status then follows the SMS's ("Sent as SMS msg_…: Delivered to
+The SMS is a message of its own (accepted like any other, then dispatched, with the partner's
+reference), linked both ways in the timelines and in the status answers (`fallbackFor` on the
+SMS, `fallbackSms` on the RCS message); the RCS message's status then follows the SMS's ("Sent as SMS msg_…: Delivered to
 the handset").
 """
 
@@ -57,6 +58,7 @@ class FallbackSms:
                     fallback_for=item.message_id,
                 )
             )
+            await MessageRepository(connection).link_fallback_sms(item.message_id, sms_id)
             await delivery.add_note(
                 connection, sms_id, "FALLBACK_FOR",
                 f"Sent in place of RCS message {item.message_id}: {error.description}",

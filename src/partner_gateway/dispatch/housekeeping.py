@@ -26,7 +26,7 @@ PARKED_RECEIPTS_INTERVAL = 2.0  # seconds; how late a receipt caught in a cross-
 EVERYTHING = 2**62  # a cut-off past every lease: on start, the only worker takes back every claim
 
 
-async def _repeat(
+async def repeat(
     chore: Callable[[], Awaitable[object]], interval: float, failure: str, *, at_once: bool = False
 ) -> None:
     """Run `chore` every `interval` seconds (first `at_once`, or after one interval) until
@@ -50,7 +50,7 @@ class ExpirySweep:
         self._interval = interval
 
     async def run(self) -> None:
-        await _repeat(
+        await repeat(
             self.sweep_once,
             self._interval,
             "expiry sweep failed; retrying at the next interval",
@@ -62,9 +62,9 @@ class ExpirySweep:
 
         async def sweep_page(connection: AsyncConnection) -> int:
             """One page found and given up on in one transaction, not one write each."""
-            ids = await delivery.lapsed_without_receipt(connection, cutoff, PAGE)
-            await record_no_receipt(connection, ids, now_ms())
-            return len(ids)
+            lapsed = await delivery.lapsed_without_receipt(connection, cutoff, PAGE)
+            await record_no_receipt(connection, lapsed, now_ms())
+            return len(lapsed)
 
         swept = 0
         while True:
@@ -82,7 +82,7 @@ class ParkedReceipts:
         self._batcher = batcher
 
     async def run(self) -> None:
-        await _repeat(self._apply_all, PARKED_RECEIPTS_INTERVAL, "applying parked receipts failed; retrying")
+        await repeat(self._apply_all, PARKED_RECEIPTS_INTERVAL, "applying parked receipts failed; retrying")
 
     async def _apply_all(self) -> None:
         while await self.apply_once() == PAGE:
@@ -112,7 +112,7 @@ class ClaimRecovery:
         self._interval = max(1.0, lease_seconds / 4)
 
     async def run(self) -> None:
-        await _repeat(
+        await repeat(
             partial(self.recover, everything=False),
             self._interval,
             "recovering expired claims failed; retrying",
@@ -138,7 +138,7 @@ class LeaseRenewal:
         self.held: set[int] = set()  # outbox ids being handed over; the hand-over adds and removes them
 
     async def run(self) -> None:
-        # Not _repeat: nothing to do while nothing is held, and a failure names how many leases.
+        # Not repeat(): nothing to do while nothing is held, and a failure names how many leases.
         while True:
             await asyncio.sleep(self._interval)
             held = list(self.held)

@@ -16,13 +16,11 @@ from partner_gateway.channels.base import Accepted, SendError, SubmittedPart
 from partner_gateway.dispatch.reports import apply_waiting
 from partner_gateway.dispatch.retry_policy import Fail
 from partner_gateway.domain.reports import GATEWAY, StatusReport
-from partner_gateway.domain.statuses import DeliveryStatus
+from partner_gateway.domain.statuses import Channel, DeliveryStatus, no_receipt_description
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import BulkOperation, WriteBatcher
 from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.delivery import ClaimedItem, PartRecord, Submission
-
-NO_RECEIPT_DESCRIPTION = "No delivery receipt from the carrier"
 
 
 def _decided(
@@ -183,18 +181,20 @@ class Outcomes:
         )
 
 
-async def record_no_receipt(connection: AsyncConnection, message_ids: Sequence[str], now: int) -> None:
-    """Messages given up on: past validity and grace without a receipt, UNKNOWN."""
+async def record_no_receipt(
+    connection: AsyncConnection, lapsed: Sequence[tuple[str, Channel]], now: int
+) -> None:
+    """Messages (id, channel) given up on: past validity and grace without a receipt, UNKNOWN."""
     reports = [
         _decided(
             message_id,
             DeliveryStatus.UNKNOWN,
-            NO_RECEIPT_DESCRIPTION,
+            no_receipt_description(channel),
             "NO_RECEIPT",
             "gateway:no-receipt",
             now,
         )
-        for message_id in message_ids
+        for message_id, channel in lapsed
     ]
     await delivery.apply_gateway_reports(connection, reports, now)
 

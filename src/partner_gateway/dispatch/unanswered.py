@@ -3,7 +3,9 @@
 Two ways lead here: the provider gave no answer (SendError "ambiguous"), or a worker stopped
 between marking an item `written` and recording the answer, and recovery finds it (the one
 window no protocol closes, see dispatch/worker.py). By default the message ends UNKNOWN, "may
-have been sent, not resent"; with PARTNER_GATEWAY_RESEND_AMBIGUOUS=true it is resent instead.
+have been sent, not resent"; with PARTNER_GATEWAY_RESEND_AMBIGUOUS=true it is resent instead, and
+so is always a message of a provider whose resend cannot duplicate it (`resend_is_safe`: RBM,
+whose messageId is the same for every attempt and which ignores a second one).
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ from partner_gateway.dispatch.reports import apply_waiting
 from partner_gateway.dispatch.retry_policy import Fail
 from partner_gateway.domain.encoding import analyze
 from partner_gateway.domain.reports import RECEIPT_TEXT_EXCERPT
-from partner_gateway.domain.statuses import Channel, DeliveryStatus
+from partner_gateway.domain.statuses import Channel, DeliveryStatus, unanswered_description
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import delivery
 
-AMBIGUOUS_DESCRIPTION = (
-    "The carrier did not answer the hand-over; the message may have been sent. "
-    "It was not sent again, to avoid a duplicate."
-)
-GIVEN_UP = Fail(DeliveryStatus.UNKNOWN, AMBIGUOUS_DESCRIPTION, None, "no-answer")
+
+def given_up(channel: Channel) -> Fail:
+    """The end of a hand-over that got no answer and is not resent: UNKNOWN, in the channel's terms."""
+    return Fail(DeliveryStatus.UNKNOWN, unanswered_description(channel), None, "no-answer")
 
 
 class Unanswered:
@@ -49,10 +50,13 @@ class Unanswered:
         """Resend the message, or end it UNKNOWN (keeping the parts `accepted` names) and watch
         for a receipt that shows the carrier took it after all: in one transaction, so a receipt
         that comes once the message shows UNKNOWN is always recognised."""
-        if self._resend:
+        provider = self._providers.get(claim.item.channel)
+        if self._resend or getattr(provider, "resend_is_safe", False):
             await self._outcomes.resend(claim.item, reason)
             return
-        await self._outcomes.fail(claim.item, GIVEN_UP, accepted, also=self._watch_for_receipt(claim))
+        await self._outcomes.fail(
+            claim.item, given_up(claim.item.channel), accepted, also=self._watch_for_receipt(claim)
+        )
 
     def _watch_for_receipt(self, claim: Claim) -> Callable[[AsyncConnection], Awaitable[None]] | None:
         """If the carrier did take an unanswered single-part SMS, its receipt will name the

@@ -21,6 +21,7 @@ starts and stops its collaborators, each in a module of its own:
     unanswered.Unanswered        a hand-over that got no answer: UNKNOWN, its receipt watched for
     fallback.FallbackSms         an unreachable RCS message sent as its fallback SMS
     housekeeping                 expiry sweep, parked receipts, claim recovery, lease renewal
+    unmatched                    parked reports nothing claims: reported with their cause, dropped after an hour
     relay                        the outbox relay and the queue consumers (scale-out mode)
 """
 
@@ -43,6 +44,7 @@ from partner_gateway.dispatch.queues.base import WorkQueue
 from partner_gateway.dispatch.relay import OutboxRelay, QueueConsumer
 from partner_gateway.dispatch.retry_policy import RetryPolicy
 from partner_gateway.dispatch.unanswered import Unanswered
+from partner_gateway.dispatch.unmatched import UnmatchedReports
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.observability import metrics
@@ -101,6 +103,7 @@ class Dispatcher:
             batcher, grace_seconds=settings.receipt_grace_seconds, interval=settings.sweep_interval_seconds
         )
         self._parked = ParkedReceipts(batcher)
+        self._unmatched = UnmatchedReports(batcher)
         self.consumer = QueueConsumer(batcher, self._handover, lease_seconds=lease_seconds, stop=self._stop)
         metrics.LIVE.track_dispatcher(self)
 
@@ -124,6 +127,7 @@ class Dispatcher:
             asyncio.create_task(self._sweep.run(), name="dispatch-expiry"),
             asyncio.create_task(self._renewal.run(), name="dispatch-lease-renewal"),
             asyncio.create_task(self._parked.run(), name="dispatch-parked-receipts"),
+            asyncio.create_task(self._unmatched.run(), name="dispatch-unmatched-reports"),
         ]
         if self._queue is None:
             self._intake.append(asyncio.create_task(self._claim_loop(), name="dispatch-claims"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 
@@ -47,6 +47,8 @@ class MessageStatus:
     read_at: int | None
     encoding: str | None
     segments: int | None
+    fallback_for: str | None  # an SMS sent in place of this RCS message
+    fallback_sms: str | None  # an RCS message's SMS sent in its place
 
 
 STATUS_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(MessageStatus))
@@ -54,7 +56,8 @@ STATUS_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(MessageSta
 
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
-    """One report in a message's timeline (SPEC §4)."""
+    """One report in a message's timeline (SPEC §4). `occurred_at` is never before the message was
+    accepted; `reported_at` is the time the provider gave when that was earlier (`at_or_after`)."""
 
     occurred_at: int
     recorded_at: int
@@ -63,6 +66,18 @@ class MessageEvent:
     raw_state: str | None
     description: str
     error_code: str | None
+    reported_at: int | None = None
+
+    def at_or_after(self, accepted_at: int) -> MessageEvent:
+        """This event, its time moved up to `accepted_at` if it claims to be earlier.
+
+        Providers' clocks are coarse (an SMPP done date has minutes, a WhatsApp timestamp
+        seconds) and not ours: a delivery can read as a minute before the acceptance it followed.
+        Nothing happens to a message before we accept it, so the timeline says `accepted_at`
+        and keeps the provider's own time beside it."""
+        if self.occurred_at >= accepted_at:
+            return self
+        return replace(self, occurred_at=accepted_at, reported_at=self.occurred_at)
 
 
 @dataclass(frozen=True, slots=True)

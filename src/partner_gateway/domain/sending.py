@@ -32,6 +32,9 @@ REFERENCE_MAX_LENGTH = 64
 CALLBACK_URL_MAX_LENGTH = 2048
 WHATSAPP_TEXT_MAX = 4096
 WHATSAPP_TEMPLATE_PARAMETER_MAX = 1024
+# A template's body is at most 1,024 characters and each placeholder ({{1}}) takes at least five:
+# no approved template has more than 100 body placeholders to fill.
+WHATSAPP_TEMPLATE_PARAMETERS_MAX = 100
 RCS_TEXT_MAX = 3072
 
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 .&_\-]{1,11}")
@@ -139,6 +142,14 @@ def check_template(name: str, language: str, parameters: list[str], problems: Pr
         problems.append(("template.name", "must be 1-512 lower-case letters, digits or underscores"))
     if not _LANGUAGE_CODE.fullmatch(language):
         problems.append(("template.language", "must be a language code such as en or en_US"))
+    if len(parameters) > WHATSAPP_TEMPLATE_PARAMETERS_MAX:
+        problems.append(
+            (
+                "template.parameters",
+                f"must hold at most {WHATSAPP_TEMPLATE_PARAMETERS_MAX} parameters (it holds {len(parameters)})",
+            )
+        )
+        return
     for index, parameter in enumerate(parameters):
         if not parameter or len(parameter) > WHATSAPP_TEMPLATE_PARAMETER_MAX:
             problems.append(

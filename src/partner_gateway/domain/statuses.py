@@ -86,3 +86,30 @@ _RANKS: dict[DeliveryStatus, Rank] = {
 FINAL_STATUSES = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.ERROR, DeliveryStatus.EXPIRED})
 
 ACCEPTED_DESCRIPTION = "Accepted, queued for delivery"
+
+_DELIVERERS = {
+    Channel.SMS: "the carrier",
+    Channel.WHATSAPP: "WhatsApp",
+    Channel.RCS: "RCS Business Messaging",
+}
+
+
+def deliverer(channel: Channel) -> str:
+    """Who a channel hands messages to, for descriptions: "carrier" is SMS's word only."""
+    return _DELIVERERS.get(channel, "the provider")
+
+
+def no_receipt_description(channel: Channel) -> str:
+    """SPEC §4's "No delivery receipt from the carrier", in the channel's own terms."""
+    if channel is Channel.SMS:
+        return "No delivery receipt from the carrier"
+    return f"No delivery report from {deliverer(channel)}"
+
+
+def unanswered_description(channel: Channel) -> str:
+    """A hand-over that got no answer, ended UNKNOWN rather than sent twice."""
+    who = deliverer(channel)
+    return (
+        f"{who[0].upper()}{who[1:]} did not answer the hand-over; the message may have been sent. "
+        "It was not sent again, to avoid a duplicate."
+    )

@@ -8,7 +8,7 @@ not import the API. msgspec encodes it; nothing here does I/O.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -31,6 +31,17 @@ class DeliveryStatusResponse(msgspec.Struct, rename="camel", omit_defaults=True)
     encoding: Literal["GSM7", "UCS2"] | None = None
     segments: int | None = None
     read_at: str | None = None
+    fallback_for: Annotated[
+        str | None,
+        msgspec.Meta(description="On an SMS sent in place of an RCS message: that RCS message's id"),
+    ] = None
+    fallback_sms: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="On an RCS message its destination could not get: the id of the SMS sent instead "
+            "(its status follows that SMS's)"
+        ),
+    ] = None
 
 
 class CallbackEventBody(DeliveryStatusResponse, kw_only=True):
@@ -54,6 +65,8 @@ def status_item(
     read_at: int | None,
     encoding: str | None,
     segments: int | None,
+    fallback_for: str | None = None,
+    fallback_sms: str | None = None,
     /,
 ) -> DeliveryStatusResponse:
     """The wire shape of one message's status, made from its fields: a StatusBuilder for the store."""
@@ -69,7 +82,10 @@ def status_item(
         updated_at=format_ms(updated_at),
         encoding=_encoding(encoding),
         segments=segments,
-        read_at=format_ms(read_at) if read_at is not None else None,
+        # A provider's read time can precede our acceptance (coarse clocks): never before createdAt.
+        read_at=format_ms(max(read_at, created_at)) if read_at is not None else None,
+        fallback_for=fallback_for,
+        fallback_sms=fallback_sms,
     )
 
 
@@ -113,7 +129,7 @@ def callback_body(
             updated_at=format_ms(updated_at),
             encoding=_encoding(encoding),
             segments=segments,
-            read_at=format_ms(read_at) if read_at is not None else None,
+            read_at=format_ms(max(read_at, created_at)) if read_at is not None else None,
             event_id=event_id,
             occurred_at=format_ms(occurred_at),
             sequence=sequence,

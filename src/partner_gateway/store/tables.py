@@ -79,6 +79,7 @@ messages = Table(
     # How many times the status (or the read time) changed: a callback event's `sequence` is the
     # count after its change, read with the status and bumped in the same UPDATE (migration 0007).
     Column("status_changes", Integer, nullable=False, server_default="0"),
+    Column("fallback_sms", String(40)),  # on an RCS message: the SMS sent in its place
     # History pages, newest first, one index per filter shape (see MessageRepository.history):
     Index("ix_messages_history", "company_id", "created_at", "id"),
     Index("ix_messages_history_channel", "company_id", "channel", "created_at", "id"),

@@ -478,6 +478,22 @@ async def test_the_revoke_failed_event_says_delivery_may_follow(
     assert "may still follow" in sink.reports[0].description
 
 
+@pytest.mark.parametrize(("agent", "recorded"), [("another_agent@rbm.goog", 0), (None, 1)])
+async def test_only_our_agents_events_are_recorded(
+    provider: RbmProvider, sink: RecordingSink, agent: str | None, recorded: int
+) -> None:
+    """Another agent's event (one subscription may serve several) is acknowledged and ignored,
+    never parked; an event naming no agent is kept."""
+    event = json.loads(fixture_bytes("delivered.json"))
+    if agent is None:
+        del event["agentId"]
+    else:
+        event["agentId"] = agent
+    data = json.dumps(event).encode()
+    assert (await provider.handle_webhook(push_body(data), signed(data), {}))[0] == 200
+    assert len(sink.reports) == recorded
+
+
 @pytest.mark.parametrize("name", ["is_typing.json", "user_message.json"])
 async def test_events_naming_no_message_are_acknowledged_and_ignored(
     provider: RbmProvider, sink: RecordingSink, name: str

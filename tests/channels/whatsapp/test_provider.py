@@ -395,25 +395,28 @@ def routes(provider: WhatsAppProvider) -> dict[str, Any]:
             {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"},
             (200, b"1158201444"),
         ),
-        ({"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"}, (403, b"Forbidden")),
+        ({"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"}, (403, None)),
         (
             {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN + "x", "hub.challenge": "1"},
-            (403, b"Forbidden"),
+            (403, None),
         ),
-        (
-            {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
-            (403, b"Forbidden"),
-        ),
-        ({"hub.challenge": "1"}, (403, b"Forbidden")),
-        ({"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN}, (400, b"hub.challenge is missing")),
+        ({"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"}, (403, None)),
+        ({"hub.challenge": "1"}, (403, None)),
+        ({"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN}, (400, None)),
     ],
 )
 async def test_verification_handshake(
-    provider: WhatsAppProvider, query: dict[str, str], expected: tuple[int, bytes]
+    provider: WhatsAppProvider, query: dict[str, str], expected: tuple[int, bytes | None]
 ) -> None:
+    """The challenge echoed as plain text; a refusal is problem details, as every webhook error is."""
     status, body, content_type = await routes(provider)["GET"](b"", {}, query)
-    assert (status, body) == expected
-    assert content_type == "text/plain"
+    if expected[1] is not None:
+        assert (status, body, content_type) == (*expected, "text/plain")
+    else:
+        assert content_type == "application/problem+json"
+        problem = json.loads(body)
+        assert (status, problem["status"]) == (expected[0], expected[0])
+        assert problem["type"].startswith("https://partner-gateway.dev/problems/webhook-")
 
 
 @pytest.mark.parametrize(
@@ -433,7 +436,12 @@ async def test_a_webhook_without_a_valid_signature_changes_nothing(
 ) -> None:
     status, body, _ = await routes(provider)["POST"](fixture("delivered.json"), headers, {})
     assert status == 401
-    assert json.loads(body) == {"error": "missing or invalid X-Hub-Signature-256"}
+    assert json.loads(body) == {
+        "type": "https://partner-gateway.dev/problems/webhook-bad-signature",
+        "title": "Bad signature",
+        "status": 401,
+        "detail": "X-Hub-Signature-256 is missing or does not match",
+    }
     assert sink.reports == []
 
 
@@ -447,6 +455,23 @@ async def test_a_signed_webhook_is_recorded(provider: WhatsAppProvider, sink: Re
             "application/json",
         )
     assert [report.status for report in sink.reports] == [DeliveryStatus.DELIVERED] * 2
+
+
+@pytest.mark.parametrize(("number", "recorded"), [("106540352242923", 0), (None, 1), (106540352242922, 1)])
+async def test_only_our_numbers_statuses_are_recorded(
+    provider: WhatsAppProvider, sink: RecordingSink, number: str | int | None, recorded: int
+) -> None:
+    """Another number's statuses (Meta sends every number of the business account to the app)
+    are acknowledged and ignored, never parked; a change naming no number is kept."""
+    document = json.loads(fixture("delivered.json"))
+    metadata = document["entry"][0]["changes"][0]["value"]["metadata"]
+    if number is None:
+        del metadata["phone_number_id"]
+    else:
+        metadata["phone_number_id"] = number
+    raw = json.dumps(document).encode()
+    assert (await routes(provider)["POST"](raw, signed(raw), {}))[0] == 200
+    assert len(sink.reports) == recorded
 
 
 @pytest.mark.parametrize("name", ["non_ascii_escaped.json", "non_ascii_utf8.json"])

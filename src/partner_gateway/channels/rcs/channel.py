@@ -66,7 +66,9 @@ class RcsSendRequest(SendRequest):
 
 
 def check(request: RcsSendRequest, problems: sending.Problems) -> SendFields:
-    if (request.text is None) == (request.rich_card is None):
+    if request.text is None and request.rich_card is None:
+        problems.append(("text", "is required unless richCard is given: a text message, or a rich card"))
+    elif request.text is not None and request.rich_card is not None:
         problems.append(("text", "give either text or richCard, not both"))
     sending.check_text(request.text, sending.RCS_TEXT_MAX, "text", problems)
     suggestions = list(enumerate(request.suggestions))

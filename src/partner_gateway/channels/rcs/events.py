@@ -30,6 +30,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,8 +38,13 @@ from datetime import datetime
 from typing import Any, Final
 
 from partner_gateway.channels.base import StateRule, StatusReport
+from partner_gateway.domain import json_bounds
+from partner_gateway.domain.json_bounds import WEBHOOK_BOUNDS, JsonOutOfBounds
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.report_counters import REPORT_COUNTERS
+
+logger = logging.getLogger(__name__)
 
 PROVIDER_NAME: Final = "rcs"
 SIGNATURE_HEADER: Final = "x-goog-signature"
@@ -95,13 +101,12 @@ def sign(client_token: str, data: bytes) -> str:
 
 def read_webhook(body: bytes, headers: Mapping[str, str], client_token: str) -> Handshake | PushedEvent:
     """Check and decode one POST; raises WebhookRejected (400 malformed, 401 bad signature, 403 wrong
-    handshake token). Nothing in it is trusted before the signature or the token is checked."""
-    try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(400, "The body is not JSON") from None
-    if not isinstance(envelope, dict):
-        raise WebhookRejected(400, "The body is not a JSON object")
+    handshake token). Nothing in it is trusted before the signature or the token is checked.
+
+    RBM signs the base64-decoded `message.data`, not the HTTP body, so the envelope is read to find
+    it: its shape is bounded on the raw bytes first (a linear scan, no recursion), and the event
+    inside is parsed only once the signature over its bytes holds."""
+    envelope = _json_object(body, "The body")
     if "clientToken" in envelope and "message" not in envelope:
         return _handshake(envelope, client_token)
     signature = {key.lower(): value for key, value in headers.items()}.get(SIGNATURE_HEADER)
@@ -120,13 +125,22 @@ def read_webhook(body: bytes, headers: Mapping[str, str], client_token: str) -> 
     expected = sign(client_token, data).encode()
     if not hmac.compare_digest(expected, signature.strip().encode("utf-8", "replace")):
         raise WebhookRejected(401, "X-Goog-Signature does not match")
-    try:
-        event = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(400, "message.data is not JSON") from None
-    if not isinstance(event, dict):
-        raise WebhookRejected(400, "message.data is not a JSON object")
+    event = _json_object(data, "message.data")
     return PushedEvent(event, str(message.get("messageId") or ""))
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """`raw` as a JSON object, its shape bounded before it is parsed (WebhookRejected 400 otherwise)."""
+    try:
+        json_bounds.check(raw, WEBHOOK_BOUNDS)
+        document = json.loads(raw)
+    except JsonOutOfBounds as out:
+        raise WebhookRejected(400, f"{what}: {out}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRejected(400, f"{what} is not JSON") from None
+    if not isinstance(document, dict):
+        raise WebhookRejected(400, f"{what} is not a JSON object")
+    return document
 
 
 def _handshake(envelope: Mapping[str, Any], client_token: str) -> Handshake:
@@ -138,11 +152,22 @@ def _handshake(envelope: Mapping[str, Any], client_token: str) -> Handshake:
     return Handshake(secret)
 
 
-def event_reports(pushed: PushedEvent) -> list[StatusReport]:
-    """The report an event makes (none for user messages and events naming no message)."""
+def event_reports(pushed: PushedEvent, agent_id: str | None = None) -> list[StatusReport]:
+    """The report an event makes (none for user messages and events naming no message).
+
+    With `agent_id`, none for another agent's event: a Pub/Sub subscription (and so one
+    webhook) may serve several agents of a brand, and their message ids are never ours. An
+    event naming no agent is kept: nothing says it is not ours."""
     event = pushed.event
     event_type, rbm_id = event.get("eventType"), event.get("messageId")
     if not isinstance(event_type, str) or not isinstance(rbm_id, str) or not rbm_id:
+        return []
+    named_agent = event.get("agentId")
+    if agent_id is not None and isinstance(named_agent, str) and named_agent and named_agent != agent_id:
+        REPORT_COUNTERS.foreign[PROVIDER_NAME] += 1
+        logger.info(
+            "RBM webhook: ignored an event of another agent (%.80s; ours is %s)", named_agent, agent_id
+        )
         return []
     rule = EVENT_TABLE.get(event_type) or StateRule(
         None, f"RCS Business Messaging reported an event this gateway does not know: {event_type[:64]}"

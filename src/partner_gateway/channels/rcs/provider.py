@@ -24,7 +24,6 @@ by :mod:`partner_gateway.channels.http_errors`.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from partner_gateway.channels.base import (
     SendErrorKind,
     SubmittedPart,
     WebhookRoute,
+    webhook_problem,
 )
 from partner_gateway.channels.http_errors import HttpRefusal, refusal_for_status, retry_after_seconds
 from partner_gateway.channels.rcs.auth import AccessTokens, TokenError
@@ -64,7 +64,6 @@ NOT_RCS_CAPABLE_CODE: Final = "rbm:404"
 WEBHOOK_PATH: Final = "rcs"
 ACCEPTED_DESCRIPTION: Final = "Accepted by RCS Business Messaging"
 _JSON: Final = "application/json"
-_PROBLEM: Final = "application/problem+json"
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
 RevokeOutcome = Literal["revoked", "not_found"]
 
@@ -74,6 +73,9 @@ class RbmProvider(AlwaysAccepting):
 
     name: str = PROVIDER_NAME
     channel: Channel = Channel.RCS
+    # A hand-over left unanswered by a crash is resent (dispatch/unanswered.py): its messageId is
+    # the same UUID every time, and RBM ignores a second one (409 ALREADY_EXISTS counts as accepted).
+    resend_is_safe: bool = True
 
     def __init__(self, settings: RbmSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
@@ -229,20 +231,20 @@ class RbmProvider(AlwaysAccepting):
             pushed = read_webhook(body, headers, self.settings.webhook_client_token.get_secret_value())
         except WebhookRejected as refused:
             logger.warning("RBM webhook refused (%d): %s", refused.status, refused.reason)
-            return refused.status, _problem(refused.status, refused.reason), _PROBLEM
+            return _problem(refused.status, refused.reason)
         if isinstance(pushed, Handshake):
             logger.info("RBM webhook handshake answered")
-            return 200, pushed.secret.encode(), "text/plain; charset=utf-8"
-        reports = event_reports(pushed)
+            return 200, pushed.secret.encode(), "text/plain; charset=utf-8"  # sent as given (api/webhooks.py)
+        reports = event_reports(pushed, self.settings.agent_id)
         if reports:
             if self._sink is None:
-                return 503, _problem(503, "The RCS provider is not started"), _PROBLEM
+                return _problem(503, "The RCS provider is not started")
             try:
                 await self._sink.record(reports)
             except Exception:
                 # Not acknowledged: RBM delivers the event again (with back-off, for up to 7 days).
                 logger.exception("recording an RBM event failed")
-                return 500, _problem(500, "The event could not be recorded; deliver it again"), _PROBLEM
+                return _problem(500, "The event could not be recorded; deliver it again")
             self.events_received += len(reports)
         return 200, b"{}", _JSON
 
@@ -261,6 +263,15 @@ def _google_error(response: httpx.Response) -> tuple[str, str]:
     return status_text, f"{message_text} ({status_text})" if message_text else ""
 
 
-def _problem(status: int, detail: str) -> bytes:
-    title = {400: "Malformed webhook", 401: "Bad signature", 403: "Wrong client token"}.get(status, "Error")
-    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+_WEBHOOK_PROBLEMS: Final = {
+    400: ("webhook-malformed", "Malformed webhook"),
+    401: ("webhook-bad-signature", "Bad signature"),
+    403: ("webhook-wrong-token", "Wrong client token"),
+    500: ("internal-error", "Internal error"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def _problem(status: int, detail: str) -> tuple[int, bytes, str]:
+    slug, title = _WEBHOOK_PROBLEMS.get(status, ("webhook-refused", "Webhook refused"))
+    return webhook_problem(status, slug, title, detail)

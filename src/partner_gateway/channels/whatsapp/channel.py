@@ -41,7 +41,11 @@ class WhatsAppSendRequest(SendRequest):
 
 
 def check(request: WhatsAppSendRequest, problems: sending.Problems) -> SendFields:
-    if (request.text is None) == (request.template is None):
+    if request.text is None and request.template is None:
+        problems.append(
+            ("text", "is required unless template is given: a session message's text, or a template")
+        )
+    elif request.text is not None and request.template is not None:
         problems.append(("text", "give either text (a session message) or template, not both"))
     sending.check_text(request.text, sending.WHATSAPP_TEXT_MAX, "text", problems)
     if request.template is not None:

@@ -45,6 +45,7 @@ from partner_gateway.channels.base import (
     SendError,
     SubmittedPart,
     WebhookRoute,
+    webhook_problem,
 )
 from partner_gateway.channels.http_errors import retry_after_seconds
 from partner_gateway.channels.whatsapp.errors import rule_for
@@ -56,6 +57,8 @@ from partner_gateway.channels.whatsapp.webhooks import (
     parse_statuses,
     signature_matches,
 )
+from partner_gateway.domain import json_bounds
+from partner_gateway.domain.json_bounds import WEBHOOK_BOUNDS, JsonOutOfBounds
 from partner_gateway.domain.statuses import Channel
 
 logger = logging.getLogger(__name__)
@@ -236,10 +239,12 @@ class WhatsAppProvider(AlwaysAccepting):
         expected = self.settings.verify_token.get_secret_value().encode()
         if not hmac.compare_digest(token, expected) or query.get("hub.mode") != "subscribe":
             logger.warning("WhatsApp verification handshake refused (wrong mode or verify token)")
-            return 403, b"Forbidden", "text/plain"
+            return webhook_problem(
+                403, "webhook-wrong-token", "Wrong verify token", "hub.mode or hub.verify_token is wrong"
+            )
         challenge = query.get("hub.challenge", "")
         if not challenge:
-            return 400, b"hub.challenge is missing", "text/plain"
+            return webhook_problem(400, "webhook-malformed", "Malformed webhook", "hub.challenge is missing")
         logger.info("WhatsApp verification handshake answered")
         return 200, challenge.encode(), "text/plain"
 
@@ -255,26 +260,44 @@ class WhatsAppProvider(AlwaysAccepting):
                 "bad" if header else "no",
                 len(body),
             )
-            return _json(401, {"error": "missing or invalid X-Hub-Signature-256"})
+            return webhook_problem(
+                401,
+                "webhook-bad-signature",
+                "Bad signature",
+                "X-Hub-Signature-256 is missing or does not match",
+            )
         try:
+            json_bounds.check(body, WEBHOOK_BOUNDS)  # the API checked too; here for any other caller
             document = json.loads(body)
+        except JsonOutOfBounds as out:
+            logger.warning("WhatsApp webhook refused: %s", out)
+            return webhook_problem(400, "webhook-malformed", "Malformed webhook", str(out))
         except ValueError:
             logger.warning("WhatsApp webhook refused: the body is not JSON (%d bytes)", len(body))
-            return _json(400, {"error": "the body is not JSON"})
+            return webhook_problem(400, "webhook-malformed", "Malformed webhook", "The body is not JSON")
         if not isinstance(document, dict):
-            return _json(400, {"error": "the body is not a JSON object"})
+            return webhook_problem(
+                400, "webhook-malformed", "Malformed webhook", "The body is not a JSON object"
+            )
         if document.get("object") != "whatsapp_business_account":
             logger.info("WhatsApp webhook for another object ignored: %.40r", document.get("object"))
             return _json(200, {"status": "ok"})
-        reports = parse_statuses(document)
+        reports = parse_statuses(document, self.settings.phone_number_id)
         if reports:
             if self._sink is None:
-                return _json(503, {"error": "not ready, retry later"})
+                return webhook_problem(
+                    503, "unavailable", "Service unavailable", "The WhatsApp provider is not started"
+                )
             try:
                 await self._sink.record(reports)
             except Exception:
                 logger.exception(
                     "WhatsApp webhook: could not record %d statuses; Meta will retry", len(reports)
                 )
-                return _json(500, {"error": "could not record the statuses, retry later"})
+                return webhook_problem(
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "The statuses could not be recorded; deliver them again",
+                )
         return _json(200, {"status": "ok"})

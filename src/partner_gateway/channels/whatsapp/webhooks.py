@@ -35,6 +35,7 @@ from partner_gateway.channels.whatsapp.errors import SEND_ERRORS
 from partner_gateway.domain.ids import MESSAGE_ID_PREFIX, could_be_message_id
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.report_counters import REPORT_COUNTERS
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +69,44 @@ def signature_matches(app_secret: bytes, body: bytes, header: str | None) -> boo
     return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").strip().lower().encode())
 
 
-def parse_statuses(document: Mapping[str, Any]) -> list[StatusReport]:
-    """Every `entry[].changes[].value.statuses[]` of a webhook body, in order; malformed items skipped."""
+def parse_statuses(document: Mapping[str, Any], phone_number_id: str | None = None) -> list[StatusReport]:
+    """Every `entry[].changes[].value.statuses[]` of a webhook body, in order; malformed items skipped.
+
+    With `phone_number_id`, only the statuses of that business number: Meta sends one app's
+    webhook the statuses of every number on the business account, and another number's wamids
+    are never ours (kept, they would wait in pending_reports for a submission that never comes).
+    A change naming no number is kept: nothing says it is not ours."""
     reports: list[StatusReport] = []
+    foreign = 0
     for entry in _dicts(document.get("entry")):
         for change in _dicts(entry.get("changes")):
             value = change.get("value")
-            for item in _dicts(value.get("statuses") if isinstance(value, dict) else None):
+            statuses = list(_dicts(value.get("statuses") if isinstance(value, dict) else None))
+            if phone_number_id is not None and statuses and _number_of(value) not in (None, phone_number_id):
+                foreign += len(statuses)
+                continue
+            for item in statuses:
                 report = status_report(item)
                 if report is None:
                     logger.warning("WhatsApp webhook: skipped a status without an id or a status value")
                 else:
                     reports.append(report)
+    if foreign:
+        REPORT_COUNTERS.foreign[PROVIDER] += foreign
+        logger.info(
+            "WhatsApp webhook: ignored %d statuses of another phone number on the business account "
+            "(ours is %s)",
+            foreign,
+            phone_number_id,
+        )
     return reports
+
+
+def _number_of(value: object) -> str | None:
+    """`metadata.phone_number_id` of a change's value, None when it names none."""
+    metadata = value.get("metadata") if isinstance(value, dict) else None
+    number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    return str(number) if isinstance(number, str | int) and not isinstance(number, bool) else None
 
 
 def status_report(item: Mapping[str, Any]) -> StatusReport | None:

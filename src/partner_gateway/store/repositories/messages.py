@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -75,6 +76,8 @@ StatusBuilder = Callable[
         int | None,
         str | None,
         int | None,
+        str | None,
+        str | None,
     ],
     T_co,
 ]
@@ -113,6 +116,8 @@ def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> li
             read_at,
             encoding,
             segments,
+            fallback_for,
+            fallback_sms,
         )
         for (
             message_id,
@@ -127,6 +132,8 @@ def build_statuses(rows: Iterable[Sequence[Any]], build: StatusBuilder[T]) -> li
             read_at,
             encoding,
             segments,
+            fallback_for,
+            fallback_sms,
         ) in rows
     ]
 
@@ -148,6 +155,12 @@ class MessageRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self._dialect = connection.dialect.name
+
+    async def link_fallback_sms(self, message_id: str, sms_id: str) -> None:
+        """Note on an RCS message the SMS sent in its place (its `fallbackSms`)."""
+        await self._connection.execute(
+            update(messages).where(messages.c.id == message_id).values(fallback_sms=sms_id)
+        )
 
     async def add_accepted(self, message: NewMessage) -> None:
         """Store an accepted message, the first entry of its timeline and its outbox item.
@@ -263,16 +276,18 @@ class MessageRepository:
 
     async def events(self, company_id: str, channel: Channel, message_id: str) -> list[MessageEvent] | None:
         """The timeline, oldest first; None when the message is not this company's on this channel."""
-        owned = await self._connection.execute(
-            select(messages.c.id).where(
-                messages.c.id == message_id,
-                messages.c.company_id == company_id,
-                messages.c.channel == channel.value,
+        owned = (
+            await self._connection.execute(
+                select(messages.c.created_at).where(
+                    messages.c.id == message_id,
+                    messages.c.company_id == company_id,
+                    messages.c.channel == channel.value,
+                )
             )
-        )
-        if owned.first() is None:
+        ).first()
+        if owned is None:
             return None
-        return await timeline(self._connection, message_id)
+        return await timeline(self._connection, message_id, owned.created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,10 +414,13 @@ _TIMELINE = (
 )
 
 
-async def timeline(connection: AsyncConnection, message_id: str) -> list[MessageEvent]:
-    """A message's timeline, oldest first, whoever's it is (callers check whose it is)."""
+async def timeline(connection: AsyncConnection, message_id: str, accepted_at: int) -> list[MessageEvent]:
+    """A message's timeline, oldest first, whoever's it is (callers check whose it is); no entry
+    before `accepted_at`, the message's creation (MessageEvent.at_or_after)."""
     return [
-        MessageEvent(occurred_at, recorded_at, source, _STATUSES[status] if status else None, raw, text, code)
+        MessageEvent(
+            occurred_at, recorded_at, source, _STATUSES[status] if status else None, raw, text, code
+        ).at_or_after(accepted_at)
         for occurred_at, recorded_at, source, status, raw, text, code in await connection.execute(
             _TIMELINE, {"message_id": message_id}
         )

@@ -105,4 +105,4 @@ class OperatorQueries:
         if row is None:
             return None
         [status] = build_statuses([row[1:]], MessageStatus)
-        return MessageRecord(row[0], status, await timeline(self._connection, message_id))
+        return MessageRecord(row[0], status, await timeline(self._connection, message_id, status.created_at))

@@ -44,7 +44,14 @@ from partner_gateway.store.repositories.delivery.outbox import (
     unpublish,
 )
 from partner_gateway.store.repositories.delivery.outcomes import ReportOutcome
-from partner_gateway.store.repositories.delivery.parked import take_pending, take_pending_with_parts
+from partner_gateway.store.repositories.delivery.parked import (
+    ParkedReport,
+    expire_parked,
+    parked_unmatched,
+    parts_by_key,
+    take_pending,
+    take_pending_with_parts,
+)
 from partner_gateway.store.repositories.delivery.parts import (
     PartRecord,
     Submission,
@@ -61,6 +68,7 @@ from partner_gateway.store.repositories.delivery.reports import (
 __all__ = [
     "ClaimedItem",
     "OutboxState",
+    "ParkedReport",
     "PartRecord",
     "ReportOutcome",
     "Submission",
@@ -71,10 +79,13 @@ __all__ = [
     "apply_provider_reports",
     "claim_due",
     "claim_published",
+    "expire_parked",
     "finish",
     "hand_back",
     "lapsed_without_receipt",
     "mark_written",
+    "parked_unmatched",
+    "parts_by_key",
     "record_parts",
     "record_submissions",
     "release_expired_claims",

@@ -4,12 +4,17 @@ A receipt can arrive before the answer to its submission is recorded (the answer
 group commit, or another worker is still committing it). Such a report names a provider id no
 part has yet: it is kept in pending_reports, as versioned JSON, and handed back to be applied
 once the part is recorded (docs/delivery.md).
+
+A parked report that nothing claims names an id we never issued, or one in a notation our
+settings do not expect: the housekeeping (dispatch/housekeeping.py) reports those
+(`parked_unmatched`, `parts_by_key`) and drops them after a while (`expire_parked`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
@@ -86,3 +91,70 @@ async def _taken(connection: AsyncConnection, rows: Sequence[Any]) -> list[Statu
             delete(pending_reports).where(pending_reports.c.id.in_([row.id for row in rows]))
         )
     return [from_payload(json.loads(row.report)) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedReport:
+    """A parked report as the housekeeping sees it: where it came from and the id it names."""
+
+    id: int
+    provider: str
+    provider_key: str
+    received_at: int
+
+
+_PARKED_COLUMNS = (
+    pending_reports.c.id,
+    pending_reports.c.provider,
+    pending_reports.c.provider_key,
+    pending_reports.c.received_at,
+)
+
+
+async def parked_unmatched(
+    connection: AsyncConnection, after_id: int, received_before: int, limit: int
+) -> list[ParkedReport]:
+    """Reports parked before `received_before` (so past any race with their submission's record)
+    with an id above `after_id`, oldest first: those not looked at yet."""
+    rows = (
+        await connection.execute(
+            select(*_PARKED_COLUMNS)
+            .where(pending_reports.c.id > after_id, pending_reports.c.received_at < received_before)
+            .order_by(pending_reports.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [ParkedReport(row.id, row.provider, row.provider_key, row.received_at) for row in rows]
+
+
+async def expire_parked(connection: AsyncConnection, received_before: int, limit: int) -> list[ParkedReport]:
+    """Parked reports received before `received_before`, removed unapplied (at most `limit`,
+    oldest first): no submission of ours ever had their ids."""
+    rows = (
+        await connection.execute(
+            select(*_PARKED_COLUMNS)
+            .where(pending_reports.c.received_at < received_before)
+            .order_by(pending_reports.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # two workers expiring at once take different rows
+        )
+    ).all()
+    if rows:
+        await connection.execute(
+            delete(pending_reports).where(pending_reports.c.id.in_([row.id for row in rows]))
+        )
+    return [ParkedReport(row.id, row.provider, row.provider_key, row.received_at) for row in rows]
+
+
+async def parts_by_key(connection: AsyncConnection, provider: str, keys: Sequence[str]) -> dict[str, str]:
+    """{provider_key: message_id} of the provider's parts with one of these keys."""
+    if not keys:
+        return {}
+    rows = (
+        await connection.execute(
+            select(message_parts.c.provider_key, message_parts.c.message_id).where(
+                message_parts.c.provider == provider, message_parts.c.provider_key.in_(list(keys))
+            )
+        )
+    ).all()
+    return {row.provider_key: row.message_id for row in rows}
