@@ -7,7 +7,8 @@ The shared server itself is never stopped. Meanwhile partners keep sending and l
 
 - every request is answered, none hangs; a refused one is a 503 problem with Retry-After, never a 500;
 - once the database is back, sends are accepted again without anyone restarting anything;
-- every message accepted (202), before, during or after, is delivered, and none twice.
+- every message accepted (202), before, during or after (30 s more of load), is delivered, and
+  none twice.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from support import cli, free_port
 from tcp_proxy import TcpProxy
 
 OUTAGE_SECONDS = 30
+LOAD_AFTER_RESTORE = 30  # seconds
 
 
 @pytest.fixture
@@ -82,11 +84,10 @@ async def test_postgresql_unreachable_for_30_s_under_load(tmp_path: Path, databa
         await asyncio.sleep(OUTAGE_SECONDS)
         await proxy.restore()
         restored_at = time.monotonic()
-        while time.monotonic() - restored_at < 30:  # until sends are accepted again for 5 s
-            recent = [a for a in load.answers if a.kind == "send" and a.at > time.monotonic() - 5]
-            if time.monotonic() - restored_at > 5 and recent and all(a.status == 202 for a in recent):
-                break
-            await asyncio.sleep(0.5)
+        # The whole time, not until sends are accepted again: the writes the cut connections
+        # failed (outcomes retried, receipts offered again) are recorded under load after. Run
+        # so, it found sends answered 500 as the connections were cut (PendingRollbackError).
+        await asyncio.sleep(LOAD_AFTER_RESTORE)
         stop.set()
         await running
         found = await wait_all_final(url, key, load.accepted, within=90)

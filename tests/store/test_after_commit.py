@@ -66,3 +66,25 @@ async def test_a_failing_callback_does_not_fail_the_committed_write(
         after_commit(connection, lambda: ran.append("next"))
     assert ran == ["next"]
     assert "after-commit work failed" in caplog.text
+
+
+async def test_a_connection_lost_mid_transaction_fails_with_the_stores_own_error(runtime: Runtime) -> None:
+    """SQLAlchemy invalidates a connection whose server went away (PostgreSQL restarted, the
+    network cut); reading its `info` then raises PendingRollbackError, which says nothing of the
+    outage: the write must fail with the error that says the store is unavailable (a 503, a retry)."""
+    ran: list[str] = []
+
+    async def lost() -> None:
+        async with runtime.database.write() as connection:
+            after_commit(connection, lambda: ran.append("lost"))
+            await connection.invalidate()  # what SQLAlchemy does on a disconnect error
+            mark = commit_mark(connection)
+            rolled_back_since(connection, mark)
+            after_commit(connection, lambda: ran.append("after the loss"))
+            raise ConnectionResetError("the server closed the connection")
+
+    with pytest.raises(ConnectionResetError):
+        await lost()
+    assert ran == []
+    async with runtime.database.write() as connection:  # the pool gives a new connection
+        await connection.execute(text("SELECT 1"))

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import BulkOperation, WriteBatcher
+from partner_gateway.store.outages import store_unavailable
 from partner_gateway.store.tables import instance_secrets
 
 
@@ -145,3 +146,26 @@ async def test_bulk_items_without_a_running_batcher_commit_on_their_own(runtime:
         await WriteBatcher(runtime.database).submit_bulk(PUT_MANY, f"{run}-alone") == f"{run}-alone".upper()
     )
     assert await stored(runtime, run) == {f"{run}-alone"}
+
+
+async def test_a_connection_lost_mid_batch_fails_every_write_as_unavailable(
+    runtime: Runtime, batcher: WriteBatcher, run: str
+) -> None:
+    """The store going away is no one operation's fault: every write of the batch fails with the
+    store's error (callers answer 503 or try again), none with one of SQLAlchemy's own."""
+
+    async def connection_lost(connection: AsyncConnection) -> None:
+        await connection.invalidate()  # what SQLAlchemy does on a disconnect error
+        raise ConnectionResetError("the server closed the connection")
+
+    results = await asyncio.gather(
+        batcher.submit(put(f"{run}-a")), batcher.submit(connection_lost), batcher.submit(put(f"{run}-b")),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert all(isinstance(result, Exception) and store_unavailable(result) for result in results), results
+    async with runtime.database.read() as connection:
+        stored = await connection.scalar(
+            select(func.count()).select_from(instance_secrets).where(instance_secrets.c.name.like(f"{run}-%"))
+        )
+    assert stored == 0
+    assert await batcher.submit(put(f"{run}-c")) == f"{run}-c"  # and the next batch commits

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.messages import NewMessage
 from partner_gateway.store.database import Database, commit_mark, rolled_back_since
+from partner_gateway.store.outages import store_unavailable
 from partner_gateway.store.repositories.messages import MessageRepository
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,11 @@ class WriteBatcher:
                 # Optimistic: no savepoints (two more statements per operation). Operations
                 # rarely fail; when one does, the batch is rolled back and run again isolated.
                 results = await self._transaction(entries, isolated=False)
-            except _OperationFailed:
+            except _OperationFailed as failed:
+                # The store away (connection lost, disk full) is no one operation's fault, and
+                # would fail the isolated run too: every caller gets the store's error (503, retry).
+                if failed.__cause__ is not None and store_unavailable(failed.__cause__):
+                    raise failed.__cause__ from None
                 results = await self._transaction(entries, isolated=True)
         except Exception as error:
             logger.warning("group commit of %d operations failed: %s", len(batch), error)
@@ -200,6 +205,8 @@ async def _isolated(connection: AsyncConnection, entry: _Entry) -> tuple[asyncio
             else:
                 value = (await entry.bulk.run(connection, [entry.payload]))[0]
     except Exception as error:
+        if connection.invalidated:  # the store went away meanwhile: the batch fails (see _commit)
+            raise
         rolled_back_since(connection, mark)
         return entry.future, False, error
     return entry.future, True, value

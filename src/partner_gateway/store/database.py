@@ -40,21 +40,30 @@ def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> N
     """Run `callback` once the transaction `connection` is in has committed (`Database.write`);
     never when it rolls back, nor for work of a savepoint rolled back (`rolled_back_since`).
     Outside `Database.write`, it is dropped. For what must count only what was stored: metrics."""
-    pending = connection.info.get(_AFTER_COMMIT)
+    pending = _pending(connection)
     if pending is not None:
         pending.append(callback)
 
 
 def commit_mark(connection: AsyncConnection) -> int:
     """Where the transaction's after-commit work stands, for `rolled_back_since`."""
-    return len(connection.info.get(_AFTER_COMMIT, ()))
+    return len(_pending(connection) or ())
 
 
 def rolled_back_since(connection: AsyncConnection, mark: int) -> None:
     """A savepoint begun at `mark` rolled back: its after-commit work is dropped."""
-    pending = connection.info.get(_AFTER_COMMIT)
+    pending = _pending(connection)
     if pending is not None:
         del pending[mark:]
+
+
+def _pending(connection: AsyncConnection) -> list[Callable[[], None]] | None:
+    # A connection SQLAlchemy invalidated (its server went away) commits nothing; its `info`
+    # would raise PendingRollbackError, hiding the outage's own error from the caller.
+    if connection.invalidated:
+        return None
+    pending: list[Callable[[], None]] | None = connection.info.get(_AFTER_COMMIT)
+    return pending
 
 
 class Database:
@@ -115,11 +124,12 @@ class Database:
         was registered with `after_commit` in it runs once it has committed, never otherwise."""
         committed: list[Callable[[], None]] = []
         async with self.writer.begin() as connection:
-            connection.info[_AFTER_COMMIT] = committed
+            info = connection.info  # not read again at the end: see _pending
+            info[_AFTER_COMMIT] = committed
             try:
                 yield connection
             finally:
-                connection.info.pop(_AFTER_COMMIT, None)
+                info.pop(_AFTER_COMMIT, None)
         for callback in committed:
             try:
                 callback()

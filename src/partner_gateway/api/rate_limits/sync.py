@@ -24,6 +24,7 @@ from partner_gateway.domain.rate_limits import RemoteUsage, Traffic
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.database import Database
+from partner_gateway.store.outages import log_failure
 from partner_gateway.store.repositories import rate_limits as store
 
 logger = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ class RateLimitSync:
                 await self.round()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store may be away for a while; the buckets go on locally
-                logger.warning("rate limits: could not sync with the store", exc_info=True)
+            except Exception as error:  # the store may be away for a while; the buckets go on locally
+                # One line a round while the store is away (a traceback each half second hid the
+                # outage's other lines); the traceback for anything else.
+                log_failure(logger, error, "rate limits: could not sync with the store")
 
     async def round(self) -> None:
         """Whatever is due: the companies' limits, the shared counts, housekeeping."""
