@@ -44,6 +44,7 @@ from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.observability import metrics
 from partner_gateway.store.batching import BulkOperation, WriteBatcher
 from partner_gateway.store.database import Database
+from partner_gateway.store.outages import log_failure
 from partner_gateway.store.repositories import callback_deliveries as store
 from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
 
@@ -167,8 +168,8 @@ class CallbackSender:
             claimed = 0
             try:
                 claimed = await self.claim_once()
-            except Exception:
-                logger.exception("callbacks: claiming due events failed; trying again shortly")
+            except Exception as error:  # one line a round while the store is away
+                log_failure(logger, error, "callbacks: claiming due events failed; trying again shortly")
             if claimed < CLAIM_BATCH:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -230,8 +231,8 @@ class CallbackSender:
     async def _put_off(self, outcomes: list[store.Outcome]) -> None:
         try:
             await asyncio.gather(*(self._batcher.submit_bulk(OUTCOMES, outcome) for outcome in outcomes))
-        except Exception:  # they stay claimed: due again when the lease ends
-            logger.exception("callbacks: putting off %d events failed", len(outcomes))
+        except Exception as error:  # they stay claimed: due again when the lease ends
+            log_failure(logger, error, f"callbacks: putting off {len(outcomes)} events failed")
             return
         self.counts["put_off"] += len(outcomes)
 
@@ -261,8 +262,8 @@ class CallbackSender:
                 self._pump(endpoint)
             try:
                 await self._batcher.submit_bulk(OUTCOMES, outcome)
-            except Exception:  # still claimed: attempted again after the lease (at least once)
-                logger.exception("callbacks: recording the attempt of %s failed", event.id)
+            except Exception as error:  # still claimed: attempted again after the lease (at least once)
+                log_failure(logger, error, f"callbacks: recording the attempt of {event.id} failed")
                 return
             # Counted once recorded: what the counts say is what the store holds.
             self.counts["delivered" if outcome.state == store.DELIVERED else "failed"] += 1
