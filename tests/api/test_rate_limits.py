@@ -219,7 +219,7 @@ READ_ROUTES: list[tuple[str, str, dict[str, object] | None]] = [
     ("GET", f"/messages/status/{UNKNOWN_ID}?channel=SMS", None),  # the front
     ("GET", f"/messages/status/{UNKNOWN_ID}/?channel=SMS", None),  # Litestar (trailing slash)
     ("GET", f"/messages/status?ids={UNKNOWN_ID}&channel=SMS", None),  # the front
-    ("GET", f"/messages/status?channel=SMS&ids={UNKNOWN_ID}&ids=x", None),  # Litestar
+    ("GET", f"/messages/status?channel=SMS&ids={UNKNOWN_ID}%2Cx", None),  # Litestar (percent-encoded)
     ("POST", "/messages/status/query", {"channel": "SMS", "ids": [UNKNOWN_ID]}),
     ("GET", "/messages/history", None),
     ("GET", "/messages/history?limit=0", None),  # a 400 is counted too

@@ -132,8 +132,13 @@ async def test_the_metrics_depths_read_the_outbox_index_only(seeded: Runtime) ->
     from partner_gateway.store.depths import read_depths
 
     plans = await plans_of(seeded, lambda connection: read_depths(connection, 1_795_000_000_000))
-    outbox_plans, parked_plan = plans[:3], plans[3]
-    assert len(plans) == 4
+    outbox_plans, parked_plan, callbacks_plan = plans[:3], plans[3], plans[4]
+    assert len(plans) == 5
+    # The callbacks' backlog: pending events on the senders' claim index, never the table.
+    if seeded.database.dialect == "sqlite":
+        assert "INDEX ix_callback_events_due" in callbacks_plan, callbacks_plan
+    else:
+        assert "Seq Scan" not in callbacks_plan, callbacks_plan
     for plan in outbox_plans:
         if seeded.database.dialect == "sqlite":
             assert "COVERING INDEX ix_outbox_due" in plan, plan
