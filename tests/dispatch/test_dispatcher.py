@@ -7,6 +7,7 @@ of it (outbox, group commits, lifecycle, the store) is the real thing.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -40,8 +41,9 @@ from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import delivery
+from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
 from partner_gateway.store.repositories.delivery import PartRecord
-from partner_gateway.store.tables import messages, outbox, pending_reports
+from partner_gateway.store.tables import callback_events, messages, outbox, pending_reports
 from support import BASE, Partner
 
 
@@ -456,6 +458,10 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
     sms, rcs = ScriptedProvider(), UnreachableRcs()
     recorder = ReportRecorder(batcher)
     dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: sms, Channel.RCS: rcs})
+    async with runtime.database.write() as connection:  # every change of both messages is an event
+        await CallbackSettingsRepository(connection, runtime.callback_secrets).set_url(
+            partner.company_id, "https://partner.example/cb", now_ms()
+        )
     await dispatcher.start()
     try:
         response = await client.post(
@@ -504,6 +510,22 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
         ).json()
         assert final["deliveryStatus"] == "DELIVERED"
         assert final["deliveryStatusDescription"] == f"Sent as SMS {sms_id}: carrier says DELIVRD"
+        # A callback carries the status exactly as the API answers it, links included.
+        final_sms = (
+            await client.get(f"{BASE}/messages/status/{sms_id}?channel=SMS", headers=partner.headers)
+        ).json()
+        for message_id, answer in ((rcs_id, final), (sms_id, final_sms)):
+            async with runtime.database.read() as connection:
+                bodies = (
+                    await connection.execute(
+                        select(callback_events.c.body)
+                        .where(callback_events.c.message_id == message_id)
+                        .order_by(callback_events.c.sequence)
+                    )
+                ).scalars()
+                last = json.loads(list(bodies)[-1])
+            event_fields = {"eventId", "occurredAt", "sequence"}
+            assert {key: value for key, value in last.items() if key not in event_fields} == answer
     finally:
         await dispatcher.stop()
         await batcher.stop()

@@ -96,42 +96,10 @@ def _encoding(encoding: str | None) -> Literal["GSM7", "UCS2"] | None:
 _ENCODER = msgspec.json.Encoder()
 
 
-def callback_body(
-    message_id: str,
-    channel: Channel,
-    to: str,
-    reference: str | None,
-    status: DeliveryStatus,
-    description: str,
-    error_code: str | None,
-    created_at: int,
-    updated_at: int,
-    read_at: int | None,
-    encoding: str | None,
-    segments: int | None,
-    *,
-    event_id: str,
-    occurred_at: int,
-    sequence: int,
-) -> bytes:
-    """The JSON bytes of one status callback (SPEC §5): `status_item`'s fields plus `eventId`,
-    `occurredAt` and `sequence`."""
+def callback_body(status: DeliveryStatusResponse, *, event_id: str, occurred_at: int, sequence: int) -> bytes:
+    """The JSON bytes of one status callback (SPEC §5): the message's status as the API answers it
+    (`status_item`) plus `eventId`, `occurredAt` and `sequence`."""
+    fields = {name: getattr(status, name) for name in DeliveryStatusResponse.__struct_fields__}
     return _ENCODER.encode(
-        CallbackEventBody(
-            customer_message_id=message_id,
-            channel=channel,
-            to=to,
-            reference=reference,
-            delivery_status=status,
-            delivery_status_description=description,
-            error_code=error_code,
-            created_at=format_ms(created_at),
-            updated_at=format_ms(updated_at),
-            encoding=_encoding(encoding),
-            segments=segments,
-            read_at=format_ms(max(read_at, created_at)) if read_at is not None else None,
-            event_id=event_id,
-            occurred_at=format_ms(occurred_at),
-            sequence=sequence,
-        )
+        CallbackEventBody(**fields, event_id=event_id, occurred_at=format_ms(occurred_at), sequence=sequence)
     )

@@ -4,7 +4,8 @@
 to send it (its own callbackUrl, or its company's default URL, read with the status), with the
 change counter's new value as its `sequence`. `record_changes` reads those messages' other
 fields once and stores one `callback_events` row per change, with the body rendered now: the
-exact bytes every attempt sends (domain/wire.py `callback_body`). A batch with no such change
+exact bytes every attempt sends (domain/wire.py: `status_item`, the API's shape, plus the event's
+fields by `callback_body`). A batch with no such change
 spends nothing here.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
 from partner_gateway.domain.statuses import CHANNEL_BY_NAME, DeliveryStatus
-from partner_gateway.domain.wire import callback_body
+from partner_gateway.domain.wire import callback_body, status_item
 from partner_gateway.store.bulk import Rows
 from partner_gateway.store.tables import callback_events, messages
 
@@ -59,6 +60,8 @@ _MESSAGE_FIELDS = select(
     messages.c.encoding,
     messages.c.segments,
     messages.c.callback_url,
+    messages.c.fallback_for,
+    messages.c.fallback_sms,
 ).where(messages.c.id.in_(bindparam("ids", expanding=True)))
 
 _EVENT_COLUMNS = (
@@ -79,11 +82,10 @@ async def record_changes(connection: AsyncConnection, changes: Sequence[Change],
     }
     rows = []
     for change in changes:
-        (message_id, company_id, channel, to, reference, created_at, updated_at, encoding, segments, url) = (
-            fields[change.message_id]
-        )
+        (message_id, company_id, channel, to, reference, created_at, updated_at, encoding, segments, url,
+         fallback_for, fallback_sms) = fields[change.message_id]  # fmt: skip
         event_id = new_event_id(now)
-        body = callback_body(
+        status = status_item(
             message_id,
             CHANNEL_BY_NAME[channel],
             to,
@@ -96,10 +98,10 @@ async def record_changes(connection: AsyncConnection, changes: Sequence[Change],
             change.read_at,
             encoding,
             segments,
-            event_id=event_id,
-            occurred_at=now,
-            sequence=change.sequence,
+            fallback_for,
+            fallback_sms,
         )
+        body = callback_body(status, event_id=event_id, occurred_at=now, sequence=change.sequence)
         rows.append(
             (event_id, company_id, message_id, change.sequence, now, url, body.decode(), PENDING, 0, now, now)
         )
