@@ -15,7 +15,7 @@ from partner_gateway.runtime import Runtime
 from partner_gateway.store import bulk
 from partner_gateway.store.bulk import InsertReturning, Rows
 from partner_gateway.store.repositories import messages
-from partner_gateway.store.repositories.delivery import events, parts, status_batch
+from partner_gateway.store.repositories.delivery import events, part_batch, parts, status_batch
 from partner_gateway.store.tables import message_events
 
 DIALECTS: dict[str, Dialect] = {
@@ -31,8 +31,8 @@ def statements(dialect: str) -> dict[str, Rows]:
         "new outbox items": messages._NEW_OUTBOX_ITEMS,
         "new parts": parts._new_parts(dialect),
         "new events, returning": events._new_events(dialect),
-        "part status": status_batch._UPDATE_PART_STATUS,
-        "part read": status_batch._UPDATE_PART_READ,
+        "part status": part_batch._UPDATE_PART_STATUS,
+        "part read": part_batch._UPDATE_PART_READ,
         "message status": status_batch._UPDATE_MESSAGE_STATUS,
         "message read": status_batch._UPDATE_MESSAGE_READ,
     }

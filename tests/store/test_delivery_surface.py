@@ -38,6 +38,7 @@ def test_the_surface_is_explicit() -> None:
         "outcomes",
         "reports",
         "status_batch",
+        "part_batch",
         "callback_events",
     }
     assert public - submodules == set(delivery.__all__)

@@ -12,6 +12,7 @@ driver plain tuples (store/bulk.py).
     reports.py       applying reports (domain/reports.py): timeline entry, then part and message status
     outcomes.py      what became of each: applied, a duplicate, or parked
     status_batch.py  a batch's status changes: read once (locked), changed in memory, written once
+    part_batch.py    the same for the parts the batch's provider reports name
     callback_events.py  each change's callback event (SPEC §5), written with the change
     events.py        the message timeline
     parked.py        provider reports that arrived before their submission was recorded

@@ -22,12 +22,17 @@ from ulid import ULID
 from partner_gateway.domain.statuses import CHANNEL_BY_NAME, DeliveryStatus
 from partner_gateway.domain.wire import callback_body, status_item
 from partner_gateway.store.bulk import Rows
-from partner_gateway.store.tables import callback_events, messages
+from partner_gateway.store.tables import callback_events, callback_settings, messages
 
 EVENT_ID_PREFIX = "evt_"
 PENDING = "pending"
 DELIVERED = "delivered"
 GIVEN_UP = "given_up"
+
+# Whether a change of the message is an event: it has its own callbackUrl, or its company a
+# default URL. The status batches read it with the status, in the same statement (outer-joined to
+# callback_settings): a message without a target costs one primary-key probe and nothing else.
+HAS_TARGET = (messages.c.callback_url.is_not(None) | callback_settings.c.url.is_not(None)).label("targeted")
 
 
 @dataclass(frozen=True, slots=True)

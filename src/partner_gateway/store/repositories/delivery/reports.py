@@ -6,7 +6,7 @@ names (`apply_provider_reports`), parked until that part is recorded.
 
 Both kinds take many reports at once, with the outcome of applying them one by one: the entries
 are stored in one statement (events.py), and the rows they change are read once, changed in
-memory report by report and written back once (status_batch.py). The rules are the domain's:
+memory report by report and written back once (status_batch.py, part_batch.py). The rules are the domain's:
 the lifecycle's precedence, a multipart message's aggregate, a fallback SMS's original.
 """
 
@@ -24,7 +24,8 @@ from partner_gateway.store.repositories.delivery.events import event, insert_eve
 from partner_gateway.store.repositories.delivery.handovers import adopt_for_receipt
 from partner_gateway.store.repositories.delivery.outcomes import ReportOutcome
 from partner_gateway.store.repositories.delivery.parked import park
-from partner_gateway.store.repositories.delivery.status_batch import PartRow, Parts, Statuses
+from partner_gateway.store.repositories.delivery.part_batch import PartRow, Parts
+from partner_gateway.store.repositories.delivery.status_batch import Statuses
 
 
 async def apply_gateway_report(connection: AsyncConnection, report: StatusReport, now: int) -> bool:
