@@ -276,3 +276,13 @@ async def test_private_networks_allowed_when_configured(
         assert sent.status_code == 202, sent.text
     refused = await client.put(SETTINGS, json={"url": "ftp://127.0.0.1/"}, headers=partner.headers)
     assert refused.status_code == 400
+
+
+async def test_options_lists_both_methods_of_the_settings(client: httpx.AsyncClient) -> None:
+    response = await client.options(SETTINGS)
+    assert response.status_code == 204
+    assert response.headers["allow"] == "GET, OPTIONS, PUT"
+    # The other paths keep Litestar's own answer.
+    other = await client.options(f"{BASE}/messages/history")
+    assert other.status_code == 204
+    assert other.headers["allow"] == "GET, OPTIONS"

@@ -11,9 +11,6 @@ from e2e_support import Gateway
 from support import BASE
 
 CONFIG = Path(__file__).parent / "schemathesis.toml"  # which refusals of valid data are expected, and why
-# Every check but the Allow header's: Litestar's OPTIONS answer for /callbacks/settings, a path
-# with two operations (GET and PUT), lists GET and OPTIONS only; not fixed yet.
-EXCLUDED = "allow_header_conformance"
 
 
 def test_the_served_api_conforms_to_its_document(gateway: Gateway) -> None:
@@ -22,7 +19,7 @@ def test_the_served_api_conforms_to_its_document(gateway: Gateway) -> None:
         [
             str(schemathesis), "--config-file", str(CONFIG), "run", f"{gateway.url}{BASE}/openapi.json",
             "--header", f"Authorization: Bearer {gateway.api_key}",
-            "--checks", "all", "--exclude-checks", EXCLUDED,
+            "--checks", "all",
             "--max-examples", "50",
             "--workers", "1",  # Python 3.11's ast module is not thread-safe under hypothesis
             "--seed", "20261127",
