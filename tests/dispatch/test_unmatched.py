@@ -87,6 +87,9 @@ async def test_unmatched_reports_are_told_with_their_cause_then_dropped(
 
     again = await watch.check_once(now=T0 + (UNMATCHED_AFTER_SECONDS + 40) * 1000)
     assert again.unmatched == {}  # each report is told once
+    # ... by whichever process looks: another worker's watch on the same store tells nothing new.
+    other_worker = await UnmatchedReports(batcher).check_once(now=T0 + (UNMATCHED_AFTER_SECONDS + 41) * 1000)
+    assert (other_worker.unmatched, other_worker.other_notation) == ({}, [])
     assert await parked_count(runtime) == 3  # still parked: a late submission record may come
 
     dropped = await watch.check_once(now=T0 + (PARKED_REPORT_TTL_SECONDS + 1) * 1000)

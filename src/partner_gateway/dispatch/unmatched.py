@@ -3,7 +3,8 @@
 A provider report is parked when no part of ours has its id yet (store/.../parked.py); a race with
 the submission's record resolves within seconds (ParkedReceipts, every 2 s). One still parked
 after UNMATCHED_AFTER_SECONDS names an id we never issued, and stays so. Every WATCH_INTERVAL
-seconds this chore looks at those it has not seen yet, by provider:
+seconds this chore looks at those no process has told of yet (marked in the store as it looks,
+so several workers tell of each report once between them), by provider:
 
 - it counts them (`report_counters.unmatched`) and logs one warning per provider with the count
   and the likely cause;
@@ -13,8 +14,6 @@ seconds this chore looks at those it has not seen yet, by provider:
   warning names the receipt, our message and the setting (`report_counters.other_notation`);
 - it drops reports parked longer than PARKED_REPORT_TTL_SECONDS (`report_counters.expired`,
   one log line per provider), so the table holds only what may still find its submission.
-
-Each process watching counts what it sees; with several workers each logs the same reports.
 """
 
 from __future__ import annotations
@@ -73,7 +72,6 @@ class UnmatchedReports:
 
     def __init__(self, batcher: WriteBatcher) -> None:
         self._batcher = batcher
-        self._seen_up_to = 0  # the highest parked report id looked at
 
     async def run(self) -> None:
         await repeat(self.check_once, WATCH_INTERVAL, "looking at unmatched parked reports failed; retrying")
@@ -109,11 +107,7 @@ class UnmatchedReports:
     async def _look(
         self, connection: AsyncConnection, now: int
     ) -> tuple[list[delivery.ParkedReport], list[OtherNotation]]:
-        page = await delivery.parked_unmatched(
-            connection, self._seen_up_to, now - UNMATCHED_AFTER_SECONDS * 1000, PAGE
-        )
-        if page:
-            self._seen_up_to = page[-1].id
+        page = await delivery.notice_unmatched(connection, now - UNMATCHED_AFTER_SECONDS * 1000, PAGE, now)
         by_provider: defaultdict[str, dict[str, str]] = defaultdict(dict)  # provider: {other form: key}
         for report in page:
             for form in other_notations(report.provider_key):

@@ -157,6 +157,8 @@ pending_reports = Table(
     # receipt of a hand-over that got no answer (see unconfirmed_handovers).
     Column("destination", String(20)),
     Column("text_excerpt", String(40)),
+    # When the unmatched-report watch told of it (dispatch/unmatched.py): once, whichever process.
+    Column("noticed_at", BigInteger),
     UniqueConstraint("provider", "provider_key", "dedup_key"),
     Index("ix_pending_reports_destination", "provider", "destination"),
 )

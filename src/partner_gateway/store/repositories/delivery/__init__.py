@@ -48,7 +48,7 @@ from partner_gateway.store.repositories.delivery.outcomes import ReportOutcome
 from partner_gateway.store.repositories.delivery.parked import (
     ParkedReport,
     expire_parked,
-    parked_unmatched,
+    notice_unmatched,
     parts_by_key,
     take_pending,
     take_pending_with_parts,
@@ -85,7 +85,7 @@ __all__ = [
     "hand_back",
     "lapsed_without_receipt",
     "mark_written",
-    "parked_unmatched",
+    "notice_unmatched",
     "parts_by_key",
     "record_parts",
     "record_submissions",

@@ -7,7 +7,7 @@ once the part is recorded (docs/delivery.md).
 
 A parked report that nothing claims names an id we never issued, or one in a notation our
 settings do not expect: the housekeeping (dispatch/housekeeping.py) reports those
-(`parked_unmatched`, `parts_by_key`) and drops them after a while (`expire_parked`).
+(`notice_unmatched`, `parts_by_key`) and drops them after a while (`expire_parked`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -111,19 +111,27 @@ _PARKED_COLUMNS = (
 )
 
 
-async def parked_unmatched(
-    connection: AsyncConnection, after_id: int, received_before: int, limit: int
+async def notice_unmatched(
+    connection: AsyncConnection, received_before: int, limit: int, now: int
 ) -> list[ParkedReport]:
     """Reports parked before `received_before` (so past any race with their submission's record)
-    with an id above `after_id`, oldest first: those not looked at yet."""
+    that no watch has told of yet, oldest first, marked told now: each is told once, whichever
+    of several processes looks (two at once take different rows)."""
     rows = (
         await connection.execute(
             select(*_PARKED_COLUMNS)
-            .where(pending_reports.c.id > after_id, pending_reports.c.received_at < received_before)
+            .where(pending_reports.c.noticed_at.is_(None), pending_reports.c.received_at < received_before)
             .order_by(pending_reports.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
     ).all()
+    if rows:
+        await connection.execute(
+            update(pending_reports)
+            .where(pending_reports.c.id.in_([row.id for row in rows]))
+            .values(noticed_at=now)
+        )
     return [ParkedReport(row.id, row.provider, row.provider_key, row.received_at) for row in rows]
 
 
