@@ -531,6 +531,81 @@ async def test_rcs_falls_back_to_sms_and_follows_it(
         await batcher.stop()
 
 
+def revocation(rbm_key: str, event_id: str) -> StatusReport:
+    return StatusReport(
+        provider="rcs-scripted",
+        status=DeliveryStatus.EXPIRED,
+        raw_state="TTL_EXPIRATION_REVOKED",
+        description="RBM withdrew it",
+        occurred_at=now_ms(),
+        dedup_key=f"rcs:{rbm_key}:TTL_EXPIRATION_REVOKED:{event_id}",
+        provider_key=rbm_key,
+        error_code="rbm:TTL_EXPIRATION_REVOKED",
+        is_final=True,
+        channel_unavailable=True,
+    )
+
+
+@pytest.mark.parametrize("asked", [True, False])
+async def test_a_revocation_sends_the_fallback_sms_once_when_the_send_asked_for_it(
+    client: httpx.AsyncClient, partner: Partner, runtime: Runtime, fast_settings: Settings, asked: bool
+) -> None:
+    batcher = WriteBatcher(runtime.database)
+    batcher.start()
+    sms, rcs = ScriptedProvider(), ScriptedProvider(name="rcs-scripted", channel=Channel.RCS)
+    recorder = ReportRecorder(batcher)
+    dispatcher = Dispatcher(fast_settings, batcher, {Channel.SMS: sms, Channel.RCS: rcs})
+    await dispatcher.start()
+    try:
+        fallback = {"text": "Your code (SMS)", **({"afterSeconds": 60} if asked else {})}
+        response = await client.post(
+            f"{BASE}/rcs/messages",
+            json={"to": "+4915112345801", "text": "Your code", "fallbackSms": fallback},
+            headers=partner.headers,
+        )
+        rcs_id = response.json()["customerMessageId"]
+        for _ in range(200):
+            if rcs.sent:
+                break
+            await asyncio.sleep(0.02)
+        rbm_key = f"id{rcs_id[-6:]}1".lower()
+        # The same event twice in one batch, then another delivery of the event under a new id.
+        await recorder.record([revocation(rbm_key, "e1"), revocation(rbm_key, "e1")])
+        await recorder.record([revocation(rbm_key, "e2")])
+        for _ in range(200):
+            if sms.sent or not asked:
+                break
+            await asyncio.sleep(0.02)
+        status = (
+            await client.get(f"{BASE}/messages/status/{rcs_id}?channel=RCS", headers=partner.headers)
+        ).json()
+        timeline = (
+            await client.get(f"{BASE}/messages/{rcs_id}/events?channel=RCS", headers=partner.headers)
+        ).json()["events"]
+        if not asked:
+            assert (status["deliveryStatus"], status["errorCode"]) == (
+                "EXPIRED",
+                "rbm:TTL_EXPIRATION_REVOKED",
+            )
+            assert "fallbackSms" not in status
+            assert sms.sent == []
+            return
+        assert len(sms.sent) == 1
+        assert status["fallbackSms"] == sms.sent[0]
+        assert status["deliveryStatus"] == "SENT"
+        assert [event["rawState"] for event in timeline].count("FALLBACK_SMS") == 1
+        revoked = [event for event in timeline if event["rawState"] == "TTL_EXPIRATION_REVOKED"]
+        # The first is the fallback's cue; the second came after the fallback was sent: neither
+        # expires the message (its SMS took over) nor sends another SMS.
+        assert len(revoked) == 2
+        for event in revoked:
+            assert event["deliveryStatus"] is None
+            assert event["description"] == f"RBM withdrew it; sent as SMS {sms.sent[0]} instead"
+    finally:
+        await dispatcher.stop()
+        await batcher.stop()
+
+
 # Set-based writes: a batch's receipts and submissions are applied with a few statements for all
 # of them (see delivery.apply_provider_reports); the outcome must be that of applying them one by one.
 

@@ -108,3 +108,70 @@ def test_rcs_falls_back_to_sms_end_to_end(gateway: Gateway) -> None:
     assert any(
         rcs_id in event["description"] for event in sms_timeline if event["rawState"] == "FALLBACK_FOR"
     )
+
+
+def test_rcs_falls_back_to_sms_when_rbm_revokes_it_after_the_asked_time(gateway: Gateway) -> None:
+    """98: RBM takes the message and revokes it at its ttl (compressed by the simulator); the send
+    asked for the fallback after 30 s, so the revocation sends the SMS instead of expiring it."""
+    with httpx.Client(base_url=gateway.url, headers=gateway.headers, timeout=10) as client:
+        sent = client.post(
+            f"{BASE}/rcs/messages",
+            json={
+                "to": "+4915112345898",
+                "text": "Your code is 1234",
+                "reference": "otp-98",
+                "fallbackSms": {"text": "Your code is 1234 (SMS)", "afterSeconds": 30},
+            },
+        ).json()
+        rcs_id = sent["customerMessageId"]
+        final = settle(client, "RCS", [rcs_id])[rcs_id]
+        assert final["deliveryStatus"] == "DELIVERED", final
+        sms_id = final["fallbackSms"]
+        assert final["deliveryStatusDescription"] == f"Sent as SMS {sms_id}: Delivered to the handset"
+        assert final["errorCode"] is None
+        sms = client.get(f"{BASE}/messages/status/{sms_id}", params={"channel": "SMS"}).json()
+        assert (sms["deliveryStatus"], sms["fallbackFor"], sms["reference"]) == (
+            "DELIVERED",
+            rcs_id,
+            "otp-98",
+        )
+        rcs_timeline = client.get(f"{BASE}/messages/{rcs_id}/events", params={"channel": "RCS"}).json()[
+            "events"
+        ]
+    revoked = [event for event in rcs_timeline if event["rawState"] == "TTL_EXPIRATION_REVOKED"]
+    assert len(revoked) == 1
+    assert revoked[0]["deliveryStatus"] is None
+    assert revoked[0]["description"].endswith(f"; sent as SMS {sms_id} instead")
+    assert [event["rawState"] for event in rcs_timeline].count("FALLBACK_SMS") == 1
+
+
+def test_a_revocation_without_after_seconds_expires_the_message(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, headers=gateway.headers, timeout=10) as client:
+        sent = client.post(
+            f"{BASE}/rcs/messages",
+            json={"to": "+4915112345898", "text": "No fallback asked", "fallbackSms": {"text": "(SMS)"}},
+        ).json()
+        rcs_id = sent["customerMessageId"]
+        final = settle(client, "RCS", [rcs_id])[rcs_id]
+    assert (final["deliveryStatus"], final["errorCode"]) == ("EXPIRED", "rbm:TTL_EXPIRATION_REVOKED")
+    assert "fallbackSms" not in final
+
+
+def test_after_seconds_must_be_less_than_the_validity(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, headers=gateway.headers, timeout=10) as client:
+        response = client.post(
+            f"{BASE}/rcs/messages",
+            json={
+                "to": "+4915112345898",
+                "text": "x",
+                "validitySeconds": 600,
+                "fallbackSms": {"text": "(SMS)", "afterSeconds": 600},
+            },
+        )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "field": "fallbackSms.afterSeconds",
+            "message": "must be less than the message's validity (600 seconds)",
+        }
+    ]

@@ -112,6 +112,7 @@ class StateRule:
     is_final: bool = False
     is_read: bool = False  # a read receipt: keeps DELIVERED and sets readAt
     error_code: str | None = None
+    channel_unavailable: bool = False  # the channel gave up on the destination: a fallback's cue
 
 
 class ReportSink(Protocol):

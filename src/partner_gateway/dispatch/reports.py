@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partner_gateway.dispatch.fallback import fall_back_on_revocations
 from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import Unavailable
@@ -19,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 async def apply_reports(connection: AsyncConnection, reports: Sequence[StatusReport]) -> list[str]:
-    return await delivery.apply_provider_reports(connection, reports, now_ms())
+    now = now_ms()
+    # A channel's give-up on a message that asked for a fallback on it sends the SMS instead.
+    return await delivery.apply_provider_reports(
+        connection, await fall_back_on_revocations(connection, reports, now), now
+    )
 
 
 async def _apply_report_lists(

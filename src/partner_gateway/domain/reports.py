@@ -43,6 +43,9 @@ class StatusReport:
     is_read: bool = False
     is_final: bool = False
     queued: bool = False  # the platform's own "still queued" UNKNOWN (a retry is scheduled)
+    # The channel gave up on the destination (RBM revoked the message at its ttl): a message that
+    # asked for a fallback on that is sent as its fallback SMS instead (dispatch/fallback.py).
+    channel_unavailable: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @property

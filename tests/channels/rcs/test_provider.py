@@ -437,6 +437,22 @@ EVENT_ROWS: list[tuple[str, DeliveryStatus | None, bool, bool, str | None]] = [
 
 
 @pytest.mark.parametrize(
+    ("fallback", "ttl"),
+    [
+        ({"text": "sms", "afterSeconds": 30}, {"29s", "30s"}),  # the partner's fallback time
+        ({"text": "sms", "afterSeconds": 7200}, {"599s", "600s"}),  # never past the validity
+        ({"text": "sms", "afterSeconds": None}, {"599s", "600s"}),
+        ({"text": "sms"}, {"599s", "600s"}),
+    ],
+)
+async def test_the_ttl_is_the_fallback_time_when_the_send_asks_for_one(
+    provider: RbmProvider, fake: FakeRbm, fallback: dict[str, Any], ttl: set[str]
+) -> None:
+    await provider.send(outbound({"text": "hi", "fallbackSms": fallback}, validity_s=600), RecordingGuard())
+    assert fake.body()["ttl"] in ttl
+
+
+@pytest.mark.parametrize(
     ("name", "status", "is_read", "final", "error_code"), EVENT_ROWS, ids=[r[0] for r in EVENT_ROWS]
 )
 async def test_event_mapping(
@@ -468,6 +484,8 @@ async def test_event_mapping(
     assert report.dedup_key == f"rcs:{RBM_ID}:{event['eventType']}:{event['eventId']}"
     assert report.occurred_at == parse_time_ms(event["sendTime"])
     assert report.details["eventId"] == event["eventId"]
+    # Only a revocation is the channel giving up on the destination: a fallback's cue.
+    assert report.channel_unavailable == (event["eventType"] == "TTL_EXPIRATION_REVOKED")
 
 
 async def test_the_revoke_failed_event_says_delivery_may_follow(

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+FALLBACK_AFTER_MIN = 10
+FALLBACK_AFTER_MAX = 30 * 86_400
+DEFAULT_VALIDITY_SECONDS = 86_400  # a day is what partners usually want
+
 
 class RcsSuggestion(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
     type: Literal["reply", "dial", "openUrl"]
@@ -52,6 +56,19 @@ class RcsRichCard(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw
 class RcsFallbackSms(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     text: str
     from_: str | None = msgspec.field(default=None, name="from")
+    after_seconds: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=FALLBACK_AFTER_MIN,
+                le=FALLBACK_AFTER_MAX,
+                description="Also fall back when the RCS message is not delivered within this many "
+                "seconds: it is sent with this time to live, and RBM's revocation at its end sends "
+                "the SMS (with the rest of the validity). Less than validitySeconds.",
+            ),
+        ]
+        | None
+    ) = msgspec.field(default=None, name="afterSeconds")
 
 
 class RcsSendRequest(SendRequest):
@@ -97,6 +114,12 @@ def check(request: RcsSendRequest, problems: sending.Problems) -> SendFields:
     if request.fallback_sms is not None:
         sending.check_sms_text(request.fallback_sms.text, problems, field="fallbackSms.text")
         sending.check_sms_sender(request.fallback_sms.from_, problems, field="fallbackSms.from")
+        after = request.fallback_sms.after_seconds
+        validity = request.validity_seconds or DEFAULT_VALIDITY_SECONDS
+        if after is not None and after >= validity:
+            problems.append(
+                ("fallbackSms.afterSeconds", f"must be less than the message's validity ({validity} seconds)")
+            )
     return SendFields()
 
 
@@ -143,7 +166,7 @@ RCS: ChannelEntry[RcsSendRequest] = ChannelEntry(
     request_type=RcsSendRequest,
     check=check,
     # Google keeps trying for up to 30 days; a day is what partners usually want.
-    validity=sending.ValidityBounds(60, 30 * 86_400, 86_400),
+    validity=sending.ValidityBounds(60, 30 * 86_400, DEFAULT_VALIDITY_SECONDS),
     build_provider=configured_or_simulated(lambda settings: settings.rbm, RbmProvider),
     simulate=simulate,
 )

@@ -60,6 +60,7 @@ EVENT_TABLE: Final[Mapping[str, StateRule]] = {
         "Not delivered before its time to live ended; RCS Business Messaging withdrew it",
         is_final=True,
         error_code=EXPIRED_CODE,
+        channel_unavailable=True,  # "a good trigger for your fallback" (Google's ServerEvent docs)
     ),
     "TTL_EXPIRATION_REVOKE_FAILED": StateRule(
         DeliveryStatus.RECEIVED,
@@ -188,6 +189,7 @@ def event_reports(pushed: PushedEvent, agent_id: str | None = None) -> list[Stat
             error_code=rule.error_code,
             is_read=rule.is_read,
             is_final=rule.is_final,
+            channel_unavailable=rule.channel_unavailable,
             details=details,
         )
     ]

@@ -106,6 +106,11 @@ class RbmProvider(AlwaysAccepting):
 
     async def send(self, message: OutboundMessage, guard: HandoverGuard) -> Accepted:
         ttl = (message.expires_at - now_ms()) // 1000
+        fallback = message.content.get("fallbackSms") or {}
+        if isinstance(fallback.get("afterSeconds"), int):
+            # The partner wants the SMS if RCS has not delivered by then: RBM revokes at the ttl
+            # and says TTL_EXPIRATION_REVOKED, the fallback's cue (dispatch/fallback.py).
+            ttl = min(ttl, fallback["afterSeconds"] - (now_ms() - message.created_at) // 1000)
         try:
             body = agent_message(message.content, ttl)
         except ContentError as error:

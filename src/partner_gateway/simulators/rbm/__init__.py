@@ -19,10 +19,12 @@ where SPEC's table names a state RBM has no event for, the closest documented be
 | digits | answer to the create | events afterwards |
 |---|---|---|
 | 00-49 | 200 | DELIVERED, then READ |
-| 50-89, 97-99 | 200 | DELIVERED |
+| 50-89, 99 | 200 | DELIVERED |
 | 90 | 404 NOT_FOUND: not RCS-capable (the SMS fallback cue) | none |
 | 91 | 400 INVALID_ARGUMENT: the device lacks a feature the message uses. RBM has no "undeliverable" event: a destination that cannot take a message is refused at submission | none |
 | 92 | 200 | TTL_EXPIRATION_REVOKED when the message's ttl ends (none without a ttl) |
+| 97 | 404 NOT_FOUND, as 90, for a number the SMSC simulator delivers to: the fallback SMS arrives | none |
+| 98 | 200 | TTL_EXPIRATION_REVOKED at the ttl, as 92, for a number the SMSC simulator delivers to: the fallback on revocation (``fallbackSms.afterSeconds``) arrives |
 | 93 | 200 | IS_TYPING (no messageId, as RBM sends it), then TTL_EXPIRATION_REVOKE_FAILED at the ttl: RBM has no intermediate delivery state, so only non-final events come |
 | 94 | 200 | none |
 | 95 | 200 | EVENT_TYPE_UNSPECIFIED: RBM's "not specified" state |

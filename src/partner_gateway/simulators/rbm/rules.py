@@ -109,6 +109,9 @@ def fate_for(phone: str, rejection_status: int = 400) -> RbmFate:
         200,
         {
             92: ("TTL_EXPIRATION_REVOKED",),
+            # 98 (outside SPEC's table): as 92, for a good number, so a fallback SMS on the
+            # revocation (fallbackSms.afterSeconds) is delivered by the SMSC simulator.
+            98: ("TTL_EXPIRATION_REVOKED",),
             93: ("IS_TYPING", "TTL_EXPIRATION_REVOKE_FAILED"),
             94: (),
             95: ("EVENT_TYPE_UNSPECIFIED",),

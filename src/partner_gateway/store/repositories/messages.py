@@ -47,7 +47,7 @@ from partner_gateway.domain.statuses import (
     Rank,
 )
 from partner_gateway.store.bulk import Positional, Rows, positional
-from partner_gateway.store.tables import message_events, messages, outbox
+from partner_gateway.store.tables import message_events, message_parts, messages, outbox
 
 # A status field's column, where the two names differ.
 _STATUS_FIELD_COLUMNS = {"to": "to_number", "description": "status_description"}
@@ -151,10 +151,50 @@ _NEW_EVENTS = Rows(insert(message_events), (
 _NEW_OUTBOX_ITEMS = Rows(insert(outbox), ("message_id", "channel", "available_at", "attempts", "created_at"))
 
 
+@dataclass(frozen=True, slots=True)
+class FallbackCandidate:
+    """A message a provider's report names, with what sending its fallback SMS needs."""
+
+    message_id: str
+    company_id: str
+    to: str
+    status: str
+    expires_at: int
+    body: str
+    fallback_sms: str | None
+
+
+_FALLBACK_CANDIDATES = (
+    select(
+        message_parts.c.provider_key,
+        messages.c.id,
+        messages.c.company_id,
+        messages.c.to_number,
+        messages.c.status,
+        messages.c.expires_at,
+        messages.c.body,
+        messages.c.fallback_sms,
+    )
+    .select_from(message_parts.join(messages, messages.c.id == message_parts.c.message_id))
+    .where(
+        message_parts.c.provider == bindparam("provider"),
+        message_parts.c.provider_key.in_(bindparam("keys", expanding=True)),
+    )
+)
+
+
 class MessageRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self._dialect = connection.dialect.name
+
+    async def fallback_candidates(self, provider: str, keys: Sequence[str]) -> dict[str, FallbackCandidate]:
+        """The messages whose parts have these provider ids, by id (a rare read: a channel's
+        give-up on a destination)."""
+        rows = await self._connection.execute(
+            _FALLBACK_CANDIDATES, {"provider": provider, "keys": list(keys)}
+        )
+        return {key: FallbackCandidate(*rest) for key, *rest in rows}
 
     async def link_fallback_sms(self, message_id: str, sms_id: str) -> None:
         """Note on an RCS message the SMS sent in its place (its `fallbackSms`)."""
