@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.callbacks.attempt import AttemptResult, attempt, new_client
@@ -81,7 +81,7 @@ class Endpoint:
     """Where one company's callbacks to one origin go, as this process sees it."""
 
     key: tuple[str, str]
-    client: httpx.AsyncClient
+    client: aiohttp.ClientSession
     queue: deque[store.DueEvent] = field(default_factory=deque)
     active: int = 0
     failures: int = 0
@@ -113,7 +113,6 @@ class CallbackSender:
         box: SecretBox,
         *,
         exclusive: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self._database = database
@@ -121,7 +120,6 @@ class CallbackSender:
         self._urls = urls
         self._box = box
         self._exclusive = exclusive
-        self._transport = transport
         self._draw = draw
         self.schedule = schedule_from(settings)
         self._timeout = settings.callback_timeout_seconds
@@ -160,7 +158,7 @@ class CallbackSender:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
         for endpoint in self._endpoints.values():
-            await endpoint.client.aclose()
+            await endpoint.client.close()
         self._endpoints.clear()
 
     async def _run(self) -> None:
@@ -201,7 +199,7 @@ class CallbackSender:
         endpoint = self._endpoints.get(key)
         if endpoint is None:
             endpoint = self._endpoints[key] = Endpoint(
-                key, new_client(self._per_endpoint, self._transport), latency=self._timeout / 2
+                key, new_client(self._per_endpoint), latency=self._timeout / 2
             )
         endpoint.last_used = time.monotonic()
         last_chance = now - event.pending_since >= self.schedule.window * 1000
@@ -356,6 +354,6 @@ class CallbackSender:
         for key, endpoint in list(self._endpoints.items()):
             if endpoint.last_used < horizon and endpoint.active == 0 and not endpoint.queue:
                 del self._endpoints[key]
-                task = asyncio.create_task(endpoint.client.aclose())
+                task = asyncio.create_task(endpoint.client.close())
                 self._attempts.add(task)
                 task.add_done_callback(self._attempts.discard)
