@@ -21,6 +21,7 @@ embedded gateway's one core: every status change of a message with a target is o
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,12 +50,12 @@ class AttemptResult:
         return self.status is not None and 200 <= self.status < 300
 
 
-def new_client(concurrency: int) -> aiohttp.ClientSession:
+def new_client(concurrency: int, trust: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
     """A client for one endpoint: its own pool (a connection verified for one name is never
     reused for another endpoint's), no redirects, no proxies from the environment. Made inside
-    the running loop."""
+    the running loop. `trust`: whom https certificates must chain to (the system's CAs)."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
+        connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ssl=trust or True),
         trust_env=False,
         auto_decompress=False,
         timeout=aiohttp.ClientTimeout(total=None),  # the attempt as a whole is bounded (asyncio.timeout)
