@@ -45,7 +45,7 @@ def test_a_send_on_each_channel_is_accepted_delivered_and_has_a_timeline(company
             DELIVERED_NUMBER,
             text="Your order is ready",
             suggestions=[{"type": "reply", "text": "Thanks", "postbackData": "thanks"}],
-            fallback_sms={"text": "Your order is ready"},
+            fallback_sms={"text": "Your order is ready", "from": "Acme"},
         )
         card = client.send_rcs(
             DELIVERED_NUMBER,

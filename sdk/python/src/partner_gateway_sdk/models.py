@@ -63,11 +63,9 @@ class RichCard(TypedDict):
     suggestions: NotRequired[list[Suggestion]]
 
 
-class FallbackSms(TypedDict):
-    """The SMS sent instead when the destination cannot get RCS."""
-
-    text: str
-    # `from` is a keyword in Python: write {"text": ..., "from": ...} as a dict literal.
+# The SMS sent instead when the destination cannot get RCS: `text`, and `from` (a keyword in
+# Python, hence the functional form) as an SMS's sender.
+FallbackSms = TypedDict("FallbackSms", {"text": str, "from": NotRequired[str]})
 
 
 # -- what the API answers ---------------------------------------------------------------
