@@ -263,3 +263,35 @@ def test_the_base_url_may_name_the_api_path_or_only_the_host(monkeypatch: pytest
     with Client(http_client=httpx.Client(transport=httpx.MockTransport(handler))) as client:
         client.get_callback_settings()
     assert seen[-1] == "http://env.test/partner-gateway/v1/callbacks/settings"
+
+
+def test_the_longest_gets_stay_within_httpx_s_own_url_limit() -> None:
+    """A 65,535-byte request target is the gateway's bound; httpx refuses URLs over 65,536 bytes
+    with the scheme and host counted, so the SDK's bound gives way to it."""
+    targets: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        targets.append(len(str(request.url)))
+        return httpx.Response(200, json=[])
+
+    ids = [f"msg_{index:026d}" for index in range(10_000)]
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    base = "http://a-rather-long-gateway-host-name.partner.example:8080"
+    with Client("pgw_key", base_url=base, max_url_length=65_535, http_client=http) as client:
+        assert client.statuses(ids, "SMS", method="get") == []
+    assert len(targets) == 5
+    assert max(targets) <= 65_536
+    with pytest.raises(ValueError, match="max_url_length"):
+        Client("pgw_key", max_url_length=10)
+
+
+def test_the_sdk_stands_alone() -> None:
+    """It imports nothing of the gateway: installed alone, it needs httpx only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, partner_gateway_sdk; "
+        "assert not [name for name in sys.modules if name.split('.')[0] == 'partner_gateway'], sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

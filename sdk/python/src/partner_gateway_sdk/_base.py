@@ -15,6 +15,8 @@ from partner_gateway_sdk._version import __version__
 from partner_gateway_sdk.errors import UnexpectedResponseError
 
 T = TypeVar("T")
+# httpx refuses a URL longer than this, scheme and host included (httpx/_urlparse.py).
+HTTPX_MAX_URL_LENGTH = 65_536
 log = logging.getLogger("partner_gateway_sdk")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
@@ -53,12 +55,16 @@ class BaseClient:
         self.retry = policy
         if max_concurrency < 1:
             raise ValueError("max_concurrency is at least 1")
-        self.max_url_length = max_url_length
+        if max_url_length < 100:
+            raise ValueError("max_url_length is at least 100 bytes")
+        self._prefix = self.base_url.path.rstrip("/")
+        self._url = str(self.base_url).rstrip("/")  # the API's root: every call's path goes after it
+        # The bound is on the request target (what the gateway limits); the whole URL must also
+        # stay within httpx's own limit, so a 65,535-byte target loses the origin's length.
+        self.max_url_length = min(max_url_length, HTTPX_MAX_URL_LENGTH - (len(self._url) - len(self._prefix)))
         self.query_chunk_size = query_chunk_size
         self.max_concurrency = max_concurrency
         self.timeout = timeout
-        self._prefix = self.base_url.path.rstrip("/")
-        self._url = str(self.base_url).rstrip("/")  # the API's root: every call's path goes after it
         self._headers = {
             "Authorization": f"Bearer {key}",
             "Accept": "application/json",
