@@ -94,6 +94,11 @@ def test_1200_ids_in_url_sized_gets_are_merged_in_the_order_asked(
         found = client.statuses([*asked, " ", "", asked[0]], "SMS", method="get")
     assert [status.customer_message_id for status in found] == sent
     assert all(isinstance(status, MessageStatus) and status.channel == "SMS" for status in found)
+    with (
+        Client(company.api_key, base_url=company.url, max_url_length=4_000) as threaded,
+        pytest.raises(BadRequestError),
+    ):
+        threaded.statuses(asked, "FAX", method="get")
     assert len(recorder.requests) >= 8  # 1,200 ids of 30 bytes do not fit in fewer 4,000-byte targets
     check_split(recorder, asked, method="GET", max_url_length=4_000)
 
@@ -122,6 +127,9 @@ async def test_1200_ids_in_concurrent_post_chunks_and_the_default_choice(
         assert [status.customer_message_id for status in await client.statuses(asked, "SMS")] == sent
         assert [request.method for request in recorder.requests] == ["POST"] * 5
         assert await client.statuses([], "SMS") == []
+        with pytest.raises(BadRequestError) as refused:  # the chunk's own error, not an ExceptionGroup
+            await client.statuses(asked, "FAX", method="post")
+        assert [error.field for error in refused.value.errors] == ["channel"]
 
 
 def test_the_gateway_s_own_target_limit_is_served_and_another_company_s_ids_are_left_out(

@@ -163,10 +163,17 @@ class AsyncClient(BaseClient):
             async with room:
                 return await self._statuses_of(call)
 
-        # A TaskGroup: the first failure cancels the chunks still running and is raised.
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(call)) for call in calls]
-        return _calls.merged(wanted, (task.result() for task in tasks))
+        # gather, not a TaskGroup: the caller gets the first failure itself (a NotFoundError, a
+        # RateLimitError), not an ExceptionGroup; the chunks still running are cancelled.
+        tasks = [asyncio.ensure_future(one(call)) for call in calls]
+        try:
+            answers = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return _calls.merged(wanted, answers)
 
     async def _statuses_of(self, call: _calls.Call) -> list[MessageStatus]:
         return self._read(await self._execute(call), _calls.statuses)
