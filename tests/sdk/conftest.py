@@ -4,6 +4,7 @@ the suite's PostgreSQL), one for the SDK's tests, and a company of its own for e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 
@@ -25,23 +26,33 @@ SERVE_ENV = {
 }
 
 
+_RUNNING = contextlib.ExitStack()  # the served gateway, stopped after the SDK's last test
+
+
 @pytest.fixture(scope="session")
 def sdk_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
-    if not postgres_url:
-        with serving(tmp_path_factory.mktemp("sdk-gateway"), None, SERVE_ENV) as running:
-            yield running
-        return
-    # The session's database is the in-process tests' too (emptied by each): this gateway,
-    # which lives through the session, gets one of its own.
-    server, name = postgres_url.rsplit("/", 1)
-    name = f"{name}_sdk"
-    admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        with serving(tmp_path_factory.mktemp("sdk-gateway"), f"{server}/{name}", SERVE_ENV) as running:
-            yield running
-    finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with _RUNNING:
+        folder = tmp_path_factory.mktemp("sdk-gateway")
+        if not postgres_url:
+            yield _RUNNING.enter_context(serving(folder, None, SERVE_ENV))
+            return
+        # The session's database is the in-process tests' too (emptied by each): this gateway,
+        # which lives through the SDK's tests, gets one of its own.
+        server, name = postgres_url.rsplit("/", 1)
+        name = f"{name}_sdk"
+        admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
+        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+        _RUNNING.callback(
+            lambda: asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        )
+        yield _RUNNING.enter_context(serving(folder, f"{server}/{name}", SERVE_ENV))
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the SDK's last test, stop its gateway rather than leave it idle through the rest of
+    the session (a session fixture would live until the end)."""
+    if nextitem is None or nextitem.path.parent != item.path.parent:
+        _RUNNING.close()
 
 
 async def _admin(dsn: str, statement: str) -> None:

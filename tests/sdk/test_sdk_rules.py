@@ -295,3 +295,18 @@ def test_the_sdk_stands_alone() -> None:
         "assert not [name for name in sys.modules if name.split('.')[0] == 'partner_gateway'], sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_max_retries_overrides_the_policy_s_count_only() -> None:
+    policy = RetryPolicy(max_retries=5, initial_delay=0.1, max_delay=1)
+    with Client("pgw_key", retry=policy, max_retries=0) as client:
+        assert client.retry == RetryPolicy(max_retries=0, initial_delay=0.1, max_delay=1)
+    with Client("pgw_key") as default:
+        assert default.retry == RetryPolicy(
+            max_retries=2, initial_delay=0.5, max_delay=8.0, max_retry_after=60.0
+        )
+    for wrong in (0, 10_001):
+        with pytest.raises(ValueError, match="query_chunk_size"):
+            Client("pgw_key", query_chunk_size=wrong)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        Client("pgw_key", max_concurrency=0)

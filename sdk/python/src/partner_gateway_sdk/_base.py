@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -44,17 +45,11 @@ class BaseClient:
             raise ValueError(f"an API key is needed: pass api_key or set {API_KEY_VARIABLE}")
         self.base_url = _calls.base_url_of(base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL)
         policy = retry or RetryPolicy()
-        if max_retries is not None:
-            policy = RetryPolicy(
-                max_retries=max_retries,
-                initial_delay=policy.initial_delay,
-                max_delay=policy.max_delay,
-                max_retry_after=policy.max_retry_after,
-                statuses=policy.statuses,
-            )
-        self.retry = policy
+        self.retry = policy if max_retries is None else dataclasses.replace(policy, max_retries=max_retries)
         if max_concurrency < 1:
             raise ValueError("max_concurrency is at least 1")
+        if not 1 <= query_chunk_size <= _calls.MAX_QUERY_CHUNK:
+            raise ValueError(f"query_chunk_size is 1 to {_calls.MAX_QUERY_CHUNK}")
         if max_url_length < 100:
             raise ValueError("max_url_length is at least 100 bytes")
         self._prefix = self.base_url.path.rstrip("/")
