@@ -1,0 +1,69 @@
+"""The SDK against a real `partner-gateway serve` (the embedded default: its simulators, SQLite or
+the suite's PostgreSQL), one for the SDK's tests, and a company of its own for each test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from e2e_support import Gateway, serving
+from sdk_support import Company
+from support import cli
+
+SERVE_ENV = {
+    # the tests' callback receiver listens on loopback (SPEC §5 refuses it otherwise)
+    "PARTNER_GATEWAY_CALLBACK_ALLOW_PRIVATE_NETWORKS": "true",
+    "PARTNER_GATEWAY_CALLBACK_RETRY_FIRST_SECONDS": "0.5",
+    "PARTNER_GATEWAY_CALLBACK_RETRY_MAX_DELAY_SECONDS": "2",
+    # a `company limits` change applies within this (2 s by default)
+    "PARTNER_GATEWAY_RATE_LIMIT_REFRESH_SECONDS": "0.2",
+    "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+}
+
+
+_RUNNING = contextlib.ExitStack()  # the served gateway, stopped after the SDK's last test
+
+
+@pytest.fixture(scope="session")
+def sdk_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
+    with _RUNNING:
+        folder = tmp_path_factory.mktemp("sdk-gateway")
+        if not postgres_url:
+            yield _RUNNING.enter_context(serving(folder, None, SERVE_ENV))
+            return
+        # The session's database is the in-process tests' too (emptied by each): this gateway,
+        # which lives through the SDK's tests, gets one of its own.
+        server, name = postgres_url.rsplit("/", 1)
+        name = f"{name}_sdk"
+        admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
+        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+        _RUNNING.callback(
+            lambda: asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        )
+        yield _RUNNING.enter_context(serving(folder, f"{server}/{name}", SERVE_ENV))
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the SDK's last test, stop its gateway rather than leave it idle through the rest of
+    the session (a session fixture would live until the end)."""
+    if nextitem is None or nextitem.path.parent != item.path.parent:
+        _RUNNING.close()
+
+
+async def _admin(dsn: str, statement: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def company(sdk_gateway: Gateway) -> Company:
+    created = json.loads(cli(sdk_gateway.env, "company", "create", "SDK Ltd", "--json").stdout)
+    return Company(sdk_gateway, created["companyId"], created["apiKey"])
