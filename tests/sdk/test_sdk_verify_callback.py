@@ -13,25 +13,27 @@ from hypothesis import strategies as st
 
 from partner_gateway.callbacks.signing import InvalidSignature, sign, verify
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
-from partner_gateway.domain.wire import callback_body
+from partner_gateway.domain.wire import callback_body, status_item
 from partner_gateway_sdk import InvalidSignatureError, verify_callback
 from partner_gateway_sdk.callbacks import verify_signature
 
 OLD, NEW = "whsec_old-secret", "whsec_new-secret"
 NOW = 1_796_000_000
 BODY = callback_body(
-    "msg_01KB0000000000000000000000",
-    Channel.SMS,
-    "+4915112345678",
-    "order-1234",
-    DeliveryStatus.DELIVERED,
-    "Delivered to the handset",
-    None,
-    1_795_999_990_000,
-    1_795_999_999_500,
-    None,
-    "GSM7",
-    1,
+    status_item(
+        "msg_01KB0000000000000000000000",
+        Channel.SMS,
+        "+4915112345678",
+        "order-1234",
+        DeliveryStatus.DELIVERED,
+        "Delivered to the handset",
+        None,
+        1_795_999_990_000,
+        1_795_999_999_500,
+        None,
+        "GSM7",
+        1,
+    ),
     event_id="evt_01KB0000000000000000000000",
     occurred_at=1_795_999_999_500,
     sequence=2,
