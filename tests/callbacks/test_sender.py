@@ -150,6 +150,43 @@ async def test_during_a_rotation_two_signatures_one_per_secret(
         verify(f"{stamp},{second}", received.body, [old], now=now)
 
 
+async def test_the_first_callback_after_a_rotation_carries_the_new_signature(
+    runtime: Runtime, partner: Partner, start_receiver: StartReceiver
+) -> None:
+    """A running sender has the company's secrets cached; the rotation's claim tells it to read
+    them again, so no callback after the rotation is signed with the old secret alone."""
+    receiver, url = await start_receiver()
+    async with runtime.database.write() as connection:
+        old = (
+            await CallbackSettingsRepository(connection, runtime.callback_secrets).set_url(
+                partner.company_id, url, now_ms()
+            )
+        ).new_secret
+    sender = sender_for(runtime)
+    await sender.start()
+    try:
+        await message_with_changes(runtime, partner.company_id, None)
+        await until(lambda: len(receiver.received) == 2)  # the old secret is cached now
+        assert all(received.signature.count("v1=") == 1 for received in receiver.received)
+        async with runtime.database.write() as connection:
+            new = (
+                await CallbackSettingsRepository(connection, runtime.callback_secrets).set_url(
+                    partner.company_id, url, now_ms(), rotate_secret=True
+                )
+            ).new_secret
+        await message_with_changes(runtime, partner.company_id, None)
+        await until(lambda: len(receiver.received) == 4)
+    finally:
+        await sender.stop()
+    assert old
+    assert new
+    for received in receiver.received[2:]:
+        stamp, first, second = received.signature.split(",")
+        now = now_ms() // 1000
+        verify(f"{stamp},{first}", received.body, [new], now=now)
+        verify(f"{stamp},{second}", received.body, [old], now=now)
+
+
 async def test_urls_are_checked_at_every_attempt_and_the_checked_address_is_used(
     runtime: Runtime, partner: Partner, client: httpx.AsyncClient, start_receiver: StartReceiver
 ) -> None:

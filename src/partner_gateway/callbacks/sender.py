@@ -130,7 +130,8 @@ class CallbackSender:
         self._lease_ms = round(max(settings.callback_lease_seconds, 3 * self._timeout + 5) * 1000)
         self._poll = settings.callback_poll_seconds
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
-        self._secrets: dict[str, tuple[float, tuple[str, ...]]] = {}
+        # company: (valid until, its secrets, the rotation they were read after)
+        self._secrets: dict[str, tuple[float, tuple[str, ...], int | None]] = {}
         self._held = 0
         self._holding: set[str] = set()
         self._wake = asyncio.Event()
@@ -282,7 +283,7 @@ class CallbackSender:
         if endpoint is None or event.url is None:
             return "", AttemptResult(None, "no callback URL: the company's default URL was cleared", 0)
         try:
-            secrets = await self._signing_secrets(event.company_id)
+            secrets = await self._signing_secrets(event.company_id, event.secrets_rotated_at)
         except UnreadableSecret:
             return event.url, AttemptResult(
                 None,
@@ -330,10 +331,15 @@ class CallbackSender:
             self._attempts.add(task)
             task.add_done_callback(self._attempts.discard)
 
-    async def _signing_secrets(self, company_id: str) -> tuple[str, ...]:
-        """The company's secrets (cached a few seconds); made on first use when it has none."""
+    async def _signing_secrets(self, company_id: str, rotated_at: int | None) -> tuple[str, ...]:
+        """The company's secrets (cached a few seconds, and read again when the event's claim saw
+        a rotation the cache has not); made on first use when it has none."""
         cached = self._secrets.get(company_id)
-        if cached is not None and cached[0] > time.monotonic():
+        if (
+            cached is not None
+            and cached[0] > time.monotonic()
+            and (rotated_at is None or (cached[2] is not None and cached[2] >= rotated_at))
+        ):
             return cached[1]
         now = now_ms()
         async with self._database.read() as connection:
@@ -346,7 +352,7 @@ class CallbackSender:
                 secrets = await CallbackSettingsRepository(connection, self._box).signing_secrets(
                     company_id, now
                 )
-        self._secrets[company_id] = (time.monotonic() + SECRETS_TTL_SECONDS, secrets)
+        self._secrets[company_id] = (time.monotonic() + SECRETS_TTL_SECONDS, secrets, rotated_at)
         return secrets
 
     def _forget_idle(self) -> None:

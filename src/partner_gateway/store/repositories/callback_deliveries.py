@@ -48,6 +48,9 @@ class DueEvent:
     body: bytes
     attempts: int
     pending_since: int
+    secrets_rotated_at: int | None = None
+    """When the company's secret was last rotated, as claimed: a sender's cached secrets older
+    than that are read again, so a callback right after a rotation carries the new signature."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ _DUE = (
         callback_events.c.body,
         callback_events.c.attempts,
         callback_events.c.pending_since,
+        callback_settings.c.rotated_at,
     )
     .select_from(
         callback_events.outerjoin(
@@ -109,8 +113,8 @@ async def claim_due(connection: AsyncConnection, now: int, limit: int, lease_ms:
         return []
     await connection.execute(_CLAIM, {"ids": [row[0] for row in rows], "until": now + lease_ms})
     return [
-        DueEvent(event_id, company_id, message_id, url, body.encode(), attempts, pending_since)
-        for event_id, company_id, message_id, url, body, attempts, pending_since in rows
+        DueEvent(event_id, company_id, message_id, url, body.encode(), attempts, pending_since, rotated_at)
+        for event_id, company_id, message_id, url, body, attempts, pending_since, rotated_at in rows
     ]
 
 
