@@ -47,6 +47,7 @@ from partner_gateway.channels.smpp.esme import (
 from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt, receipt_text_excerpt
 from partner_gateway.config import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
+from partner_gateway.domain.routing import Health
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import Unavailable
@@ -159,6 +160,18 @@ class SmppProvider:
         """This worker holds at least one of the carrier's binds: it can hand messages over.
         A dispatcher should not take this carrier's work while it is False (see `wait_accepting`)."""
         return bool(self._sessions)
+
+    @property
+    def health(self) -> Health:
+        """What routing needs to know of this carrier on this worker now (domain/routing.py)."""
+        if not self._sessions:
+            return Health.ELSEWHERE if self._keeper is not None else Health.DOWN
+        bound = [session for session in self._sessions.values() if session.is_bound]
+        if not bound:
+            return Health.DOWN
+        if min(session.paused_for for session in bound) > self.carrier.failover_throttle_seconds:
+            return Health.THROTTLED
+        return Health.UP
 
     async def wait_accepting(self, state: bool = True) -> None:
         """Return once :attr:`accepting` is `state` (a dispatcher pauses or resumes on it)."""
