@@ -62,7 +62,9 @@ class SmsRoute(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prefix: str = Field("", description="Leading digits of the destination (E.164 without '+'); '' matches all.")
+    prefix: str = Field(
+        "", description="Leading digits of the destination (E.164 without '+'); '' matches all."
+    )
     company: str | None = Field(None, description="Only this company's messages.")
     sender: str | None = Field(None, description="Only messages from this sender.")
     carrier: str | None = Field(None, description="The one carrier.")

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from partner_gateway.domain.routing import (
     Health,
     Route,
-    RouteError,
     RoutedMessage,
+    RouteError,
     RouteTable,
     decide,
     split_point,
@@ -53,7 +53,9 @@ TABLE = RouteTable.build(
         ("+4930123456", "cmp_3", "OTHER", ["b"]),  # narrowed routes that do not match are skipped
     ],
 )
-def test_the_most_specific_route_decides(to: str, company: str, sender: str | None, expected: list[str]) -> None:
+def test_the_most_specific_route_decides(
+    to: str, company: str, sender: str | None, expected: list[str]
+) -> None:
     assert decide(message(to, company, sender), TABLE, {}) == expected
 
 
@@ -92,7 +94,10 @@ def test_the_default_table_sends_everything_to_the_first_carrier() -> None:
     ("routes", "error"),
     [
         ([Route("44", ("zz",))], "route 1 (44): unknown carrier zz"),
-        ([Route("44", ("a",)), Route("44", ("b",))], "route 2 (44): same prefix, company and sender as route 1"),
+        (
+            [Route("44", ("a",)), Route("44", ("b",))],
+            "route 2 (44): same prefix, company and sender as route 1",
+        ),
         ([Route("", ("a", "b"), weights=(1, 0))], "weights must be greater than 0"),
         ([Route("", ("a", "b"), weights=(1, -2))], "weights must be greater than 0"),
         ([Route("", ("a", "b"), weights=(1,))], "one weight per carrier"),
@@ -148,6 +153,8 @@ def test_split_points_lie_in_the_unit_interval(message_id: str) -> None:
 @given(st.text(alphabet="0123456789", min_size=1, max_size=15))
 def test_the_longest_matching_prefix_wins(digits: str) -> None:
     prefixes = ["", "4", "49", "491", "4915", "33", "1"]
-    table = RouteTable.build([Route(p, (f"c{i}",)) for i, p in enumerate(prefixes)], [f"c{i}" for i in range(7)])
+    table = RouteTable.build(
+        [Route(p, (f"c{i}",)) for i, p in enumerate(prefixes)], [f"c{i}" for i in range(7)]
+    )
     best = max((p for p in prefixes if digits.startswith(p)), key=len)
     assert decide(RoutedMessage("m", "cmp_1", "+" + digits), table, {}) == [f"c{prefixes.index(best)}"]

@@ -17,6 +17,7 @@ from partner_gateway.domain import sending
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
 from partner_gateway.store.repositories.bind_slots import BindSlotStore
+from partner_gateway.store.repositories.carrier_stats import CarrierStatsStore
 from partner_gateway.store.repositories.delivery.parts import parts_provider
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ def build_provider(context: ProviderContext) -> Provider | None:
     if not carriers:
         return None
     leasing = None
+    stats = None
     if context.runtime is not None:
+        stats = CarrierStatsStore(context.runtime.database)
         leasing = BindLeasing(
             BindSlotStore(context.runtime.database),
             holder=new_holder_id(),
@@ -87,11 +90,13 @@ def build_provider(context: ProviderContext) -> Provider | None:
         )
     settings = context.settings
     if len(carriers) == 1 and settings.sms_routes is None:
-        return SmppProvider(carriers[0], leasing=leasing)  # one carrier: nothing to route
+        return SmppProvider(carriers[0], leasing=leasing, stats=stats)  # one carrier: nothing to route
     table = settings.route_table(carriers)
     routed = {name for route in table.routes for name in route.carriers}
     # A carrier no route names is not bound: it would hold the SMSC's sessions for nothing.
-    providers = [SmppProvider(carrier, leasing=leasing) for carrier in carriers if carrier.name in routed]
+    providers = [
+        SmppProvider(carrier, leasing=leasing, stats=stats) for carrier in carriers if carrier.name in routed
+    ]
     parts_carrier = None
     if context.runtime is not None:
         database = context.runtime.database
