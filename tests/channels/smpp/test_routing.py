@@ -1,0 +1,319 @@
+"""SMS routing across several carriers, end to end in one process: the partner API, the real
+pipeline on the real store, and two or three SMSC simulators over real SMPP.
+
+Every message's text is unique, so what each simulator counted by (destination, content) says
+which carrier took it; the message's own timeline must say the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select, text
+
+from partner_gateway.api.app import create_app
+from partner_gateway.config import Settings, SmppCarrier, SmsRoute
+from partner_gateway.process import Pipeline, start_pipeline
+from partner_gateway.runtime import Runtime
+from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
+from partner_gateway.store.repositories.carrier_stats import read_all
+from partner_gateway.store.tables import message_events, messages, metadata
+from support import BASE, make_partner
+
+
+def number(n: int) -> str:
+    """The n-th of distinct German mobile numbers ending 00-89: the simulator delivers those."""
+    return f"+4915112{n // 90:04d}{n % 90:02d}"
+
+
+@dataclass
+class Routed:
+    runtime: Runtime
+    pipeline: Pipeline
+    http: httpx.AsyncClient
+    smscs: dict[str, SmscSimulator]
+
+    async def send(self, to: str, body: str, sender: str | None = None) -> str:
+        payload: dict[str, str] = {"to": to, "text": body}
+        if sender is not None:
+            payload["from"] = sender
+        response = await self.http.post(f"{BASE}/sms/messages", json=payload)
+        assert response.status_code == 202, response.text
+        return str(response.json()["customerMessageId"])
+
+    async def send_many(self, bodies: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """(destination, text) each; returns message id -> text."""
+        ids: dict[str, str] = {}
+        for start in range(0, len(bodies), 50):
+            chunk = bodies[start : start + 50]
+            sent = await asyncio.gather(*(self.send(to, body) for to, body in chunk))
+            ids.update(zip(sent, (body for _, body in chunk), strict=True))
+        return ids
+
+    async def statuses(self) -> dict[str, tuple[str, str | None, str]]:
+        async with self.runtime.database.read() as connection:
+            rows = await connection.execute(
+                select(messages.c.id, messages.c.status, messages.c.error_code, messages.c.status_description)
+            )
+            return {row.id: (row.status, row.error_code, row.status_description) for row in rows}
+
+    async def wait_until(self, done: set[str], ids: Sequence[str], within: float = 120) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            current = await self.statuses()
+            if all(current[i][0] in done for i in ids):
+                return
+            if time.monotonic() > deadline:
+                left = Counter(current[i][0] for i in ids)
+                raise AssertionError(f"not all messages reached {done}: {left}")
+            await asyncio.sleep(0.1)
+
+    async def sent_by(self) -> dict[str, str]:
+        """Each message's carrier, as its timeline's SENT entry names it."""
+        async with self.runtime.database.read() as connection:
+            rows = await connection.execute(
+                select(
+                    message_events.c.message_id, message_events.c.source, message_events.c.description
+                ).where(message_events.c.status == "SENT")
+            )
+            taken: dict[str, str] = {}
+            for row in rows:
+                assert row.message_id not in taken, f"{row.message_id} was accepted twice"
+                taken[row.message_id] = row.source.removeprefix("smpp:")
+            return taken
+
+    def carrier_of(self, body: str) -> list[str]:
+        """The simulators that accepted a submit with this text (each counted once per content)."""
+        return [
+            name
+            for name, smsc in self.smscs.items()
+            if any(content == body.encode() for (_to, content) in smsc.stats.submits_by_content)
+        ]
+
+
+async def _empty_postgres(runtime: Runtime) -> None:
+    if runtime.database.dialect == "postgresql":
+        async with runtime.database.write() as connection:
+            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "instance_secrets")
+            await connection.execute(text(f"TRUNCATE {names}"))
+
+
+@pytest.fixture
+def carriers() -> dict[str, dict[str, object]]:
+    """Per carrier name: its SmppCarrier overrides (a test changes them before `routed`)."""
+    return {"a": {}, "b": {}}
+
+
+@pytest.fixture
+def routes() -> list[SmsRoute]:
+    return [SmsRoute(failover=["a", "b"])]
+
+
+@pytest.fixture
+def extra() -> dict[str, object]:
+    """More settings for one test."""
+    return {}
+
+
+@pytest.fixture
+async def routed(
+    settings: Settings,
+    carriers: dict[str, dict[str, object]],
+    routes: list[SmsRoute],
+    extra: dict[str, object],
+) -> AsyncIterator[Routed]:
+    smscs: dict[str, SmscSimulator] = {}
+    configured: list[SmppCarrier] = []
+    for name, overrides in carriers.items():
+        simulator_options = dict(overrides.pop("smsc", {}))  # type: ignore[call-overload]
+        smsc = SmscSimulator(
+            SmscConfig(
+                port=0,
+                system_id=f"sys-{name}",
+                password="pw",
+                receipt_delay_min_seconds=0.01,
+                receipt_delay_max_seconds=0.05,
+                **simulator_options,
+            )
+        )
+        port = await smsc.start()
+        smscs[name] = smsc
+        values: dict[str, object] = {
+            "name": name,
+            "host": "127.0.0.1",
+            "port": port,
+            "system_id": f"sys-{name}",
+            "password": SecretStr("pw"),
+            "window": 20,
+            "enquire_link_seconds": 30,
+        }
+        configured.append(SmppCarrier.model_validate(values | overrides))
+    test_settings = Settings.model_validate(
+        settings.model_dump()
+        | {
+            "smpp_carriers": configured,
+            "sms_routes": routes,
+            "rate_limit_enabled": False,
+            "dispatch_poll_seconds": 0.02,
+            "retry_max_delay_seconds": 1,
+            "callback_allow_private_networks": True,
+        }
+        | extra
+    )
+    runtime = await Runtime.start(test_settings)
+    await _empty_postgres(runtime)
+    pipeline = await start_pipeline(test_settings, runtime)
+    try:
+        partner = await make_partner(runtime)
+        app = create_app(test_settings, runtime)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway.test", headers=partner.headers
+        ) as http:
+            provider = pipeline.providers[next(iter(pipeline.providers))]
+            assert await getattr(provider, "wait_bound")(10)  # noqa: B009 - the routing provider's
+            yield Routed(runtime, pipeline, http, smscs)
+    finally:
+        await pipeline.stop()
+        await runtime.close()
+        for smsc in smscs.values():
+            await smsc.stop()
+
+
+@pytest.mark.parametrize(
+    "routes",
+    [[SmsRoute(prefix="44", carrier="a"), SmsRoute(prefix="4479", carrier="b"), SmsRoute(carrier="c")]],
+)
+@pytest.mark.parametrize("carriers", [{"a": {}, "b": {}, "c": {}}])
+async def test_messages_go_to_the_carrier_of_their_longest_prefix(routed: Routed) -> None:
+    bodies = [("+442079460123", "uk landline"), ("+447911123456", "uk 4479"), ("+33612345678", "france")]
+    bodies += [("+442079460124", "uk again"), ("+4915112345678", "germany")]
+    ids = await routed.send_many(bodies)
+    await routed.wait_until({"DELIVERED"}, list(ids))
+    expected = {"uk landline": "a", "uk 4479": "b", "france": "c", "uk again": "a", "germany": "c"}
+    taken = await routed.sent_by()
+    for message_id, body in ids.items():
+        assert routed.carrier_of(body) == [expected[body]], body
+        assert taken[message_id] == expected[body]
+    assert [smsc.stats.submits for smsc in routed.smscs.values()] == [2, 1, 2]
+
+
+@pytest.mark.parametrize("routes", [[SmsRoute(split={"a": 70, "b": 30})]])
+async def test_a_weighted_split_holds_over_a_thousand_messages(routed: Routed) -> None:
+    ids = await routed.send_many([(number(n), f"split {n}") for n in range(1000)])
+    await routed.wait_until({"DELIVERED"}, list(ids))
+    a, b = routed.smscs["a"].stats, routed.smscs["b"].stats
+    assert a.submits_accepted + b.submits_accepted == 1000
+    assert a.duplicates == b.duplicates == 0
+    # Each message's carrier comes from a hash of its (random) id: 70 % within five points.
+    assert 0.65 <= a.submits_accepted / 1000 <= 0.75, (a.submits_accepted, b.submits_accepted)
+    taken = await routed.sent_by()
+    assert Counter(taken.values()) == {"a": a.submits_accepted, "b": b.submits_accepted}
+    for message_id, body in list(ids.items())[:100]:
+        assert routed.carrier_of(body) == [taken[message_id]]
+
+
+@pytest.mark.parametrize("carriers", [{"a": {"window": 1}, "b": {}}])
+async def test_when_a_carriers_bind_drops_mid_run_its_work_fails_over_without_loss_or_duplicates(
+    routed: Routed,
+) -> None:
+    a = routed.smscs["a"]
+    # The 60th submit is answered, then carrier a hangs up and refuses every bind from then on.
+    a.script.drop_at_submit = 60
+    a.script.reject_binds = 1_000_000
+    ids = await routed.send_many([(number(n), f"failover {n}") for n in range(400)])
+    await routed.wait_until({"DELIVERED", "SENT"}, list(ids))
+    b = routed.smscs["b"]
+    assert a.stats.submits_accepted == 60
+    assert a.stats.submits_accepted + b.stats.submits_accepted == 400  # each message once
+    assert a.stats.duplicates == b.stats.duplicates == 0
+    assert b.stats.submits == b.stats.submits_accepted
+    taken = await routed.sent_by()
+    assert len(taken) == 400
+    for message_id, body in ids.items():
+        assert routed.carrier_of(body) == [taken[message_id]], body
+    statuses = await routed.statuses()
+    moved = [statuses[m][2] for m, carrier in taken.items() if carrier == "b"]
+    assert len(moved) == 340
+    # b delivers; a's last receipts may never come (its binds are refused): SENT, not lost.
+    assert all(statuses[m][0] == "DELIVERED" for m, carrier in taken.items() if carrier == "b")
+    async with routed.runtime.database.read() as connection:
+        descriptions = (
+            await connection.execute(
+                select(message_events.c.description).where(
+                    message_events.c.status == "SENT", message_events.c.source == "smpp:b"
+                )
+            )
+        ).scalars()
+        after_a = [d for d in descriptions if d.startswith("Accepted by the carrier b (after a:")]
+    assert after_a, "a message that a refused names both carriers in its timeline"
+
+
+async def test_a_permanent_error_does_not_fail_over(routed: Routed) -> None:
+    message_id = await routed.send("+4915112345690", "invalid destination")  # the SMSC's ESME_RINVDSTADR
+    await routed.wait_until({"ERROR"}, [message_id])
+    status, code, description = (await routed.statuses())[message_id]
+    assert (status, code) == ("ERROR", "smpp:0x0000000B")
+    assert description.startswith("a: Invalid destination address")
+    assert routed.smscs["a"].stats.submits == 1
+    assert routed.smscs["b"].stats.submits == 0
+
+
+async def test_a_temporary_error_fails_over_to_the_next_carrier(routed: Routed) -> None:
+    routed.smscs["a"].script.nack_submits = 1  # generic_nack ESME_RSYSERR: nothing accepted
+    message_id = await routed.send("+4915112345601", "temporary on a")
+    await routed.wait_until({"DELIVERED"}, [message_id])
+    assert routed.carrier_of("temporary on a") == ["b"]
+    assert (await routed.sent_by())[message_id] == "b"
+    async with routed.runtime.database.read() as connection:
+        sent = (
+            await connection.execute(
+                select(message_events.c.description).where(
+                    message_events.c.message_id == message_id, message_events.c.status == "SENT"
+                )
+            )
+        ).scalar_one()
+    assert sent.startswith("Accepted by the carrier b (after a: ")
+
+
+@pytest.mark.parametrize("carriers", [{"a": {"smsc": {"max_throughput": 5.0}}, "b": {}}])
+async def test_a_throttling_carrier_passes_its_work_to_the_next(routed: Routed) -> None:
+    ids = await routed.send_many([(number(n), f"throttle {n}") for n in range(60)])
+    await routed.wait_until({"DELIVERED"}, list(ids))
+    a, b = routed.smscs["a"].stats, routed.smscs["b"].stats
+    assert a.throttled > 0
+    assert b.submits_accepted > 0
+    assert a.submits_accepted + b.submits_accepted == 60
+    assert a.duplicates == b.duplicates == 0
+
+
+@pytest.mark.parametrize("routes", [[SmsRoute(prefix="44", carrier="a")]])
+async def test_a_destination_no_route_matches_ends_in_error(routed: Routed) -> None:
+    message_id = await routed.send("+4915112345678", "nowhere to go")
+    await routed.wait_until({"ERROR"}, [message_id])
+    assert (await routed.statuses())[message_id][:2] == ("ERROR", "gw:no-route")
+    assert routed.smscs["a"].stats.submits == 0
+
+
+@pytest.mark.parametrize("extra", [{"smpp_bind_lease_seconds": 1.5}])  # a report every 0.5 s
+async def test_each_worker_reports_each_carrier_to_the_store(routed: Routed) -> None:
+    message_id = await routed.send("+4915112345601", "counted")
+    await routed.wait_until({"DELIVERED"}, [message_id])
+    deadline = time.monotonic() + 30
+    while True:
+        async with routed.runtime.database.read() as connection:
+            rows = {row.sample.carrier: row.sample for row in await read_all(connection)}
+        a, b = rows.get("a"), rows.get("b")
+        if a is not None and b is not None and (a.submits_total, a.receipts_total) == (1, 1):
+            break
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.1)
+    assert (a.health, a.binds_held, a.binds_bound, a.window, a.in_flight) == ("up", 1, 1, 20, 0)
+    assert (b.health, b.submits_total, b.last_error) == ("up", 0, None)
