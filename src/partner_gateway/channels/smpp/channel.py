@@ -105,7 +105,21 @@ def build_provider(context: ProviderContext) -> Provider | None:
             async with database.read() as connection:
                 return await parts_provider(connection, message_id)
 
-    return RoutedSmsProvider(providers, table, parts_carrier=parts_carrier)
+    up_in_cluster = None
+    if stats is not None and leasing is not None and not leasing.exclusive:
+        reports = stats
+        within_ms = int(leasing.lease_seconds * 1000)  # three report intervals
+
+        async def up_in_cluster() -> set[str]:
+            return await reports.up(within_ms)
+
+    return RoutedSmsProvider(
+        providers,
+        table,
+        parts_carrier=parts_carrier,
+        up_in_cluster=up_in_cluster,
+        cluster_interval=leasing.interval if leasing is not None else 10.0,
+    )
 
 
 SMS: ChannelEntry[SmsSendRequest] = ChannelEntry(

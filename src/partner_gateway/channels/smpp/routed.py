@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 FAILOVER_KINDS = frozenset({"retry", "throttled"})
 PartsCarrier = Callable[[str], Awaitable[str | None]]
 """The provider name (`smpp:<carrier>`) that accepted a message's first parts, from the store."""
+UpInCluster = Callable[[], Awaitable[set[str]]]
+"""The carriers some worker of the cluster reported bound lately (the store's carrier_stats)."""
 
 
 class RoutedSmsProvider:
@@ -52,13 +54,38 @@ class RoutedSmsProvider:
         table: RouteTable,
         *,
         parts_carrier: PartsCarrier | None = None,
+        up_in_cluster: UpInCluster | None = None,
+        cluster_interval: float = 10.0,
     ) -> None:
         self.carriers: dict[str, SmppProvider] = {provider.carrier.name: provider for provider in carriers}
         self.table = table
         self._parts_carrier = parts_carrier
+        self._up_in_cluster = up_in_cluster
+        self._cluster_interval = cluster_interval
+        self._up_elsewhere: set[str] | None = None  # None: not known (yet), held elsewhere counts as up
+        self._cluster_task: asyncio.Task[None] | None = None
 
     def health(self) -> dict[str, Health]:
-        return {name: provider.health for name, provider in self.carriers.items()}
+        """Each carrier's health on this worker. A carrier whose binds other workers hold, and that
+        none of them reported bound lately, is down: otherwise two workers, each holding the bind
+        the other's failover needs, would hand the same message back to each other."""
+        health = {name: provider.health for name, provider in self.carriers.items()}
+        up = self._up_elsewhere
+        if up is not None:
+            for name, state in health.items():
+                if state is Health.ELSEWHERE and name not in up:
+                    health[name] = Health.DOWN
+        return health
+
+    async def _watch_cluster(self) -> None:
+        assert self._up_in_cluster is not None
+        while True:
+            try:
+                async with asyncio.timeout(self._cluster_interval):
+                    self._up_elsewhere = await self._up_in_cluster()
+            except Exception as error:  # the store away: keep the last view, look again next round
+                logger.debug("reading the carriers' health in the cluster failed: %r", error)
+            await asyncio.sleep(self._cluster_interval)
 
     def webhook_routes(self) -> Sequence[WebhookRoute]:
         return ()
@@ -66,8 +93,14 @@ class RoutedSmsProvider:
     async def start(self, sink: ReportSink) -> None:
         for provider in self.carriers.values():
             await provider.start(sink)
+        if self._up_in_cluster is not None:
+            self._cluster_task = asyncio.create_task(self._watch_cluster(), name="smpp-cluster-health")
 
     async def stop(self) -> None:
+        if self._cluster_task is not None:
+            self._cluster_task.cancel()
+            await asyncio.gather(self._cluster_task, return_exceptions=True)
+            self._cluster_task = None
         for provider in self.carriers.values():
             await provider.stop()
 
@@ -100,16 +133,17 @@ class RoutedSmsProvider:
         order = decide(_routed(message), self.table, self.health())
         return self.carriers[order[0]].name if order else self.name
 
-    async def _order(self, message: OutboundMessage) -> list[str]:
+    async def _order(self, message: OutboundMessage, health: dict[str, Health]) -> list[str]:
         if message.parts_done > 0 and self._parts_carrier is not None:
             taken = await self._parts_carrier(message.message_id)
             name = taken.removeprefix("smpp:") if taken is not None else None
             if name is not None and name in self.carriers:
                 return [name]  # the rest of a concatenated SMS goes where its first parts went
-        return decide(_routed(message), self.table, self.health())
+        return decide(_routed(message), self.table, health)
 
     async def send(self, message: OutboundMessage, guard: HandoverGuard) -> Accepted:
-        order = await self._order(message)
+        health = self.health()
+        order = await self._order(message, health)
         if not order:
             raise SendError(
                 "permanent", "No SMS route matches the destination", code=NO_ROUTE.code, provider=self.name
@@ -117,7 +151,7 @@ class RoutedSmsProvider:
         refusals: list[str] = []
         for position, name in enumerate(order):
             provider = self.carriers[name]
-            held_elsewhere = provider.health is Health.ELSEWHERE
+            held_elsewhere = health[name] is Health.ELSEWHERE  # that worker sends it: hand it back
             try:
                 accepted = await provider.send(message, guard)
             except SendError as error:

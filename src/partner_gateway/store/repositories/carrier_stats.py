@@ -70,6 +70,13 @@ async def read_all(connection: AsyncConnection) -> list[CarrierRow]:
     return [CarrierRow(CarrierSample(**{n: row._mapping[n] for n in names}), row.updated_at) for row in rows]
 
 
+def reported_up(rows: Sequence[CarrierRow], now: int, within_ms: int) -> set[str]:
+    """The carriers some worker reported `up` within the last `within_ms`."""
+    return {
+        row.sample.carrier for row in rows if row.sample.health == "up" and now - row.updated_at <= within_ms
+    }
+
+
 class CarrierStatsStore:
     """The rows as a provider writes them: each call its own short transaction."""
 
@@ -87,3 +94,6 @@ class CarrierStatsStore:
     async def read(self) -> Sequence[CarrierRow]:
         async with self._database.read() as connection:
             return await read_all(connection)
+
+    async def up(self, within_ms: int) -> set[str]:
+        return reported_up(await self.read(), now_ms(), within_ms)

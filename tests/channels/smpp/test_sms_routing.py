@@ -18,12 +18,21 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, text
 
+from channels.harness import RecordingGuard, RecordingSink
 from partner_gateway.api.app import create_app
+from partner_gateway.channels.base import OutboundMessage, SendError
+from partner_gateway.channels.entry import ProviderContext
+from partner_gateway.channels.smpp.channel import SMS
+from partner_gateway.channels.smpp.routed import RoutedSmsProvider
 from partner_gateway.config import Settings, SmppCarrier, SmsRoute
+from partner_gateway.domain.routing import Health
+from partner_gateway.domain.statuses import Channel
+from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.process import Pipeline, start_pipeline
 from partner_gateway.runtime import Runtime
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
-from partner_gateway.store.repositories.carrier_stats import read_all
+from partner_gateway.store.repositories import bind_slots, carrier_stats
+from partner_gateway.store.repositories.carrier_stats import CarrierSample, read_all
 from partner_gateway.store.tables import message_events, messages, metadata
 from support import BASE, make_partner
 
@@ -318,3 +327,74 @@ async def test_each_worker_reports_each_carrier_to_the_store(routed: Routed) -> 
         await asyncio.sleep(0.1)
     assert (a.health, a.binds_held, a.binds_bound, a.window, a.in_flight) == ("up", 1, 1, 20, 0)
     assert (b.health, b.submits_total, b.last_error) == ("up", 0, None)
+
+
+def outbound(message_id: str, to: str = "+4915112345601") -> OutboundMessage:
+    stamp = now_ms()
+    return OutboundMessage(
+        message_id=message_id,
+        company_id="cmp_cluster",
+        channel=Channel.SMS,
+        to=to,
+        sender=None,
+        content={"text": message_id},
+        created_at=stamp,
+        expires_at=stamp + 3_600_000,
+    )
+
+
+@pytest.mark.parametrize("other_worker_sees", ["up", "down"])
+async def test_a_carrier_another_worker_holds_is_left_to_it_unless_it_reports_it_down(
+    settings: Settings, runtime: Runtime, other_worker_sees: str
+) -> None:
+    """Carrier a's only bind is another worker's. While that worker reports a bound, a message
+    routed a-then-b is handed back for it (not sent through b here); once it reports a down, this
+    worker fails the message over to b. Two workers each holding what the other's failover needs
+    would otherwise hand the same message back and forth."""
+    async with (
+        SmscSimulator(SmscConfig(port=0, system_id="sys", password="pw")) as a_smsc,
+        SmscSimulator(SmscConfig(port=0, system_id="sys", password="pw")) as b_smsc,
+    ):
+        carriers = [
+            SmppCarrier(name=name, host="127.0.0.1", port=port, system_id="sys", password=SecretStr("pw"))
+            for name, port in (("a", a_smsc.port), ("b", b_smsc.port))
+        ]
+        test_settings = Settings.model_validate(
+            settings.model_dump()
+            | {
+                "smpp_carriers": carriers,
+                "sms_routes": [SmsRoute(failover=["a", "b"])],
+                "smpp_bind_lease_seconds": 3,
+            }
+        )
+        now = now_ms()
+        async with runtime.database.write() as connection:
+            await bind_slots.take(connection, "a", 1, "other-worker", now, 3_600_000)
+            sample = CarrierSample(
+                "a", "other-worker", other_worker_sees, 1, 1, 10, 0, 0, 0, 0, 0, None, None
+            )
+            await carrier_stats.write(connection, sample, now)
+        provider = SMS.build_provider(ProviderContext(test_settings, None, runtime, exclusive=False))
+        assert isinstance(provider, RoutedSmsProvider)
+        await provider.start(RecordingSink())
+        try:
+            assert await provider.carriers["b"].wait_bound(10)
+            deadline = time.monotonic() + 10
+            while provider._up_elsewhere is None:  # its first look at the cluster, at start
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            if other_worker_sees == "up":
+                assert provider.health() == {"a": Health.ELSEWHERE, "b": Health.UP}
+                with pytest.raises(SendError) as raised:
+                    await provider.send(outbound("msg_for_the_other_worker"), RecordingGuard())
+                assert raised.value.kind == "retry"
+                assert "held by other workers" in raised.value.description
+                assert b_smsc.stats.submits == 0
+            else:
+                assert provider.health() == {"a": Health.DOWN, "b": Health.UP}
+                accepted = await provider.send(outbound("msg_failed_over"), RecordingGuard())
+                assert accepted.provider == "smpp:b"
+                assert b_smsc.stats.submits_accepted == 1
+            assert a_smsc.stats.submits == 0
+        finally:
+            await provider.stop()
