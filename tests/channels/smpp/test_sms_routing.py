@@ -398,3 +398,27 @@ async def test_a_carrier_another_worker_holds_is_left_to_it_unless_it_reports_it
             assert a_smsc.stats.submits == 0
         finally:
             await provider.stop()
+
+
+async def test_when_every_carrier_refuses_the_retry_names_each_and_the_message_is_sent_later(
+    routed: Routed,
+) -> None:
+    routed.smscs["a"].script.nack_submits = 1
+    routed.smscs["b"].script.nack_submits = 1
+    message_id = await routed.send("+4915112345602", "both refuse once")
+    await routed.wait_until({"DELIVERED"}, [message_id])
+    async with routed.runtime.database.read() as connection:
+        descriptions = (
+            await connection.execute(
+                select(message_events.c.description)
+                .where(message_events.c.message_id == message_id)
+                .order_by(message_events.c.id)
+            )
+        ).scalars()
+        timeline = list(descriptions)
+    retry = [d for d in timeline if d.startswith("Will retry: ")]
+    assert len(retry) == 1
+    assert retry[0].startswith("Will retry: a: "), retry
+    assert "; b: " in retry[0], retry
+    assert sum(smsc.stats.submits_accepted for smsc in routed.smscs.values()) == 1
+    assert routed.carrier_of("both refuse once") == ["a"]  # the retry starts again at the first
