@@ -158,3 +158,26 @@ def test_the_longest_matching_prefix_wins(digits: str) -> None:
     )
     best = max((p for p in prefixes if digits.startswith(p)), key=len)
     assert decide(RoutedMessage("m", "cmp_1", "+" + digits), table, {}) == [f"c{prefixes.index(best)}"]
+
+
+ROUTE_KEYS = st.tuples(
+    st.text(alphabet="0149", max_size=4),
+    st.sampled_from([None, "cmp_1", "cmp_2"]),
+    st.sampled_from([None, "ACME"]),
+)
+
+
+@given(
+    st.lists(ROUTE_KEYS, unique=True, max_size=25),
+    st.text(alphabet="0149", min_size=1, max_size=12),
+    st.sampled_from(["cmp_1", "cmp_2", "cmp_3"]),
+    st.sampled_from([None, "ACME", "OTHER"]),
+)
+def test_the_route_found_is_the_most_specific_that_matches(
+    keys: list[tuple[str, str | None, str | None]], digits: str, company: str, sender: str | None
+) -> None:
+    routes = [Route(prefix, (CARRIERS[n % 4],), company=c, sender=s) for n, (prefix, c, s) in enumerate(keys)]
+    table = RouteTable.build(routes, CARRIERS)
+    matching = [r for r in routes if r.matches(digits, company, sender)]
+    expected = max(matching, key=lambda r: r.specificity) if matching else None
+    assert table.route_for(RoutedMessage("m", company, "+" + digits, sender)) is expected

@@ -102,6 +102,20 @@ class RoutedMessage:
 class RouteTable:
     routes: tuple[Route, ...]
     carriers: frozenset[str] = field(default_factory=frozenset)  # every carrier configured
+    # Routes by prefix, the most specific first, and the prefix lengths longest first: a look-up
+    # costs one dict probe per distinct length, however many routes there are.
+    _by_prefix: dict[str, tuple[Route, ...]] = field(init=False, repr=False, compare=False)
+    _lengths: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_prefix: dict[str, list[Route]] = {}
+        for route in self.routes:
+            by_prefix.setdefault(route.prefix, []).append(route)
+        ordered = {
+            p: tuple(sorted(rs, key=lambda r: r.specificity, reverse=True)) for p, rs in by_prefix.items()
+        }
+        object.__setattr__(self, "_by_prefix", ordered)
+        object.__setattr__(self, "_lengths", tuple(sorted({len(p) for p in ordered}, reverse=True)))
 
     @classmethod
     def build(cls, routes: Iterable[Route], carriers: Sequence[str]) -> RouteTable:
@@ -144,14 +158,15 @@ class RouteTable:
         return cls.build([Route(DEFAULT_CARRIER_PREFIX, (carriers[0],))], carriers) if carriers else cls(())
 
     def route_for(self, message: RoutedMessage) -> Route | None:
+        """The longest prefix first, then company and sender before either alone (module docstring)."""
         digits = message.to.lstrip("+")
-        best: Route | None = None
-        for route in self.routes:
-            if route.matches(digits, message.company_id, message.sender) and (
-                best is None or route.specificity > best.specificity
-            ):
-                best = route
-        return best
+        for length in self._lengths:
+            if length > len(digits):
+                continue
+            for route in self._by_prefix.get(digits[:length], ()):
+                if route.matches(digits, message.company_id, message.sender):
+                    return route
+        return None
 
 
 def split_point(message_id: str) -> float:
