@@ -422,3 +422,82 @@ async def test_when_every_carrier_refuses_the_retry_names_each_and_the_message_i
     assert "; b: " in retry[0], retry
     assert sum(smsc.stats.submits_accepted for smsc in routed.smscs.values()) == 1
     assert routed.carrier_of("both refuse once") == ["a"]  # the retry starts again at the first
+
+
+async def test_two_workers_share_each_carriers_binds_and_route_without_loss_or_duplicates(
+    settings: Settings,
+) -> None:
+    """Two worker processes' pipelines (role worker, claiming from one store) and an API, two
+    carriers of two binds each: every worker holds one bind of each carrier, the 50/50 split
+    holds across them, and every message is submitted once, through the carrier its timeline names.
+    (Which worker claims which message is the claim loop's business, not asserted.)"""
+    smscs = {
+        name: SmscSimulator(
+            SmscConfig(
+                port=0,
+                system_id="sys",
+                password="pw",
+                receipt_delay_max_seconds=0.05,
+                receipt_delay_min_seconds=0.01,
+            )
+        )
+        for name in ("a", "b")
+    }
+    ports = {name: await smsc.start() for name, smsc in smscs.items()}
+    carriers = [
+        SmppCarrier(
+            name=name,
+            host="127.0.0.1",
+            port=port,
+            system_id="sys",
+            password=SecretStr("pw"),
+            binds=2,
+            window=20,
+        )
+        for name, port in ports.items()
+    ]
+    base = settings.model_dump() | {
+        "smpp_carriers": carriers,
+        "sms_routes": [SmsRoute(split={"a": 1, "b": 1})],
+        "rate_limit_enabled": False,
+        "dispatch_poll_seconds": 0.02,
+        "smpp_bind_lease_seconds": 3,
+    }
+    api_settings = Settings.model_validate(base | {"role": "api"})
+    worker_settings = Settings.model_validate(base | {"role": "worker"})
+    api = await Runtime.start(api_settings)
+    await _empty_postgres(api)
+    workers: list[tuple[Runtime, Pipeline]] = []
+    try:
+        for _ in range(2):
+            runtime = await Runtime.start(worker_settings)
+            workers.append((runtime, await start_pipeline(worker_settings, runtime)))
+        providers = [pipeline.providers[Channel.SMS] for _, pipeline in workers]
+        assert all(isinstance(p, RoutedSmsProvider) for p in providers)
+        deadline = time.monotonic() + 30
+        while not all(len(p.carriers[c].bound_slots) == 1 for p in providers for c in ("a", "b")):  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "each worker should hold one bind of each carrier"
+            await asyncio.sleep(0.1)
+        partner = await make_partner(api)
+        transport = httpx.ASGITransport(app=create_app(api_settings, api))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway.test", headers=partner.headers
+        ) as http:
+            routed = Routed(api, workers[0][1], http, smscs)
+            ids = await routed.send_many([(number(n), f"cluster {n}") for n in range(400)])
+            await routed.wait_until({"DELIVERED"}, list(ids))
+            taken = await routed.sent_by()
+        a, b = smscs["a"].stats, smscs["b"].stats
+        assert a.submits_accepted + b.submits_accepted == 400
+        assert a.duplicates == b.duplicates == 0
+        assert 0.42 <= a.submits_accepted / 400 <= 0.58, (a.submits_accepted, b.submits_accepted)
+        assert Counter(taken.values()) == {"a": a.submits_accepted, "b": b.submits_accepted}
+        for message_id, body in ids.items():
+            assert routed.carrier_of(body) == [taken[message_id]]
+    finally:
+        for runtime, pipeline in workers:
+            await pipeline.stop()
+            await runtime.close()
+        await api.close()
+        for smsc in smscs.values():
+            await smsc.stop()
