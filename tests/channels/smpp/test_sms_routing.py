@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
@@ -31,8 +31,9 @@ from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.process import Pipeline, start_pipeline
 from partner_gateway.runtime import Runtime
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
-from partner_gateway.store.repositories import bind_slots, carrier_stats
+from partner_gateway.store.repositories import bind_slots, carrier_stats, delivery
 from partner_gateway.store.repositories.carrier_stats import CarrierSample, read_all
+from partner_gateway.store.repositories.delivery import PartRecord
 from partner_gateway.store.tables import message_events, messages, metadata
 from support import BASE, make_partner
 
@@ -501,3 +502,37 @@ async def test_two_workers_share_each_carriers_binds_and_route_without_loss_or_d
         await api.close()
         for smsc in smscs.values():
             await smsc.stop()
+
+
+async def test_the_rest_of_a_multipart_message_goes_where_its_first_parts_went(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """A concatenated SMS resumed after a failure (parts_done > 0) is sent through the carrier
+    that accepted its first parts, whatever the route would choose now."""
+    async with (
+        SmscSimulator(SmscConfig(port=0, system_id="sys", password="pw")) as a_smsc,
+        SmscSimulator(SmscConfig(port=0, system_id="sys", password="pw")) as b_smsc,
+    ):
+        carriers = [
+            SmppCarrier(name=name, host="127.0.0.1", port=port, system_id="sys", password=SecretStr("pw"))
+            for name, port in (("a", a_smsc.port), ("b", b_smsc.port))
+        ]
+        test_settings = Settings.model_validate(
+            settings.model_dump() | {"smpp_carriers": carriers, "sms_routes": [SmsRoute(failover=["a", "b"])]}
+        )
+        async with runtime.database.write() as connection:
+            await delivery.record_parts(
+                connection, "msg_multipart", "smpp:b", [PartRecord(1, 3, "0000000001", "1")], now_ms()
+            )
+        provider = SMS.build_provider(ProviderContext(test_settings, None, runtime, exclusive=True))
+        assert isinstance(provider, RoutedSmsProvider)
+        await provider.start(RecordingSink())
+        try:
+            assert await provider.wait_bound(10)
+            resumed = replace(outbound("msg_multipart"), content={"text": "x" * 400}, parts_done=1)
+            accepted = await provider.send(resumed, RecordingGuard())
+        finally:
+            await provider.stop()
+    assert accepted.provider == "smpp:b"
+    assert [part.part_no for part in accepted.parts] == [2, 3]
+    assert (a_smsc.stats.submits, b_smsc.stats.submits_accepted) == (0, 2)
