@@ -140,7 +140,10 @@ async def test_carriers_shows_binds_and_what_workers_reported(env: dict[str, str
     text = cli(env, "carriers").stdout
     assert "uk-a (127.0.0.1:2775): 1 bind(s), window 10 per bind, throughput unlimited/s per bind" in text
     assert "  bind #1: gw-1-42-ab (held, since " in text
-    assert "  worker gw-1-42-ab: up, 1/1 bound, window 3/10 in use, 12.5 submits/s, 11 receipts/s" in text
+    assert (
+        "  worker gw-1-42-ab: up, 1/1 bound, window 3/10 in use, 12.5 submits/s, 11 receipts/s (500 and 480"
+        in text
+    )
     assert "    last error " in text
     assert "ESME_RTHROTTLED" in text
     assert "worker gw-0-1-dead (stale: the worker stopped reporting): down" in text

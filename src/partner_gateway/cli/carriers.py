@@ -105,7 +105,7 @@ def _carrier_text(data: dict[str, Any]) -> str:
             f"  worker {worker['holder']}{stale}: {worker['health']}, {worker['bindsBound']}/{worker['bindsHeld']} "
             f"bound, window {worker['windowInUse']}/{worker['window']} in use, "
             f"{worker['submitsPerSecond']:g} submits/s, {worker['receiptsPerSecond']:g} receipts/s "
-            f"(as of {worker['reportedAt']})"
+            f"({worker['submitsTotal']} and {worker['receiptsTotal']} since it started; as of {worker['reportedAt']})"
         )
         if worker["lastError"]:
             lines.append(f"    last error {worker['lastErrorAt']}: {worker['lastError']}")
