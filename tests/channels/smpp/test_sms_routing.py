@@ -253,7 +253,7 @@ async def test_when_a_carriers_bind_drops_mid_run_its_work_fails_over_without_lo
     moved = [statuses[m][2] for m, carrier in taken.items() if carrier == "b"]
     assert len(moved) == 340
     # b delivers; a's last receipts may never come (its binds are refused): SENT, not lost.
-    assert all(statuses[m][0] == "DELIVERED" for m, carrier in taken.items() if carrier == "b")
+    await routed.wait_until({"DELIVERED"}, [m for m, carrier in taken.items() if carrier == "b"])
     async with routed.runtime.database.read() as connection:
         descriptions = (
             await connection.execute(
