@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from partner_gateway.channels.rcs.settings import RbmSettings
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
 from partner_gateway.domain.rate_limits import Limit, Traffic
+from partner_gateway.domain.routing import Route, RouteError, RouteTable
 
 
 class SmppCarrier(BaseModel):
@@ -48,6 +49,45 @@ class SmppCarrier(BaseModel):
     receipt_id_format: Literal["same", "hex_submit_decimal_receipt", "decimal_submit_hex_receipt"] = Field(
         "same", description="How the carrier writes ids in receipts compared with submit_sm_resp."
     )
+    failover_throttle_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="A carrier that paused our submits (ESME_RTHROTTLED) for longer than this is "
+        "passed over for the next carrier of a route until the pause ends.",
+    )
+
+
+class SmsRoute(BaseModel):
+    """One row of PARTNER_GATEWAY_SMS_ROUTES (docs/routing.md): where, and to which carriers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str = Field(
+        "", description="Leading digits of the destination (E.164 without '+'); '' matches all."
+    )
+    company: str | None = Field(None, description="Only this company's messages.")
+    sender: str | None = Field(None, description="Only messages from this sender.")
+    carrier: str | None = Field(None, description="The one carrier.")
+    split: dict[str, float] | None = Field(None, description="Carriers by weight.")
+    failover: list[str] | None = Field(None, description="Carriers in the order they are tried.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SmsRoute:
+        given = [name for name in ("carrier", "split", "failover") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"route {self.prefix or '*'}: give exactly one of carrier, split, failover (got "
+                f"{', '.join(given) or 'none'})"
+            )
+        return self
+
+    def to_route(self) -> Route:
+        prefix = self.prefix.removeprefix("+")
+        if self.split is not None:
+            names = tuple(self.split)
+            return Route(prefix, names, tuple(self.split[n] for n in names), self.company, self.sender)
+        carriers = (self.carrier,) if self.carrier is not None else tuple(self.failover or ())
+        return Route(prefix, carriers, None, self.company, self.sender)
 
 
 ENV_PREFIX = "PARTNER_GATEWAY_"
@@ -305,6 +345,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="SMPP carrier accounts (JSON). Empty: the built-in SMSC simulator is started.",
     )
+    sms_routes: list[SmsRoute] | None = Field(
+        None,
+        description="The SMS route table (JSON list, docs/routing.md). Unset: every SMS goes to the "
+        "first carrier of smpp_carriers.",
+    )
     smpp_bind_lease_seconds: float = Field(
         30,
         ge=1,
@@ -351,6 +396,30 @@ class Settings(BaseSettings):
         if grace is not None and value <= grace:
             raise ValueError(f"must be longer than {ENV_PREFIX}DRAIN_GRACE_SECONDS ({grace:g})")
         return value
+
+    @model_validator(mode="after")
+    def _routes_name_carriers(self) -> Settings:
+        names = [carrier.name for carrier in self.smpp_carriers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{ENV_PREFIX}SMPP_CARRIERS: two carriers have the same name")
+        if self.sms_routes is not None:
+            if not self.smpp_carriers:
+                raise ValueError(
+                    f"{ENV_PREFIX}SMS_ROUTES needs {ENV_PREFIX}SMPP_CARRIERS: the routes name carriers"
+                )
+            try:
+                self.route_table()
+            except RouteError as error:
+                raise ValueError(f"{ENV_PREFIX}SMS_ROUTES: {error}") from None
+        return self
+
+    def route_table(self, carriers: list[SmppCarrier] | None = None) -> RouteTable:
+        """The SMS route table over `carriers` (default: the configured ones): the configured
+        routes, or every message to the first carrier."""
+        names = [carrier.name for carrier in (self.smpp_carriers if carriers is None else carriers)]
+        if self.sms_routes is None:
+            return RouteTable.default(names)
+        return RouteTable.build([route.to_route() for route in self.sms_routes], names)
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,7 @@ from partner_gateway.domain.messages import HistoryFilter, HistoryPosition
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository
+from partner_gateway.store.repositories.delivery.parts import parts_provider
 from partner_gateway.store.repositories.messages import MessageRepository
 from support import seed
 
@@ -82,6 +83,11 @@ CASES: dict[str, tuple[Query, str]] = {
         "ix_messages_history_status",
     ),
     "history-to": (history(HistoryFilter("cmp_a", to="+4915112345678")), "ix_messages_history_to"),
+    # A resumed multipart SMS: the carrier of its first parts (channels/smpp/routed.py).
+    "parts-provider": (
+        lambda c: parts_provider(c, "msg_01"),
+        "sqlite_autoindex_message_parts_1|pk_message_parts",
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from partner_gateway.cli import carriers
 from partner_gateway.cli.callbacks import callbacks_app
 from partner_gateway.cli.companies import apikey_app, company_app
 from partner_gateway.cli.dlq import dlq_app
@@ -31,6 +32,7 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(callbacks_app, name="callbacks")
+carriers.register(app)
 
 
 def _print_version(wanted: bool) -> None:

@@ -55,10 +55,12 @@ class Unanswered:
             await self._outcomes.resend(claim.item, reason)
             return
         await self._outcomes.fail(
-            claim.item, given_up(claim.item.channel), accepted, also=self._watch_for_receipt(claim)
+            claim.item, given_up(claim.item.channel), accepted, also=self._watch_for_receipt(claim, accepted)
         )
 
-    def _watch_for_receipt(self, claim: Claim) -> Callable[[AsyncConnection], Awaitable[None]] | None:
+    def _watch_for_receipt(
+        self, claim: Claim, error: SendError | None
+    ) -> Callable[[AsyncConnection], Awaitable[None]] | None:
         """If the carrier did take an unanswered single-part SMS, its receipt will name the
         destination and the text's start: note them, so that receipt is recognised (and apply
         those that came already)."""
@@ -68,10 +70,16 @@ class Unanswered:
         if provider is None or item.channel is not Channel.SMS or not text or analyze(text).segments != 1:
             return None
         excerpt = text[:RECEIPT_TEXT_EXCERPT].strip()
+        # The receipt comes from the carrier that was written to: the error names it; after a
+        # crash nothing does, and a routing provider names the message's likeliest carrier.
+        carrier = error.provider if error is not None and error.provider else provider.name
+        likeliest = getattr(provider, "carrier_for_receipts", None)
+        if (error is None or not error.provider) and likeliest is not None:
+            carrier = likeliest(claim.message)
 
         async def remember(connection: AsyncConnection) -> None:
             waiting = await delivery.remember_unconfirmed(
-                connection, item.message_id, provider.name, item.to.lstrip("+"), excerpt, now_ms()
+                connection, item.message_id, carrier, item.to.lstrip("+"), excerpt, now_ms()
             )
             await apply_waiting(connection, waiting)
 

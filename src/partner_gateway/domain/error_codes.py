@@ -38,5 +38,10 @@ INVALID_CONTENT = GatewayCode(
     "The provider could not be given the message's content (for example a text its encoding cannot carry).",
     False,
 )
+NO_ROUTE = GatewayCode(
+    "gw:no-route",
+    "No SMS route of PARTNER_GATEWAY_SMS_ROUTES matches the destination (and the company and sender).",
+    False,
+)
 
-CATALOGUE = (EXPIRED_BEFORE_HANDOVER, RETRIES_EXHAUSTED, NO_PROVIDER, INVALID_CONTENT)
+CATALOGUE = (EXPIRED_BEFORE_HANDOVER, RETRIES_EXHAUSTED, NO_PROVIDER, INVALID_CONTENT, NO_ROUTE)

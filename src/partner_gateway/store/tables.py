@@ -208,6 +208,27 @@ bind_slots = Table(
     Column("acquired_at", BigInteger, nullable=False),  # when this holder took it (renewals keep it)
 )
 
+carrier_stats = Table(
+    "carrier_stats",
+    metadata,
+    # What each worker sees of each SMPP carrier, written every bind-lease renewal interval
+    # (channels/smpp/provider.py) and read by `partner-gateway carriers`.
+    Column("carrier", String(40), primary_key=True),
+    Column("holder", String(100), primary_key=True),  # the worker, as in bind_slots
+    Column("health", String(10), nullable=False),  # domain.routing.Health
+    Column("binds_held", SmallInteger, nullable=False),
+    Column("binds_bound", SmallInteger, nullable=False),
+    Column("window", Integer, nullable=False),  # unanswered submit_sm allowed on the held binds
+    Column("in_flight", Integer, nullable=False),  # unanswered submit_sm now
+    Column("submits_per_second", Float, nullable=False),  # accepted, over the last interval
+    Column("receipts_per_second", Float, nullable=False),
+    Column("submits_total", BigInteger, nullable=False),  # since the worker started
+    Column("receipts_total", BigInteger, nullable=False),
+    Column("last_error", String(300)),
+    Column("last_error_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 callback_settings = Table(
     "callback_settings",
     metadata,

@@ -12,10 +12,13 @@ from partner_gateway.channels.base import Provider
 from partner_gateway.channels.entry import ChannelEntry, ProviderContext, SendFields, SendRequest, Simulation
 from partner_gateway.channels.smpp.bind_slots import BindLeasing, new_holder_id
 from partner_gateway.channels.smpp.provider import SmppProvider
+from partner_gateway.channels.smpp.routed import RoutedSmsProvider
 from partner_gateway.domain import sending
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
 from partner_gateway.store.repositories.bind_slots import BindSlotStore
+from partner_gateway.store.repositories.carrier_stats import CarrierStatsStore
+from partner_gateway.store.repositories.delivery.parts import parts_provider
 
 if TYPE_CHECKING:
     from partner_gateway.config import Settings
@@ -76,15 +79,47 @@ def build_provider(context: ProviderContext) -> Provider | None:
     if not carriers:
         return None
     leasing = None
+    stats = None
     if context.runtime is not None:
+        stats = CarrierStatsStore(context.runtime.database)
         leasing = BindLeasing(
             BindSlotStore(context.runtime.database),
             holder=new_holder_id(),
             lease_seconds=context.settings.smpp_bind_lease_seconds,
             exclusive=context.exclusive,
         )
-    # Routing between several carriers is a later feature: the first carrier sends.
-    return SmppProvider(carriers[0], leasing=leasing)
+    settings = context.settings
+    if len(carriers) == 1 and settings.sms_routes is None:
+        return SmppProvider(carriers[0], leasing=leasing, stats=stats)  # one carrier: nothing to route
+    table = settings.route_table(carriers)
+    routed = {name for route in table.routes for name in route.carriers}
+    # A carrier no route names is not bound: it would hold the SMSC's sessions for nothing.
+    providers = [
+        SmppProvider(carrier, leasing=leasing, stats=stats) for carrier in carriers if carrier.name in routed
+    ]
+    parts_carrier = None
+    if context.runtime is not None:
+        database = context.runtime.database
+
+        async def parts_carrier(message_id: str) -> str | None:
+            async with database.read() as connection:
+                return await parts_provider(connection, message_id)
+
+    up_in_cluster = None
+    if stats is not None and leasing is not None and not leasing.exclusive:
+        reports = stats
+        within_ms = int(leasing.lease_seconds * 1000)  # three report intervals
+
+        async def up_in_cluster() -> set[str]:
+            return await reports.up(within_ms)
+
+    return RoutedSmsProvider(
+        providers,
+        table,
+        parts_carrier=parts_carrier,
+        up_in_cluster=up_in_cluster,
+        cluster_interval=leasing.interval if leasing is not None else 10.0,
+    )
 
 
 SMS: ChannelEntry[SmsSendRequest] = ChannelEntry(

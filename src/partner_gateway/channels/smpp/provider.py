@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -47,10 +48,12 @@ from partner_gateway.channels.smpp.esme import (
 from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt, receipt_text_excerpt
 from partner_gateway.config import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
+from partner_gateway.domain.routing import Health
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import Unavailable
 from partner_gateway.observability import metrics
+from partner_gateway.store.repositories.carrier_stats import CarrierSample, CarrierStatsStore
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +86,26 @@ def describe_submit_status(status: int) -> str:
 class SmppProvider:
     channel = Channel.SMS
 
-    def __init__(self, carrier: SmppCarrier, *, leasing: BindLeasing | None = None) -> None:
+    def __init__(
+        self,
+        carrier: SmppCarrier,
+        *,
+        leasing: BindLeasing | None = None,
+        stats: CarrierStatsStore | None = None,
+    ) -> None:
         self.carrier = carrier
         self.name = f"smpp:{carrier.name}"
         self._sessions: dict[int, EsmeSession] = {}  # by bind slot, 1..binds
         self._sink: ReportSink | None = None
         self._leasing = leasing
         self._keeper: SlotKeeper | None = None
+        self._stats = stats
+        self._stats_task: asyncio.Task[None] | None = None
+        self._link_errors: list[tuple[float, str]] = []  # of sessions closed since, for the stats
         self.receipts = 0
+        self.submits = 0  # parts accepted
+        self.last_error: str | None = None  # the latest submit the carrier did not accept
+        self.last_error_at: int | None = None
         metrics.LIVE.track_carrier(self)  # its sessions' gauges, read at scrape time
 
     def carrier_sessions(self) -> metrics.CarrierSessions:
@@ -109,6 +124,8 @@ class SmppProvider:
 
     async def start(self, sink: ReportSink) -> None:
         self._sink = sink
+        if self._stats is not None and self._leasing is not None:
+            self._stats_task = asyncio.create_task(self._report(), name=f"smpp-stats {self.carrier.name}")
         if self._leasing is None:
             for slot in range(1, self.carrier.binds + 1):
                 await self._open_slot(slot)
@@ -143,11 +160,70 @@ class SmppProvider:
         return session.stop(grace) if session is not None else asyncio.sleep(0)
 
     async def stop(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            await asyncio.gather(self._stats_task, return_exceptions=True)
+            self._stats_task = None
+            assert self._stats is not None
+            assert self._leasing is not None
+            with contextlib.suppress(Exception):  # the store away as we stop: the row goes stale
+                async with asyncio.timeout(self._leasing.interval):
+                    await self._stats.forget(self.carrier.name, self._leasing.holder)
         if self._keeper is not None:
             await self._keeper.stop()  # closes its sessions first, then gives the leases up
             self._keeper = None
         for slot in list(self._sessions):
             await self._close_slot(slot)
+
+    def sample(self, holder: str, since: tuple[float, int, int] | None) -> CarrierSample:
+        """This worker's view of the carrier now; rates against `since` (monotonic time, submits,
+        receipts of the previous sample)."""
+        now = time.monotonic()
+        sessions = list(self._sessions.values())
+        elapsed = now - since[0] if since is not None else 0.0
+
+        def rate(total: int, before: int) -> float:
+            return round((total - before) / elapsed, 2) if elapsed > 0 else 0.0
+
+        error, error_at = self.last_error, self.last_error_at
+        for session in sessions:  # a bind that failed or a link lost since the last submit error
+            link_at = session.counters.last_link_error_at
+            if (
+                session.counters.last_link_error
+                and link_at
+                and (error_at is None or link_at * 1000 > error_at)
+            ):
+                error, error_at = session.counters.last_link_error, int(link_at * 1000)
+        return CarrierSample(
+            carrier=self.carrier.name,
+            holder=holder,
+            health=self.health.value,
+            binds_held=len(sessions),
+            binds_bound=sum(1 for session in sessions if session.is_bound),
+            window=self.carrier.window * len(sessions),
+            in_flight=sum(session.outstanding for session in sessions),
+            submits_per_second=rate(self.submits, since[1]) if since else 0.0,
+            receipts_per_second=rate(self.receipts, since[2]) if since else 0.0,
+            submits_total=self.submits,
+            receipts_total=self.receipts,
+            last_error=error[:300] if error else None,
+            last_error_at=error_at,
+        )
+
+    async def _report(self) -> None:
+        """Every renewal interval, this worker's view of the carrier into the store."""
+        assert self._stats is not None
+        assert self._leasing is not None
+        since: tuple[float, int, int] | None = None
+        while True:
+            sample = self.sample(self._leasing.holder, since)
+            since = (time.monotonic(), sample.submits_total, sample.receipts_total)
+            try:
+                async with asyncio.timeout(self._leasing.interval):
+                    await self._stats.write(sample)
+            except Exception as error:  # the store away: the next round writes again
+                logger.debug("carrier %s: stats not written: %r", self.carrier.name, error)
+            await asyncio.sleep(self._leasing.interval)
 
     @property
     def bound_slots(self) -> frozenset[int]:
@@ -159,6 +235,18 @@ class SmppProvider:
         """This worker holds at least one of the carrier's binds: it can hand messages over.
         A dispatcher should not take this carrier's work while it is False (see `wait_accepting`)."""
         return bool(self._sessions)
+
+    @property
+    def health(self) -> Health:
+        """What routing needs to know of this carrier on this worker now (domain/routing.py)."""
+        if not self._sessions:
+            return Health.ELSEWHERE if self._keeper is not None else Health.DOWN
+        bound = [session for session in self._sessions.values() if session.is_bound]
+        if not bound:
+            return Health.DOWN
+        if min(session.paused_for for session in bound) > self.carrier.failover_throttle_seconds:
+            return Health.THROTTLED
+        return Health.UP
 
     async def wait_accepting(self, state: bool = True) -> None:
         """Return once :attr:`accepting` is `state` (a dispatcher pauses or resumes on it)."""
@@ -269,6 +357,7 @@ class SmppProvider:
                     "ambiguous", f"No answer from the carrier: {error}", None, accepted
                 ) from None
             metrics.smpp_submitted(carrier, "accepted")
+            self.submits += 1
             accepted.append(
                 SubmittedPart(index + 1, total, response.message_id, self.provider_key(response.message_id))
             )
@@ -283,6 +372,8 @@ class SmppProvider:
         *,
         retry_after: float | None = None,
     ) -> SendError:
+        if retry_after is None or self._session() is not None:  # not "binds held by other workers"
+            self.last_error, self.last_error_at = description, now_ms()
         return SendError(
             kind,  # type: ignore[arg-type]
             description,

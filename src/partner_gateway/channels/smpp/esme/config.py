@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -140,6 +141,13 @@ class EsmeCounters:
     """enquire_link from the SMSC (each answered at once)."""
     unexpected_pdus: int = 0
     """Late or unmatched responses, unparsable PDUs, requests an ESME does not take."""
+    last_link_error: str | None = None
+    """The latest reason the link was lost or could not connect or bind, for operators."""
+    last_link_error_at: float | None = None  # epoch seconds
+
+    def link_error(self, reason: str) -> None:
+        self.last_link_error = reason[:200]
+        self.last_link_error_at = time.time()
 
     def snapshot(self) -> EsmeCounters:
         return replace(

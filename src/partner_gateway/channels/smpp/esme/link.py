@@ -74,6 +74,7 @@ class Link:
                 self.bound.clear()
                 if not self._stopping:
                     log.warning("%s: link lost (%s)", self.label, connection.close_reason)
+                    self._counters.link_error(f"link lost ({connection.close_reason})")
                 await connection.aclose(connection.close_reason)
                 if loop.time() - bound_at >= config.reconnect_max_delay:
                     attempt = 0  # it was up for a while: start the back-off from the beginning
@@ -93,6 +94,7 @@ class Link:
                 reader, writer = await asyncio.open_connection(config.host, config.port)
         except (OSError, TimeoutError) as exc:
             log.warning("%s: cannot connect to %s:%d: %r", self.label, config.host, config.port, exc)
+            self._counters.link_error(f"cannot connect: {exc!r}")
             return None
         self._counters.connects += 1
         connection = Connection(reader, writer, self._shared, self.label)
@@ -106,6 +108,9 @@ class Link:
                 raise BindFailed(response.command_status, f"{what} answered with")
         except (ConnectionClosed, TimeoutError, BindFailed, MalformedResponse) as exc:
             self._counters.bind_failures += 1
+            self._counters.link_error(
+                f"bind failed: {exc}" if isinstance(exc, BindFailed) else f"bind failed: {exc!r}"
+            )
             if isinstance(exc, BindFailed):
                 log.error("%s: bind rejected: %s", self.label, exc)
             else:

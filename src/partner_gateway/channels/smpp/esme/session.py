@@ -100,6 +100,11 @@ class EsmeSession:
         return self._state == "running" and all(link.bound.is_set() for link in self._links)
 
     @property
+    def paused_for(self) -> float:
+        """Seconds left of the pause the SMSC's throttling answers started (0: not paused)."""
+        return self._throttle.remaining
+
+    @property
     def outstanding(self) -> int:
         """submit_sm written and not yet answered."""
         return self._in_flight

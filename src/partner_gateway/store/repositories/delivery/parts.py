@@ -10,6 +10,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.statuses import DeliveryStatus, Rank
@@ -76,3 +77,11 @@ def _new_parts(dialect: str) -> Rows:
         "message_id", "part_no", "parts_total", "provider", "provider_message_id", "provider_key",
         "status", "status_rank", "description", "submitted_at", "updated_at",
     ))  # fmt: skip
+
+
+async def parts_provider(connection: AsyncConnection, message_id: str) -> str | None:
+    """The provider that accepted the message's first parts (a multipart SMS resumed after a
+    failure continues on the same carrier); None when none was accepted. A primary-key range."""
+    c = message_parts.c
+    query = select(c.provider).where(c.message_id == message_id).order_by(c.part_no).limit(1)
+    return (await connection.execute(query)).scalar_one_or_none()
