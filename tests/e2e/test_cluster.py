@@ -1,8 +1,9 @@
 """Scale-out on one machine: two API and two worker processes on PostgreSQL and RabbitMQ.
 
-10,000 SMS through the SMSC simulator (in this test's process, so its counters are the carrier's
-own view); during the run one worker is killed with SIGKILL and RabbitMQ is restarted. Every
-message must reach a final status, and the carrier's count of duplicates is reported.
+10,000 SMS through two carriers, each an SMSC simulator (in this test's process, so its counters
+are the carrier's own view), with a route splitting every number between them; during the run one
+worker is killed with SIGKILL and RabbitMQ is restarted. Every message must reach a final status,
+no carrier may see a duplicate, and the split must hold.
 """
 
 from __future__ import annotations
@@ -84,18 +85,31 @@ async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
     tmp_path: Path, cluster_store: tuple[str, str]
 ) -> None:
     database_url, amqp_url = cluster_store
-    smsc = SmscSimulator(SmscConfig(port=0, system_id="cluster", password="clusterp",
-                                    receipt_delay_min_seconds=0.05, receipt_delay_max_seconds=0.3,
-                                    # Carriers retry unacknowledged receipts for hours, not 3 times.
-                                    max_receipt_resends=50))  # fmt: skip
-    smsc_port = await smsc.start()
-    carriers = [{"name": "cluster", "host": "127.0.0.1", "port": smsc_port, "system_id": "cluster",
+    # Two carriers, each its own SMSC, and a route splitting every number between them.
+    smscs = [
+        SmscSimulator(
+            SmscConfig(
+                port=0,
+                system_id="cluster",
+                password="clusterp",
+                receipt_delay_min_seconds=0.05,
+                receipt_delay_max_seconds=0.3,
+                max_receipt_resends=50,  # carriers retry unacknowledged receipts for hours, not 3 times
+            )
+        )
+        for _ in range(2)
+    ]
+    ports = [await smsc.start() for smsc in smscs]
+    carriers = [{"name": f"cluster-{name}", "host": "127.0.0.1", "port": port, "system_id": "cluster",
                  "password": "clusterp", "window": 50, "throughput_per_second": 1000,
-                 "binds": 2}]  # fmt: skip  # a cluster-wide total: one each, both for the survivor
+                 "binds": 2}  # a cluster-wide total: one each, both for the survivor
+                for name, port in zip("ab", ports, strict=True)]  # fmt: skip
+    routes = [{"prefix": "", "split": {"cluster-a": 50, "cluster-b": 50}}]
     base_env = {
         "PARTNER_GATEWAY_DATABASE_URL": database_url,
         "PARTNER_GATEWAY_AMQP_URL": amqp_url,
         "PARTNER_GATEWAY_SMPP_CARRIERS": json.dumps(carriers),
+        "PARTNER_GATEWAY_SMS_ROUTES": json.dumps(routes),
         "PARTNER_GATEWAY_DISPATCH_LEASE_SECONDS": "10",
         "PARTNER_GATEWAY_DISPATCH_POLL_SECONDS": "0.1",
         "PARTNER_GATEWAY_SMPP_BIND_LEASE_SECONDS": "6",
@@ -139,14 +153,18 @@ async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
 
         started = time.monotonic()
         sending = asyncio.gather(*(send(n) for n in range(MESSAGES)))
-        while smsc.stats.submits < MESSAGES // 5 and time.monotonic() - started < 120:
+
+        def submits() -> int:
+            return sum(smsc.stats.submits for smsc in smscs)
+
+        while submits() < MESSAGES // 5 and time.monotonic() - started < 120:
             await asyncio.sleep(0.05)
         processes["worker0"].send_signal(signal.SIGKILL)
         await processes["worker0"].wait()
-        killed_at = smsc.stats.submits
-        while smsc.stats.submits < MESSAGES // 2 and time.monotonic() - started < 180:
+        killed_at = submits()
+        while submits() < MESSAGES // 2 and time.monotonic() - started < 180:
             await asyncio.sleep(0.05)
-        restart_at = smsc.stats.submits
+        restart_at = submits()
         await asyncio.to_thread(rabbitmqctl, "stop_app")
         await asyncio.sleep(1)
         await asyncio.to_thread(rabbitmqctl, "start_app")
@@ -178,15 +196,16 @@ async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
                     await asyncio.wait_for(process.wait(), 30)
                 except TimeoutError:
                     process.kill()
-        await smsc.stop()
+        for smsc in smscs:
+            await smsc.stop()
 
     statuses = [item["deliveryStatus"] for item in items]
     report = {
         "accepted": len(ids),
-        "carrier_submits": smsc.stats.submits,
-        "carrier_duplicates": smsc.stats.duplicates,
-        "receipts_resent": smsc.stats.receipts_resent,
-        "receipts_abandoned": smsc.stats.receipts_abandoned,
+        "carrier_submits": [smsc.stats.submits for smsc in smscs],
+        "carrier_duplicates": [smsc.stats.duplicates for smsc in smscs],
+        "receipts_resent": [smsc.stats.receipts_resent for smsc in smscs],
+        "receipts_abandoned": [smsc.stats.receipts_abandoned for smsc in smscs],
         "worker_killed_at_submits": killed_at,
         "broker_restarted_at_submits": restart_at,
         "statuses": {status: statuses.count(status) for status in sorted(set(statuses))},
@@ -197,7 +216,9 @@ async def test_two_apis_two_workers_worker_killed_and_broker_restarted(
     assert len(ids) == MESSAGES
     assert len(items) == MESSAGES, f"messages missing: {report} {log.read_text()[-3000:]}"
     assert all(is_final(item) for item in items), report
-    assert smsc.stats.duplicates == 0, report
+    assert [smsc.stats.duplicates for smsc in smscs] == [0, 0], report
+    # The split holds through the kill and the broker's restart (a hash of each message's id).
+    assert all(0.4 * MESSAGES < smsc.stats.submits < 0.6 * MESSAGES for smsc in smscs), report
 
 
 async def test_a_worker_answers_health_and_ready_on_its_operations_port(
