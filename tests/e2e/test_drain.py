@@ -45,8 +45,9 @@ async def watch_ready(url: str, stop: asyncio.Event, seen: list[tuple[float, int
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 async def test_sigterm_under_load_answers_everything_unbinds_and_exits_0(
-    tmp_path: Path, postgres_url: str | None
+    tmp_path: Path, postgres_url: str | None, http_server: str
 ) -> None:
     smsc = SmscSimulator(
         SmscConfig(port=0, system_id="drain", password="drainpw",
@@ -64,6 +65,7 @@ async def test_sigterm_under_load_answers_everything_unbinds_and_exits_0(
         "PARTNER_GATEWAY_DRAIN_GRACE_SECONDS": str(GRACE_SECONDS),
         "PARTNER_GATEWAY_DRAIN_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
         "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+        "PARTNER_GATEWAY_HTTP_SERVER": http_server,
     }
     if postgres_url:
         env["PARTNER_GATEWAY_DATABASE_URL"] = postgres_url

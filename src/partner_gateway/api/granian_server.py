@@ -119,7 +119,9 @@ class _EmbeddedGranian(Server):
 
     def _init_shared_socket(self) -> None:
         self._ssp = None
-        self._shd = SocketHolder(self._listener_fd, False, BACKLOG)
+        # The stub says SocketHolder(fd); 2.8's constructor is (fd, uds, backlog).
+        holder: Any = SocketHolder
+        self._shd = holder(self._listener_fd, False, BACKLOG)
 
 
 # granian would replace the process's logging with its own (logging.config.dictConfig, which
@@ -155,7 +157,8 @@ class GranianServer:
         self.app = PartnerGranianApp(app, max_request_target)
         address, port = listener.getsockname()[:2]
         # granian owns the socket from here: it closes it when it stops accepting.
-        self._server = _EmbeddedGranian(
+        # granian's embedded server is not typed (its own words: experimental): used as Any.
+        self._server: Any = _EmbeddedGranian(
             listener.detach(),
             self.app,
             address=address,
