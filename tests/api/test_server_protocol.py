@@ -500,6 +500,24 @@ async def test_unsupported_upgrade_request_is_served_as_plain_http(port: int) ->
         assert_ok(*await conn.read_response(), CONTRACT_MIN_TARGET)
 
 
+# -- keep-alive ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "granian"])
+async def test_an_idle_connection_is_kept_for_the_keep_alive_then_closed(kind: str) -> None:
+    """Kept open while idle for less than the keep-alive (a client's shorter idle timeout closes
+    first), then closed by the server: granian's header_read_timeout is its keep-alive."""
+    keep_alive = {"timeout_keep_alive": 2} if kind == "uvicorn" else {"keep_alive_seconds": 2}
+    with serving(kind, "uvloop", **keep_alive) as served_port:
+        async with connect(served_port) as conn:
+            await conn.send(get_request(target(100)))
+            assert_ok(*await conn.read_response(), 100)
+            await asyncio.sleep(0.5)  # a client idle for a quarter of the keep-alive
+            await conn.send(get_request(target(100)))
+            assert_ok(*await conn.read_response(), 100)
+            assert await conn.read_to_eof() == b""  # then the server lets go of it
+
+
 # -- configuration ---------------------------------------------------------------------------------
 
 
