@@ -51,7 +51,10 @@ async def watch(url: str, stop: asyncio.Event, seen: list[tuple[float, int | Non
 
 
 @pytest.mark.slow
-async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(
+    tmp_path: Path, http_server: str
+) -> None:
     smsc = SmscSimulator(
         SmscConfig(port=0, system_id="cluster", password="clusterp",
                    receipt_delay_min_seconds=0.05, receipt_delay_max_seconds=0.3, max_receipt_resends=1000)
@@ -77,6 +80,7 @@ async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(tmp
                 "PARTNER_GATEWAY_DRAIN_GRACE_SECONDS": str(GRACE_SECONDS),
                 "PARTNER_GATEWAY_DRAIN_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
                 "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+                "PARTNER_GATEWAY_HTTP_SERVER": http_server,
             }
             created = await asyncio.to_thread(cli, env, "company", "create", "Cluster", "--json")
             key = json.loads(created.stdout)["apiKey"]
