@@ -139,7 +139,12 @@ async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(
     assert exits == [0, 0], drain_log[-3000:]
     assert restarted_exits == [0, 0]
     assert "Traceback" not in drain_log, drain_log[-5000:]
-    assert {a.error for a in unanswered} <= {"ConnectError"}, report
+    # On granian, a connection whose request has not been read yet when it stops is closed under
+    # it (httpx: ReadError or RemoteProtocolError; what fails on granian, docs/performance.md): counted, not lost (no 202 was
+    # given, the client retries), and the reason uvicorn stays the default.
+    closed = {"ReadError", "RemoteProtocolError"}
+    refusals = {"ConnectError", *closed} if http_server == "granian" else {"ConnectError"}
+    assert {a.error for a in unanswered} <= refusals, report
     assert all(a.at > signalled_at + GRACE_SECONDS - 0.2 for a in unanswered), report
     assert not [a for a in answers if a.status is not None and a.status >= 500], report
     api_grace = [s for at, s in api_ready if signalled_at + 0.3 < at < signalled_at + GRACE_SECONDS]
