@@ -135,6 +135,14 @@ _LEAVE_LOGGING_ALONE: Final = {
 }
 
 
+def _granian_level(level: str) -> LogLevels:
+    """granian's name for the process's level; a level it has no name for (a number): warning."""
+    try:
+        return LogLevels(level.lower())
+    except ValueError:
+        return LogLevels.warning
+
+
 class GranianServer:
     """``app`` served by granian on ``listener`` (a listening socket, handed over: granian closes
     it) until :meth:`stop`; the caller keeps the signals."""
@@ -168,7 +176,7 @@ class GranianServer:
             websockets=False,
             backlog=BACKLOG,
             http1_settings=HTTP1Settings(header_read_timeout=max(1, round(keep_alive_seconds * 1000))),
-            log_level=LogLevels(log_level.lower()),
+            log_level=_granian_level(log_level),
             log_dictconfig=copy.deepcopy(_LEAVE_LOGGING_ALONE),
             log_access=False,
         )
