@@ -175,3 +175,30 @@ async def test_while_draining_every_answer_closes_its_connection(server: Served)
     answer = await read_answer(reader)
     assert b"connection: close" in answer.lower()
     writer.close()
+
+
+async def test_granian_waits_for_a_request_in_flight_and_a_kill_cuts_it() -> None:
+    """Stopped, granian waits for the request still running (the drain's "every request answered");
+    hurried, kill() ends the serving at once (the drain's second signal or deadline)."""
+    started = asyncio.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never answers by itself
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    granian = GranianServer(slow, listener, lifespan=False, log_level="warning")
+    serving = asyncio.create_task(granian.serve())
+    while not granian.started:
+        await asyncio.sleep(0.01)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    await writer.drain()
+    await asyncio.wait_for(started.wait(), 5)
+    granian.stop()
+    done, _ = await asyncio.wait({serving}, timeout=0.5)
+    assert not done  # the request in flight holds the stop
+    granian.kill()
+    await asyncio.wait_for(serving, 5)
+    writer.close()

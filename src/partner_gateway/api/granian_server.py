@@ -180,7 +180,7 @@ class GranianServer:
             log_dictconfig=copy.deepcopy(_LEAVE_LOGGING_ALONE),
             log_access=False,
         )
-        self._serving: asyncio.Task[None] | None = None
+        self._killed = False
 
     @property
     def started(self) -> bool:
@@ -198,8 +198,13 @@ class GranianServer:
     async def serve(self) -> None:
         """Serve until :meth:`stop`; returns once the requests in flight are answered and the
         lifespan's shutdown ran."""
-        self._serving = asyncio.current_task()
-        await self._server.serve()
+        try:
+            await self._server.serve()
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self._killed or (current is not None and current.cancelling()):
+                raise
+            # kill() cancelled the worker's task, and granian's stop re-raises that: done.
 
     def stop(self) -> None:
         """Stop accepting, answer what is in flight, then return from :meth:`serve`."""
@@ -207,6 +212,7 @@ class GranianServer:
 
     def kill(self) -> None:
         """Hurried: stop the worker now, requests in flight included."""
+        self._killed = True
         for worker in self._server.wrks:
             worker.kill()
         self._server.stop()
