@@ -57,6 +57,8 @@ HTTP_CEILINGS = ("raw_asgi", "health")
 CEILINGS: dict[str, tuple[str, ...]] = {
     "health": ("raw_asgi",),
     "single": (*HTTP_CEILINGS, "driver.point"),
+    "raw_granian": ("raw_asgi",),
+    "single_granian": ("raw_granian", "single", "driver.point"),
     "batch_100": ("driver.in100", *HTTP_CEILINGS),
     "batch_500": ("driver.in500", *HTTP_CEILINGS),
     "query_5000": ("driver.in5000", *HTTP_CEILINGS),
@@ -68,7 +70,14 @@ CEILINGS: dict[str, tuple[str, ...]] = {
     "workers_1": ("sends_api",),
     "workers_2": ("sends_api",),
 }
-SHORT_NAMES = {"raw_asgi": "ASGI", "health": "/health", "sends_all": "accepted", "sends_api": "accepted"}
+SHORT_NAMES = {
+    "raw_asgi": "ASGI",
+    "raw_granian": "granian ASGI",
+    "single": "uvicorn's",
+    "health": "/health",
+    "sends_all": "accepted",
+    "sends_api": "accepted",
+}
 
 
 def _resolve(key: str, store: str) -> str:
@@ -88,6 +97,12 @@ Goal = Callable[[Figure, dict[str, Figure]], tuple[str, bool | None]]
 
 def _ratio_of(figure: Figure, name: str) -> float | None:
     return next((c.ratio for c in figure.ceilings if c.name == name), None)
+
+
+def _goal_single_granian(f: Figure, _: dict[str, Figure]) -> tuple[str, bool | None]:
+    ceiling = _ratio_of(f, "granian ASGI")
+    holds = ceiling is not None and ceiling >= 0.50 and (f.p99_ms or 1e9) < 5
+    return "≥50 % of granian ASGI, p99 <5 ms (issue 20)", holds
 
 
 def _goal_single(f: Figure, _: dict[str, Figure]) -> tuple[str, bool | None]:
@@ -114,6 +129,7 @@ def _goal_rate(minimum: int) -> Goal:
 
 GOALS: dict[str, Goal] = {
     "single": _goal_single,
+    "single_granian": _goal_single_granian,
     "batch_500": _goal_batch,
     "history_deep": _goal_deep,
     "sends_api": _goal_rate(5_000),
@@ -166,8 +182,10 @@ def _row(figure: Figure) -> tuple[str, ...]:
 ORDER = (
     "driver.",
     "raw_asgi",
+    "raw_granian",
     "health",
     "single",
+    "single_granian",
     "batch_100",
     "batch_500",
     "query_5000",

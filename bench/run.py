@@ -43,7 +43,9 @@ from wrk import LUA_SCRIPT, Load, failures, require_wrk, run_wrk, write_requests
 SCENARIOS = (
     "drivers",
     "raw_asgi",
+    "raw_granian",
     *LOOKUP_SCENARIOS,
+    "single_granian",
     "limits",
     "e2e",
     "sends_all",
@@ -306,12 +308,16 @@ class StoreRun:
             rates = measure_postgres(self.store.dsn, ids, DRIVER_IN_SIZES, seconds, cpu)
         self.figures += [driver_figure(rate) for rate in rates]
 
-    def measure_raw_asgi(self) -> None:
+    def measure_raw_asgi(self, http_server: str = "uvicorn") -> None:
         port = free_port()
-        server = raw_asgi_server(self.ctx.workdir, port, self.ctx.server_cpu, dict(os.environ))
+        server = raw_asgi_server(self.ctx.workdir, port, self.ctx.server_cpu, dict(os.environ), http_server)
         try:
             server.wait_http_ready(port)
-            as_figure = ("raw_asgi", "raw ASGI, static JSON (ceiling)")
+            as_figure = (
+                ("raw_granian", "raw ASGI on granian, static JSON (ceiling)")
+                if http_server == "granian"
+                else ("raw_asgi", "raw ASGI, static JSON (ceiling)")
+            )
             self.figures.append(self.http_figure(server, port, health_scenario(), None, as_figure))
             server.check_alive()
         finally:
@@ -394,11 +400,15 @@ class StoreRun:
                 self.measure_drivers([i for ids in pools.values() for i in ids])
             if ctx.wanted("raw_asgi"):
                 self.measure_raw_asgi()
+            if ctx.wanted("raw_granian"):
+                self.measure_raw_asgi("granian")
             if self.store.kind == "postgres" and any(ctx.wanted(n) for n in POSTGRES_ONLY):
                 self.workers(reader)  # first: no earlier figure leaves undelivered sends for them
             names = [n for n in LOOKUP_SCENARIOS if ctx.wanted(n) and not (separate_history and n in HISTORY)]
             if names or ctx.wanted("e2e") or ctx.wanted("sends_all"):
                 self.role_all(reader, big, pools, names)
+            if ctx.wanted("single_granian"):
+                self.single_on_granian(reader, big, pools)
             if ctx.wanted("limits"):
                 self.limit_pairs(reader, big, pools)
             if ctx.wanted("sends_api"):
@@ -440,6 +450,14 @@ class StoreRun:
         finally:
             if sim:
                 sim.stop()
+
+    def single_on_granian(self, reader: Reader, big: Company, pools: dict[str, list[str]]) -> None:
+        """The single look-up on the same gateway (role all) served by granian
+        (PARTNER_GATEWAY_HTTP_SERVER=granian), beside raw granian's ceiling."""
+        with self.gateway("all", name="gateway-granian", http_server="granian") as server:
+            scenario = build_scenarios(reader, big, pools, self.args.deep_fraction, ["single"])["single"]
+            as_figure = ("single_granian", "single look-up, served by granian")
+            self.figures.append(self.http_figure(server, server.port, scenario, big.api_key, as_figure))
 
     def limit_pairs(self, reader: Reader, big: Company, pools: dict[str, list[str]]) -> None:
         """The cost of rate limits (issue 16): the single look-up on two API processes of the same

@@ -113,7 +113,10 @@ class GatewayServer(ServerProcess):
 Server = GatewayServer  # lookups.py's name, kept for scripts that import it
 
 
-def raw_asgi_server(cwd: Path, port: int, cpu: int | None, env: dict[str, str]) -> ServerProcess:
-    """bench/raw_asgi.py: a static JSON on the gateway's own uvicorn settings (the HTTP ceiling)."""
-    command = [sys.executable, str(RAW_ASGI), "--port", str(port)]
-    return ServerProcess("raw-asgi", command, env, cwd, cpu)
+def raw_asgi_server(
+    cwd: Path, port: int, cpu: int | None, env: dict[str, str], server: str = "uvicorn"
+) -> ServerProcess:
+    """bench/raw_asgi.py: a static JSON on the gateway's own settings of `server` (uvicorn or
+    granian): the HTTP ceiling of a figure served by it."""
+    command = [sys.executable, str(RAW_ASGI), "--port", str(port), "--server", server]
+    return ServerProcess(f"raw-asgi-{server}", command, env, cwd, cpu)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from partner_gateway.api.granian_server import GranianServer
 from partner_gateway.api.server import PartnerServer, PartnerServerConfig, build_config
 from partner_gateway.readiness import Readiness
 from partner_gateway.shutdown import Shutdown
@@ -74,18 +76,50 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[tuple[PartnerServer, int, asyncio.Task[None]]]:
+@dataclass
+class Served:
+    """A server under test, whichever it is: its port, how it stops, how it starts closing."""
+
+    port: int
+    serving: asyncio.Task[None]
+    stop: Callable[[], None]
+    start_closing: Callable[[], None]
+
+
+@pytest.fixture(params=["uvicorn", "granian"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    served = PartnerServer(
-        build_config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    serving = asyncio.create_task(served.serve(sockets=[listener]))
-    while not served.started:
+    served: Served
+    if request.param == "granian":
+        granian = GranianServer(app, listener, lifespan=False, log_level="warning")
+        serving = asyncio.create_task(granian.serve())
+
+        def closing() -> None:
+            granian.closing = True
+
+        served = Served(port, serving, granian.stop, closing)
+        started: Callable[[], bool] = lambda: granian.started  # noqa: E731
+    else:
+        uvicorn_server = PartnerServer(
+            build_config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        )
+        serving = asyncio.create_task(uvicorn_server.serve(sockets=[listener]))
+
+        def stop() -> None:
+            uvicorn_server.should_exit = True
+
+        def closing() -> None:
+            config = uvicorn_server.config
+            assert isinstance(config, PartnerServerConfig)
+            config.closing = True
+
+        served = Served(port, serving, stop, closing)
+        started = lambda: uvicorn_server.started  # noqa: E731
+    while not started():
         await asyncio.sleep(0.01)
-    yield served, port, serving
-    served.should_exit = True
+    yield served
+    served.stop()
     await asyncio.wait_for(serving, 10)
 
 
@@ -93,15 +127,12 @@ async def read_answer(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.read(), 5)  # until the server closes
 
 
-async def test_a_request_arriving_as_the_server_stops_is_answered_then_closed(
-    server: tuple[PartnerServer, int, asyncio.Task[None]],
-) -> None:
-    served, port, serving = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def test_a_request_arriving_as_the_server_stops_is_answered_then_closed(server: Served) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /one HTTP/1.1\r\nHost: gateway\r\n")  # half of the head
     await writer.drain()
     await asyncio.sleep(0.05)
-    served.should_exit = True
+    server.stop()
     await asyncio.sleep(0.3)  # uvicorn's tick, its shutdown, past the idle linger
     writer.write(b"\r\n")
     await writer.drain()
@@ -109,38 +140,65 @@ async def test_a_request_arriving_as_the_server_stops_is_answered_then_closed(
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
     assert b"connection: close" in answer.lower()
     writer.close()
-    await asyncio.wait_for(serving, 5)
+    await asyncio.wait_for(server.serving, 5)
 
 
 async def test_an_idle_connection_answers_a_request_already_on_its_way(
-    server: tuple[PartnerServer, int, asyncio.Task[None]],
+    server: Served, request: pytest.FixtureRequest
 ) -> None:
-    served, port, _serving = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if "granian" in request.node.name:  # docs/performance.md, "granian": what fails on it
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="granian closes idle connections at once when it stops")
+        )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /one HTTP/1.1\r\nHost: gateway\r\n\r\n")
     await writer.drain()
     first = await asyncio.wait_for(reader.readuntil(b"ok"), 5)
     assert b"connection: close" not in first.lower()  # kept alive
-    served.should_exit = True
+    server.stop()
     await asyncio.sleep(0.12)  # the shutdown has begun; the connection lingers
     writer.write(b"GET /two HTTP/1.1\r\nHost: gateway\r\n\r\n")
     await writer.drain()
-    second = await read_answer(reader)
+    try:
+        second = await read_answer(reader)
+    finally:
+        writer.close()
     assert second.startswith(b"HTTP/1.1 200 OK\r\n"), second
     assert b"connection: close" in second.lower()
-    writer.close()
 
 
-async def test_while_draining_every_answer_closes_its_connection(
-    server: tuple[PartnerServer, int, asyncio.Task[None]],
-) -> None:
-    served, port, _serving = server
-    config = served.config
-    assert isinstance(config, PartnerServerConfig)
-    config.closing = True
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def test_while_draining_every_answer_closes_its_connection(server: Served) -> None:
+    server.start_closing()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /one HTTP/1.1\r\nHost: gateway\r\n\r\n")
     await writer.drain()
     answer = await read_answer(reader)
     assert b"connection: close" in answer.lower()
+    writer.close()
+
+
+async def test_granian_waits_for_a_request_in_flight_and_a_kill_cuts_it() -> None:
+    """Stopped, granian waits for the request still running (the drain's "every request answered");
+    hurried, kill() ends the serving at once (the drain's second signal or deadline)."""
+    started = asyncio.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never answers by itself
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    granian = GranianServer(slow, listener, lifespan=False, log_level="warning")
+    serving = asyncio.create_task(granian.serve())
+    while not granian.started:
+        await asyncio.sleep(0.01)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    await writer.drain()
+    await asyncio.wait_for(started.wait(), 5)
+    granian.stop()
+    done, _ = await asyncio.wait({serving}, timeout=0.5)
+    assert not done  # the request in flight holds the stop
+    granian.kill()
+    await asyncio.wait_for(serving, 5)
     writer.close()

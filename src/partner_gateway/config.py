@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         None, description="Base URL partners reach us at, for Location and Link headers; default: relative."
     )
+    http_server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn",
+        description="The partner API's HTTP server: uvicorn with our protocol layer (api/server.py), "
+        "or granian (api/granian_server.py; docs/performance.md says what it does not answer as the "
+        "SPEC asks).",
+    )
     max_request_target_bytes: int = Field(
         65_535, ge=65_523, le=1_048_576, description="Longest request target served; longer gets 414."
     )

@@ -12,6 +12,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, cast
 
 from partner_gateway.api.app import create_app
+from partner_gateway.api.granian_server import GRANIAN_MAX_TARGET, GranianServer
 from partner_gateway.api.operations import operations_app
 from partner_gateway.api.rate_limits.sync import rate_limit_sync
 from partner_gateway.api.server import PartnerServer, build_config
@@ -36,6 +37,8 @@ from partner_gateway.store.batching import WriteBatcher
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIApplication
+
+    from partner_gateway.api.granian_server import App
 
 logger = logging.getLogger(__name__)
 
@@ -247,26 +250,49 @@ async def serve(settings: Settings, channels: ChannelRegistry = CHANNELS) -> Non
     limits = rate_limit_sync(settings, runtime)
     await limits.start()  # the companies' own limits apply from the first request
     port = listener.getsockname()[1]
-    logger.info("partner API listening on %s (role %s)", _url(settings.host, port), settings.role)
+    logger.info(
+        "partner API listening on %s (role %s, %s)",
+        _url(settings.host, port),
+        settings.role,
+        settings.http_server,
+    )
     pipeline.simulators.point_webhooks_at(f"http://127.0.0.1:{port}")
     webhooks = [route for provider in pipeline.providers.values() for route in provider.webhook_routes()]
-    config = build_config(
-        cast("ASGIApplication", create_app(settings, runtime, webhooks)),
-        host=settings.host,
-        port=port,
-        max_request_target=settings.max_request_target_bytes,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's lines go through the process's format (observability/logs.py)
-    )
-    server = PartnerServer(config)  # its signals are ours: the process stops its parts in order
+    app = create_app(settings, runtime, webhooks)
+    server: PartnerServer | GranianServer
+    if settings.http_server == "granian":
+        limit = min(settings.max_request_target_bytes, GRANIAN_MAX_TARGET)
+        if limit < settings.max_request_target_bytes:
+            logger.info("granian serves request targets up to %d bytes (the setting says %d)",
+                        limit, settings.max_request_target_bytes)  # fmt: skip
+        server = GranianServer(
+            cast("App", app),
+            listener,  # granian owns it from here, and closes it when it stops accepting
+            max_request_target=limit,
+            keep_alive_seconds=settings.keep_alive_seconds,
+            log_level=settings.log_level,
+        )
+    else:
+        config = build_config(
+            cast("ASGIApplication", app),
+            host=settings.host,
+            port=port,
+            max_request_target=settings.max_request_target_bytes,
+            timeout_keep_alive=settings.keep_alive_seconds,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's lines go through the process's format (observability/logs.py)
+        )
+        server = PartnerServer(config)  # its signals are ours: the process stops its parts in order
     # What start-up built (modules, the schema, the app, the providers) lives as long as the
     # process. Left in the collector's generations, every full collection re-scanned it: about
     # 150,000 objects, 75-80 ms with the event loop stopped, once or twice per 10-second figure
     # (measured with gc.callbacks during the bench's look-ups). Frozen, a full collection scans
     # only what was made since: under 1 ms.
     gc.freeze()
-    serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
+    serving = asyncio.create_task(
+        server.serve() if isinstance(server, GranianServer) else server.serve(sockets=[listener]),
+        name="http",
+    )
     try:
         await drain_http(server, serving, shutdown, runtime.readiness)
     finally:

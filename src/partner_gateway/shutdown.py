@@ -38,6 +38,7 @@ import signal
 from collections.abc import Awaitable
 from typing import Any
 
+from partner_gateway.api.granian_server import GranianServer
 from partner_gateway.api.server import PartnerServer, PartnerServerConfig
 from partner_gateway.config import Settings
 from partner_gateway.readiness import Readiness
@@ -144,22 +145,36 @@ class Shutdown:
 
 
 async def drain_http(
-    server: PartnerServer, serving: asyncio.Task[None], shutdown: Shutdown, readiness: Readiness
+    server: PartnerServer | GranianServer,
+    serving: asyncio.Task[None],
+    shutdown: Shutdown,
+    readiness: Readiness,
 ) -> None:
     """Serve until the drain begins, then: not ready, connections closed after their answers, the
     grace, the listener closed, every request that arrived answered (or, hurried, cancelled)."""
     await _until(serving, shutdown.requested, None)
-    if serving.done():  # uvicorn stopped by itself (it failed to start): its error is the caller's
+    if serving.done():  # the server stopped by itself (it failed to start): its error is the caller's
         return
     readiness.stopping(f"the process is shutting down ({shutdown.reason})")
-    config = server.config
-    if isinstance(config, PartnerServerConfig):
-        config.closing = True
+    if isinstance(server, GranianServer):
+        server.closing = True
+    elif isinstance(server.config, PartnerServerConfig):
+        server.config.closing = True
     if shutdown.grace:
         logger.info(
             "draining: /ready answers 503 for %g s, then no new connection is accepted", shutdown.grace
         )
         await shutdown.pause(shutdown.grace)
+    if isinstance(server, GranianServer):
+        # granian stops accepting, answers what is in flight, then runs the lifespan's shutdown.
+        server.stop()
+        await _until(serving, shutdown.hurried, None)
+        if not serving.done():
+            logger.warning("stopping fast: the requests still running are cancelled")
+            server.kill()
+            await asyncio.wait({serving}, timeout=FAST_STEP_SECONDS)
+        return
+    config = server.config
     # uvicorn's own bound on answering what is in flight; the deadline (hurry, below) comes first.
     config.timeout_graceful_shutdown = max(1, int(shutdown.remaining()) + 1)
     server.should_exit = True

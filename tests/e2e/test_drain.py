@@ -45,8 +45,9 @@ async def watch_ready(url: str, stop: asyncio.Event, seen: list[tuple[float, int
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 async def test_sigterm_under_load_answers_everything_unbinds_and_exits_0(
-    tmp_path: Path, postgres_url: str | None
+    tmp_path: Path, postgres_url: str | None, http_server: str
 ) -> None:
     smsc = SmscSimulator(
         SmscConfig(port=0, system_id="drain", password="drainpw",
@@ -64,6 +65,7 @@ async def test_sigterm_under_load_answers_everything_unbinds_and_exits_0(
         "PARTNER_GATEWAY_DRAIN_GRACE_SECONDS": str(GRACE_SECONDS),
         "PARTNER_GATEWAY_DRAIN_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
         "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+        "PARTNER_GATEWAY_HTTP_SERVER": http_server,
     }
     if postgres_url:
         env["PARTNER_GATEWAY_DATABASE_URL"] = postgres_url
@@ -127,7 +129,12 @@ async def test_sigterm_under_load_answers_everything_unbinds_and_exits_0(
     assert "Traceback" not in drain_log, drain_log[-5000:]
     assert exited_at - signalled_at < TIMEOUT_SECONDS, report
     # Only refused connections, and only once the listener closed (after the grace).
-    assert {a.error for a in unanswered} <= {"ConnectError"}, report
+    # On granian, a connection whose request it has not read yet when it stops is closed under it
+    # (httpx: ReadError or RemoteProtocolError; docs/performance.md, "granian"): allowed there,
+    # counted in the report, never a 202 lost (none was given), and why uvicorn stays the default.
+    closed = {"ReadError", "RemoteProtocolError"}
+    refusals = {"ConnectError", *closed} if http_server == "granian" else {"ConnectError"}
+    assert {a.error for a in unanswered} <= refusals, report
     assert all(a.at > signalled_at + GRACE_SECONDS - 0.2 for a in unanswered), report
     assert not [a for a in answers if a.status is not None and a.status >= 500], report
     assert report["accepted_during_grace"] > 0, report  # served on while not ready

@@ -51,7 +51,10 @@ async def watch(url: str, stop: asyncio.Event, seen: list[tuple[float, int | Non
 
 
 @pytest.mark.slow
-async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(
+    tmp_path: Path, http_server: str
+) -> None:
     smsc = SmscSimulator(
         SmscConfig(port=0, system_id="cluster", password="clusterp",
                    receipt_delay_min_seconds=0.05, receipt_delay_max_seconds=0.3, max_receipt_resends=1000)
@@ -77,6 +80,7 @@ async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(tmp
                 "PARTNER_GATEWAY_DRAIN_GRACE_SECONDS": str(GRACE_SECONDS),
                 "PARTNER_GATEWAY_DRAIN_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
                 "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+                "PARTNER_GATEWAY_HTTP_SERVER": http_server,
             }
             created = await asyncio.to_thread(cli, env, "company", "create", "Cluster", "--json")
             key = json.loads(created.stdout)["apiKey"]
@@ -135,7 +139,12 @@ async def test_sigterm_drains_an_api_and_a_worker_on_postgresql_and_rabbitmq(tmp
     assert exits == [0, 0], drain_log[-3000:]
     assert restarted_exits == [0, 0]
     assert "Traceback" not in drain_log, drain_log[-5000:]
-    assert {a.error for a in unanswered} <= {"ConnectError"}, report
+    # On granian, a connection whose request it has not read yet when it stops is closed under it
+    # (httpx: ReadError or RemoteProtocolError; docs/performance.md, "granian"): allowed there,
+    # counted in the report, never a 202 lost (none was given), and why uvicorn stays the default.
+    closed = {"ReadError", "RemoteProtocolError"}
+    refusals = {"ConnectError", *closed} if http_server == "granian" else {"ConnectError"}
+    assert {a.error for a in unanswered} <= refusals, report
     assert all(a.at > signalled_at + GRACE_SECONDS - 0.2 for a in unanswered), report
     assert not [a for a in answers if a.status is not None and a.status >= 500], report
     api_grace = [s for at, s in api_ready if signalled_at + 0.3 < at < signalled_at + GRACE_SECONDS]
