@@ -328,6 +328,20 @@ class Settings(BaseSettings):
         description="Where the built-in SMSC simulator listens (0: any free port, logged). Set it to "
         "send mobile-originated messages into it with `partner-gateway simulate mo --port`.",
     )
+    simulator_whatsapp_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Where the built-in WhatsApp simulator listens (0: any free port, logged); its "
+        "POST /simulator/inbound makes a user write in (`partner-gateway simulate mo --channel WHATSAPP`).",
+    )
+    simulator_rbm_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Where the built-in RBM simulator listens (0: any free port, logged); its "
+        "POST /simulator/inbound makes a user write in (`partner-gateway simulate mo --channel RCS`).",
+    )
     inbound_opt_out_keywords: list[str] = Field(
         default_factory=lambda: list(DEFAULT_OPT_OUT_KEYWORDS),
         description="An inbound message that is one of these words (any case) puts its sender on the "

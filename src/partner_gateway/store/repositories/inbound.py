@@ -191,11 +191,16 @@ async def opt_outs_of(
     channel: Channel | None,
     after: tuple[str, str] | None,
     limit: int,
+    *,
+    number: str | None = None,
 ) -> list[OptOutEntry]:
-    """A page of the company's list, by channel then number, after `after` (channel, number)."""
+    """A page of the company's list, by channel then number, after `after` (channel, number);
+    with `number`, that entry alone."""
     query = select(opt_outs.c.channel, opt_outs.c.number, opt_outs.c.source, opt_outs.c.created_at).where(
         opt_outs.c.company_id == company_id
     )
+    if number is not None:
+        query = query.where(opt_outs.c.number == number)
     if channel is not None:
         query = query.where(opt_outs.c.channel == channel.value)
     if after is not None:
