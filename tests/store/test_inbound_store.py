@@ -94,7 +94,8 @@ async def test_an_sms_redelivered_within_its_window_is_stored_once(
 ) -> None:
     await assign(runtime, partner.company_id, "12345")
     first = await store(runtime, sms("yes"), T0)
-    assert first.outcome == "stored" and first.company_id == partner.company_id
+    assert first.outcome == "stored"
+    assert first.company_id == partner.company_id
     assert (await store(runtime, sms("yes", T0 + 1_000))).outcome == "duplicate"
     # Across the window's boundary, still within its length: the window before is checked too.
     boundary = (T0 // inbound.SMS_DEDUP_WINDOW_MS + 1) * inbound.SMS_DEDUP_WINDOW_MS
