@@ -9,9 +9,11 @@ import json
 import pytest
 from sqlalchemy import select
 
+from partner_gateway.dispatch.inbound import StaleInboundParts
 from partner_gateway.domain.inbound import DEFAULT_KEYWORDS, InboundMessage, InboundPart, OptKeywords
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.runtime import Runtime
+from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import inbound
 from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
 from partner_gateway.store.tables import callback_events, inbound_parts
@@ -223,3 +225,17 @@ async def test_the_list_is_the_companys_own_filtered_and_paged(
         if after is None:
             break
     assert pages == [["sms 4", "sms 3", "sms 2"], ["sms 1", "wa", "someone else"], ["sms 0"]]
+
+
+async def test_the_dispatchers_chore_drops_parts_whose_siblings_never_came(
+    runtime: Runtime, partner: Partner
+) -> None:
+    await assign(runtime, partner.company_id, "12345")
+    await store(runtime, part(1, 2, b"\x00a", T0))
+    await store(runtime, part(1, 2, b"\x00b", T0 + 1_000, reference=9))
+    batcher = WriteBatcher(runtime.database)
+    chore = StaleInboundParts(batcher)
+    assert await chore.drop_once(T0 + inbound.STALE_PARTS_MS) == 0  # not a day old yet
+    assert await chore.drop_once(T0 + inbound.STALE_PARTS_MS + 1) == 1
+    assert await chore.drop_once(T0 + inbound.STALE_PARTS_MS + 1_001) == 1
+    assert chore.dropped == 2

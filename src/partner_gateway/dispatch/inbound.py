@@ -74,3 +74,32 @@ class InboundRecorder:
                     ),
                 )
         return outcomes
+
+
+STALE_PARTS_INTERVAL = 600.0  # seconds between two looks for parts whose siblings never came
+
+
+class StaleInboundParts:
+    """Drops the parts of concatenated SMS whose other parts have not come within a day
+    (store.STALE_PARTS_MS): a carrier that lost one part never sends it."""
+
+    def __init__(self, batcher: WriteBatcher) -> None:
+        self._batcher = batcher
+        self.dropped = 0
+
+    async def run(self) -> None:
+        from partner_gateway.dispatch.housekeeping import repeat
+
+        await repeat(self.drop_once, STALE_PARTS_INTERVAL, "dropping stale inbound SMS parts failed")
+
+    async def drop_once(self, now: int | None = None) -> int:
+        at = now if now is not None else now_ms()
+
+        async def drop(connection: AsyncConnection) -> int:
+            return await store.drop_stale_parts(connection, at)
+
+        dropped = int(await self._batcher.submit(drop))
+        if dropped:
+            self.dropped += dropped
+            logger.warning("dropped %d parts of concatenated SMS whose other parts never came", dropped)
+        return dropped
