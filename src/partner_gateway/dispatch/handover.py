@@ -23,7 +23,6 @@ from typing import Any, assert_never
 from partner_gateway.channels.base import Provider, SendError
 from partner_gateway.dispatch.claim import Claim
 from partner_gateway.dispatch.fallback import FallbackSms
-from partner_gateway.dispatch.opt_outs import OptOutCheck
 from partner_gateway.dispatch.outcomes import RECORD_ACCEPTED, Outcomes, WriteGuard
 from partner_gateway.dispatch.retry_policy import (
     EXPIRED_BEFORE_HANDOVER,
@@ -64,7 +63,6 @@ class Handover:
         unanswered: Unanswered,
         fallback: FallbackSms,
         held: set[int],
-        opted_out: OptOutCheck | None = None,
     ) -> None:
         self._batcher = batcher
         self._providers = providers
@@ -73,7 +71,6 @@ class Handover:
         self._unanswered = unanswered
         self._fallback = fallback
         self._held = held  # outbox ids being handed over: their leases are renewed
-        self._opted_out = opted_out
         self._unwritten: set[asyncio.Task[Any]] = set()  # hand-overs not yet writing to their provider
         self.delivered_to_provider = 0
 
@@ -102,7 +99,7 @@ class Handover:
             await _recorded(item, lambda: self._outcomes.fail(item, EXPIRED_BEFORE_HANDOVER))
             metrics.handed_over(item.channel, "expired")
             return
-        if self._opted_out is not None and await self._opted_out(item.company_id, item.channel, item.to):
+        if item.opted_out:
             # The destination sent STOP (or is on the company's list): refused before any provider.
             await _recorded(item, lambda: self._outcomes.fail(item, OPTED_OUT))
             metrics.handed_over(item.channel, "opted_out")

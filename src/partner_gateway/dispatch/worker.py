@@ -40,7 +40,6 @@ from partner_gateway.dispatch.fallback import FallbackSms
 from partner_gateway.dispatch.handover import Handover
 from partner_gateway.dispatch.housekeeping import ClaimRecovery, ExpirySweep, LeaseRenewal, ParkedReceipts
 from partner_gateway.dispatch.inbound import StaleInboundParts
-from partner_gateway.dispatch.opt_outs import OptOutCheck
 from partner_gateway.dispatch.outcomes import Outcomes
 from partner_gateway.dispatch.queues.base import WorkQueue
 from partner_gateway.dispatch.relay import OutboxRelay, QueueConsumer
@@ -99,7 +98,6 @@ class Dispatcher:
             unanswered=unanswered,
             fallback=FallbackSms(batcher, self.wake),
             held=self._renewal.held,
-            opted_out=OptOutCheck(batcher.database),
         )
         self._recovery = ClaimRecovery(batcher, unanswered, lease_seconds=lease_seconds)
         self._sweep = ExpirySweep(
