@@ -68,8 +68,8 @@ async def mo(runtime: Runtime, company_id: str, count: int) -> dict[str, float]:
             started = time.perf_counter()
             for i in range(count):
                 smsc.send_mo(f"+49151{i:08d}", "12345", text_of(i))
-            while smsc.stats.receipts_acknowledged - before_ack < count * parts:
-                await asyncio.sleep(0.01)  # noqa: ASYNC110 - polling the simulator's counters
+            while smsc.stats.receipts_acknowledged - before_ack < count * parts:  # noqa: ASYNC110 - polling the simulator's counters
+                await asyncio.sleep(0.01)
             elapsed = time.perf_counter() - started
             assert recorder.inbound.stored - before_stored == count, "every message stored once"
             figures[f"MO {label} messages/s"] = count / elapsed
