@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 from pydantic import SecretStr
-from sqlalchemy import text
 
 from partner_gateway.channels.smpp.provider import SmppProvider
 from partner_gateway.config import Settings, SmppCarrier
@@ -34,14 +37,30 @@ from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.repositories import inbound
 from partner_gateway.store.repositories.companies import CompanyRepository
-from partner_gateway.store.tables import metadata
 
 
-async def _fresh(runtime: Runtime) -> None:
-    if runtime.database.dialect == "postgresql":
-        async with runtime.database.write() as connection:
-            names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "instance_secrets")
-            await connection.execute(text(f"TRUNCATE {names}"))
+@contextlib.asynccontextmanager
+async def own_database(url: str | None) -> AsyncIterator[str | None]:
+    """A PostgreSQL URL names a server: the bench makes a database of its own there and drops
+    it after, never touching another (SQLite: a file in a temporary folder)."""
+    if url is None or not url.startswith("postgresql"):
+        yield url
+        return
+    name = f"pgw_bench_{uuid.uuid4().hex[:12]}"
+    admin = url.replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(admin)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    try:
+        yield f"{url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
 
 
 async def mo(runtime: Runtime, company_id: str, count: int) -> dict[str, float]:
@@ -90,17 +109,21 @@ async def main() -> None:
     args = parser.parse_args()
     messages = 50 if args.smoke else args.messages
     with tempfile.TemporaryDirectory() as folder:
-        runtime = await Runtime.start(Settings(data_dir=Path(folder), database_url=args.database_url))
-        try:
-            await _fresh(runtime)
-            async with runtime.database.write() as connection:
-                company = await CompanyRepository(connection).create("Bench", now_ms())
-            figures = await mo(runtime, company.id, messages)
-        finally:
-            await runtime.close()
-    print(f"store: {runtime.database.dialect}; {messages} messages of each kind")
+        async with own_database(args.database_url) as url:
+            figures, dialect = await _run(Path(folder), url, messages)
+    print(f"store: {dialect}; {messages} messages of each kind")
     for name, value in figures.items():
         print(f"  {name:45} {value:10.1f}")
+
+
+async def _run(folder: Path, url: str | None, messages: int) -> tuple[dict[str, float], str]:
+    runtime = await Runtime.start(Settings(data_dir=folder, database_url=url))
+    try:
+        async with runtime.database.write() as connection:
+            company = await CompanyRepository(connection).create("Bench", now_ms())
+        return await mo(runtime, company.id, messages), runtime.database.dialect
+    finally:
+        await runtime.close()
 
 
 if __name__ == "__main__":
