@@ -47,7 +47,7 @@ from partner_gateway.channels.smpp.esme import (
 from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt, receipt_text_excerpt
 from partner_gateway.config import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
-from partner_gateway.domain.inbound import InboundMessage, InboundPart, decode_sms, display_number
+from partner_gateway.domain.inbound import MAX_TEXT, InboundMessage, InboundPart, decode_sms, display_number
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import Unavailable
@@ -381,7 +381,7 @@ def mobile_originated(provider: str, pdu: DeliverSm, now: int) -> InboundMessage
         provider=provider,
         sender=sender,
         recipient=recipient,
-        text=text,
+        text=text[:MAX_TEXT],
         kind=kind,
         received_at=now,
         dedup_key=f"smpp:{digest}",
