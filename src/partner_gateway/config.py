@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 from partner_gateway.channels.rcs.settings import RbmSettings
 from partner_gateway.channels.whatsapp.settings import WhatsAppSettings
+from partner_gateway.domain.inbound import DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS
 from partner_gateway.domain.rate_limits import Limit, Traffic
 from partner_gateway.domain.routing import Route, RouteError, RouteTable
 
@@ -370,6 +371,36 @@ class Settings(BaseSettings):
     )
     simulator_receipt_delay_seconds: float = Field(
         0.2, ge=0, description="How long the built-in simulators wait before reporting delivery."
+    )
+    simulator_smsc_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Where the built-in SMSC simulator listens (0: any free port, logged). Set it to "
+        "send mobile-originated messages into it with `partner-gateway simulate mo --port`.",
+    )
+    simulator_whatsapp_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Where the built-in WhatsApp simulator listens (0: any free port, logged); its "
+        "POST /simulator/inbound makes a user write in (`partner-gateway simulate mo --channel WHATSAPP`).",
+    )
+    simulator_rbm_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Where the built-in RBM simulator listens (0: any free port, logged); its "
+        "POST /simulator/inbound makes a user write in (`partner-gateway simulate mo --channel RCS`).",
+    )
+    inbound_opt_out_keywords: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_OPT_OUT_KEYWORDS),
+        description="An inbound message that is one of these words (any case) puts its sender on the "
+        "company's opt-out list for the channel (JSON list).",
+    )
+    inbound_opt_in_keywords: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_OPT_IN_KEYWORDS),
+        description="An inbound message that is one of these words takes its sender off the list (JSON list).",
     )
     simulator_ttl_cap_seconds: float | None = Field(
         2.0, gt=0, description="The built-in RBM simulator reports TTL expiry after at most this long."

@@ -25,6 +25,7 @@ from partner_gateway.dispatch.queues.base import WorkQueueError
 from partner_gateway.dispatch.queues.rabbitmq import RabbitWorkQueue
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.dispatch.worker import Dispatcher
+from partner_gateway.domain.inbound import OptKeywords
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.observability.metrics import BROKER_UP, BUILD_INFO
@@ -134,7 +135,8 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
     simulators = await start_simulators(settings, channels) if embedded else Simulators()
     batcher = runtime.writes  # the API's sends share the group commits
     batcher.start()
-    recorder = ReportRecorder(batcher)
+    keywords = OptKeywords.of(settings.inbound_opt_out_keywords, settings.inbound_opt_in_keywords)
+    recorder = ReportRecorder(batcher, keywords)
     providers = build_providers(settings, simulators, channels, runtime, exclusive=embedded)
     if settings.role == "api":
         # An API process serves the providers' webhooks; it opens no carrier connection.

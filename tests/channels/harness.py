@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from partner_gateway.channels.base import SendError, SendErrorKind, StatusReport
+from partner_gateway.domain.inbound import InboundMessage, InboundPart
 
 
 class RecordingSink:
@@ -27,6 +28,7 @@ class RecordingSink:
 
     def __init__(self, *, failing: bool = False, failures: int = 0) -> None:
         self.reports: list[StatusReport] = []
+        self.inbound: list[InboundMessage | InboundPart] = []
         self.failing = failing
         self.failures = failures
 
@@ -37,6 +39,14 @@ class RecordingSink:
         if self.failing:
             raise RuntimeError("database unavailable")
         self.reports.extend(reports)
+
+    async def receive(self, items: Sequence[InboundMessage | InboundPart]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("database unavailable")
+        if self.failing:
+            raise RuntimeError("database unavailable")
+        self.inbound.extend(items)
 
 
 class RecordingGuard:

@@ -151,3 +151,48 @@ async def test_the_metrics_depths_read_the_outbox_index_only(seeded: Runtime) ->
         else:
             assert "Seq Scan" not in plan, plan
     assert "pending_reports" in parked_plan
+
+
+async def test_the_claims_opt_out_probe_is_one_primary_key_look_up(seeded: Runtime) -> None:
+    """A claim reads each message's opt-out with it (store/repositories/delivery/outbox.py):
+    one probe of the opt_outs primary key per message, never a scan."""
+    from partner_gateway.store.repositories.delivery.outbox import _with_messages
+
+    plans = await plans_of(seeded, lambda connection: _with_messages(connection, [(1, "msg_x", 0, 0)]))
+    [plan] = plans
+    if seeded.database.dialect == "sqlite":
+        assert "SEARCH opt_outs USING PRIMARY KEY" in plan or "sqlite_autoindex_opt_outs" in plan, plan
+        assert "SCAN opt_outs" not in plan, plan
+    else:
+        assert "Seq Scan" not in plan, plan
+        assert "pk_opt_outs" in plan, plan
+
+
+INBOUND_CASES = {
+    "inbound": ({}, "ix_inbound_messages_list"),
+    "inbound-channel": ({"channel": Channel.SMS}, "ix_inbound_messages_list_channel"),
+    "inbound-from": ({"sender": "+4915112345678"}, "ix_inbound_messages_list_from"),
+    "inbound-to": ({"recipient": "12345"}, "ix_inbound_messages_list_to"),
+}
+
+
+@pytest.mark.parametrize("case", INBOUND_CASES)
+async def test_the_inbound_list_and_the_owner_look_up_use_their_index(seeded: Runtime, case: str) -> None:
+    from partner_gateway.store.repositories import inbound
+
+    filters, index = INBOUND_CASES[case]
+    plans = await plans_of(
+        seeded,
+        lambda c: inbound.inbound_page(c, inbound.InboundFilter("cmp_a", **filters), AFTER, 100),  # type: ignore[arg-type]
+    )
+    plans += await plans_of(seeded, lambda c: inbound.owner_of(c, Channel.SMS, "12345"))
+    page, owner = plans
+    if seeded.database.dialect == "sqlite":
+        assert index in page, page
+        assert "SCAN inbound_messages" not in page.replace("SCAN inbound_messages USING", ""), page
+        assert "TEMP B-TREE" not in page, page
+        assert "SCAN company_numbers" not in owner, owner
+    else:
+        assert "Seq Scan" not in page, page
+        assert "Index" in page, page
+        assert "Seq Scan" not in owner, owner

@@ -17,8 +17,10 @@ from partner_gateway.api.callbacks import CallbackSettingsController, MessageCal
 from partner_gateway.api.docs_page import docs_assets_router, docs_render_plugin
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
+from partner_gateway.api.inbound import InboundController
 from partner_gateway.api.openapi_contract import complete_document
 from partner_gateway.api.operations import OPERATIONS
+from partner_gateway.api.opt_outs import OptOutsController
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.rate_limits import routes as rate_limits
 from partner_gateway.api.rate_limits.openapi import document_rate_limits
@@ -82,6 +84,8 @@ def create_app(
             HistoryController,
             CallbackSettingsController,
             MessageCallbacksController,
+            InboundController,
+            OptOutsController,
         ],
         dependencies={"company_id": Provide(rate_limits.limited_company)},
         security=[{"bearerAuth": []}],

@@ -35,6 +35,7 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.enums import OpenAPIType
 
 from partner_gateway.api.history import DEFAULT_LIMIT, E164_SHAPE, MAX_LIMIT
+from partner_gateway.api.inbound import PATH as INBOUND_PATH
 from partner_gateway.api.problems import (
     PROBLEM_MEDIA_TYPE,
     ProblemError,
@@ -48,13 +49,14 @@ from partner_gateway.api.server import MAX_REQUEST_TARGET
 from partner_gateway.api.strict_input import unsupported_media_type
 from partner_gateway.channels.registry import ChannelRegistry
 from partner_gateway.domain import sending
+from partner_gateway.domain.inbound import MAX_NUMBER
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.errors import IdempotencyConflict
 
 E164_PATTERN: Final = f"^{E164_SHAPE.pattern}$"
 NOT_BLANK: Final = r"\S"
 TIMES: Final = frozenset(
-    {"createdAt", "updatedAt", "readAt", "occurredAt", "recordedAt", "providerOccurredAt"}
+    {"createdAt", "updatedAt", "readAt", "occurredAt", "recordedAt", "providerOccurredAt", "receivedAt"}
 )
 _REF = "#/components/schemas/"
 
@@ -72,7 +74,7 @@ def complete_document(document: OpenAPI, channels: ChannelRegistry, max_query_id
             if name in TIMES:
                 _set_format(prop, "date-time")
     for path, operation in _operations(document):
-        _parameters(operation)
+        _parameters(path, operation)
         _headers_and_problems(path, operation)
 
 
@@ -236,11 +238,17 @@ def _set_format(schema: object, format_: str) -> None:
 # -- parameters ----------------------------------------------------------------------------
 
 
-def _parameters(operation: Operation) -> None:
+def _parameters(path: str, operation: Operation) -> None:
+    inbound = path.endswith(INBOUND_PATH)
     for parameter in operation.parameters or []:
         if not isinstance(parameter, Parameter):
             continue
-        if parameter.name == "limit":
+        if inbound and parameter.name in ("from", "to"):
+            # A user's number, or ours: a number, a short code, a WhatsApp number, an RBM agent id.
+            parameter.schema = Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_NUMBER)
+        elif parameter.name == "number" and parameter.param_in == "path":
+            parameter.schema = Schema(type=OpenAPIType.STRING, pattern=E164_PATTERN)
+        elif parameter.name == "limit":
             parameter.schema = Schema(
                 type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT
             )
@@ -371,13 +379,17 @@ def _headers_and_problems(path: str, operation: Operation) -> None:
                 Schema(type=OpenAPIType.STRING, enum=["true"]),
                 required=False,
             )
-        if path.endswith("/messages/history"):
+        if path.endswith("/messages/history") or path.endswith(INBOUND_PATH):
             headers["Link"] = _header(
                 'RFC 8288 `<...>; rel="next"` while there is a next page',
                 Schema(type=OpenAPIType.STRING),
                 False,
             )
         success.headers = headers or None
+    if operation.operation_id == "putOptOut" and isinstance(success, OpenAPIResponse):
+        added = OpenAPIResponse(description="Added to the list", content=success.content)
+        responses["201"] = added
+        success.description = "It was on the list already"
 
 
 def _operations(document: OpenAPI) -> Iterator[tuple[str, Operation]]:

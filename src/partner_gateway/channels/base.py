@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from partner_gateway.domain.inbound import InboundMessage, InboundPart
 from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 
@@ -118,6 +119,11 @@ class StateRule:
 class ReportSink(Protocol):
     async def record(self, reports: Sequence[StatusReport]) -> None:
         """Store reports durably; returns once they are committed (then acknowledge them)."""
+
+    async def receive(self, items: Sequence[InboundMessage | InboundPart]) -> None:
+        """Store what users sent (MO SMS and its parts, WhatsApp and RBM user messages) durably;
+        returns once committed. Raises `partner_gateway.errors.Unavailable` when the store cannot
+        take them now: answer so that the provider offers them again."""
 
 
 class HandoverGuard(Protocol):

@@ -1,5 +1,5 @@
 """Companies and their API keys, callback settings and rate limits: `company
-create|list|show|callbacks|limits`, `apikey create|list|revoke`."""
+create|list|show|callbacks|limits|numbers`, `apikey create|list|revoke`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from partner_gateway.cli.common import JsonFlag, fail, settings_or_exit, show, with_runtime
+from partner_gateway.cli.numbers import numbers_app
 from partner_gateway.domain.rate_limits import Limit, parse_limit
 from partner_gateway.domain.rate_limits import Traffic as LimitedTraffic
 from partner_gateway.domain.timefmt import format_ms, now_ms
@@ -17,6 +18,7 @@ from partner_gateway.store.repositories.operator import CompanySummary, Operator
 from partner_gateway.store.repositories.rate_limits import CompanyLimits
 
 company_app = typer.Typer(rich_markup_mode="markdown", help="Manage companies.", no_args_is_help=True)
+company_app.add_typer(numbers_app, name="numbers")
 apikey_app = typer.Typer(
     rich_markup_mode="markdown",
     help="Manage API keys (several per company, for rotation).",

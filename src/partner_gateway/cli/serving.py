@@ -15,6 +15,7 @@ from partner_gateway.cli.common import (
     settings_or_exit,
     with_runtime,
 )
+from partner_gateway.cli.simulate_mo import simulate_mo
 from partner_gateway.config import Settings
 from partner_gateway.observability.logs import configure_logging
 from partner_gateway.startup import describe_store, listen_error
@@ -81,6 +82,9 @@ def simulate_smsc(
         max_throughput=max_throughput,
     )
     run_loop(serve_forever(config))
+
+
+simulate_app.command("mo")(simulate_mo)
 
 
 def migrate() -> None:

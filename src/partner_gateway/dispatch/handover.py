@@ -28,6 +28,7 @@ from partner_gateway.dispatch.retry_policy import (
     EXPIRED_BEFORE_HANDOVER,
     JITTER,
     NO_PROVIDER,
+    OPTED_OUT,
     Ambiguous,
     Fail,
     Fallback,
@@ -97,6 +98,11 @@ class Handover:
         if now_ms() >= item.expires_at:
             await _recorded(item, lambda: self._outcomes.fail(item, EXPIRED_BEFORE_HANDOVER))
             metrics.handed_over(item.channel, "expired")
+            return
+        if item.opted_out:
+            # The destination sent STOP (or is on the company's list): refused before any provider.
+            await _recorded(item, lambda: self._outcomes.fail(item, OPTED_OUT))
+            metrics.handed_over(item.channel, "opted_out")
             return
         provider = self._providers.get(item.channel)
         if provider is None:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.dispatch.fallback import fall_back_on_revocations
+from partner_gateway.dispatch.inbound import InboundRecorder
+from partner_gateway.domain.inbound import DEFAULT_KEYWORDS, InboundMessage, InboundPart, OptKeywords
 from partner_gateway.domain.reports import StatusReport
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.errors import Unavailable
@@ -49,8 +51,9 @@ async def apply_waiting(connection: AsyncConnection, reports: Sequence[StatusRep
 class ReportRecorder:
     """The ReportSink every provider writes to; returns once the reports are committed."""
 
-    def __init__(self, batcher: WriteBatcher) -> None:
+    def __init__(self, batcher: WriteBatcher, keywords: OptKeywords = DEFAULT_KEYWORDS) -> None:
         self._batcher = batcher
+        self.inbound = InboundRecorder(batcher, keywords)
         self.applied = 0
         self.duplicates = 0
         self.pending = 0
@@ -68,3 +71,7 @@ class ReportRecorder:
         self.applied += outcomes.count("applied")
         self.duplicates += outcomes.count("duplicate")
         self.pending += outcomes.count("pending")
+
+    async def receive(self, items: Sequence[InboundMessage | InboundPart]) -> None:
+        """Store what users sent (dispatch/inbound.py); raises `Unavailable` as `record` does."""
+        await self.inbound.receive(items)

@@ -80,6 +80,7 @@ EXPIRED_BEFORE_HANDOVER = Fail(
 NO_PROVIDER = Fail(
     DeliveryStatus.ERROR, error_codes.NO_PROVIDER.meaning, error_codes.NO_PROVIDER.code, "no-provider"
 )
+OPTED_OUT = Fail(DeliveryStatus.ERROR, error_codes.OPTED_OUT.meaning, error_codes.OPTED_OUT.code, "opted-out")
 
 
 def decide(claim: Claim, error: SendError, policy: RetryPolicy, now: int, jitter: float) -> Decision:

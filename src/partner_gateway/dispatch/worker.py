@@ -39,6 +39,7 @@ from partner_gateway.config import Settings
 from partner_gateway.dispatch.fallback import FallbackSms
 from partner_gateway.dispatch.handover import Handover
 from partner_gateway.dispatch.housekeeping import ClaimRecovery, ExpirySweep, LeaseRenewal, ParkedReceipts
+from partner_gateway.dispatch.inbound import StaleInboundParts
 from partner_gateway.dispatch.outcomes import Outcomes
 from partner_gateway.dispatch.queues.base import WorkQueue
 from partner_gateway.dispatch.relay import OutboxRelay, QueueConsumer
@@ -104,6 +105,7 @@ class Dispatcher:
         )
         self._parked = ParkedReceipts(batcher)
         self._unmatched = UnmatchedReports(batcher)
+        self._stale_parts = StaleInboundParts(batcher)
         self.consumer = QueueConsumer(batcher, self._handover, lease_seconds=lease_seconds, stop=self._stop)
         metrics.LIVE.track_dispatcher(self)
 
@@ -128,6 +130,7 @@ class Dispatcher:
             asyncio.create_task(self._renewal.run(), name="dispatch-lease-renewal"),
             asyncio.create_task(self._parked.run(), name="dispatch-parked-receipts"),
             asyncio.create_task(self._unmatched.run(), name="dispatch-unmatched-reports"),
+            asyncio.create_task(self._stale_parts.run(), name="dispatch-stale-inbound-parts"),
         ]
         if self._queue is None:
             self._intake.append(asyncio.create_task(self._claim_loop(), name="dispatch-claims"))

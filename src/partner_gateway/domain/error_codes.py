@@ -44,4 +44,11 @@ NO_ROUTE = GatewayCode(
     False,
 )
 
-CATALOGUE = (EXPIRED_BEFORE_HANDOVER, RETRIES_EXHAUSTED, NO_PROVIDER, INVALID_CONTENT, NO_ROUTE)
+OPTED_OUT = GatewayCode(
+    "gw:opted-out",
+    "The destination opted out of the company's messages on this channel (it sent STOP or a "
+    "synonym, or the company put it on its opt-out list); the message was not handed to any provider.",
+    False,
+)
+
+CATALOGUE = (EXPIRED_BEFORE_HANDOVER, RETRIES_EXHAUSTED, NO_PROVIDER, INVALID_CONTENT, NO_ROUTE, OPTED_OUT)

@@ -107,7 +107,7 @@ FINAL_STATUS_LATENCY = Histogram(
 HANDOVERS = Counter(
     "partner_gateway_handovers",
     "Hand-overs to providers by channel and outcome: accepted, retry, throttled, failed, "
-    "ambiguous (no answer), fallback (RCS sent as SMS), expired, no_provider.",
+    "ambiguous (no answer), fallback (RCS sent as SMS), expired, no_provider, opted_out.",
     ("channel", "outcome"),
 )
 PROVIDER_THROTTLED = Counter(
@@ -327,3 +327,23 @@ class _LiveObjects(Collector):
 
 LIVE = _LiveObjects()
 REGISTRY.register(LIVE)
+
+
+INBOUND = Counter(
+    "partner_gateway_inbound_messages",
+    "Inbound messages (MO SMS, WhatsApp and RBM user messages) by channel and outcome: stored, "
+    "duplicate (stored before), unassigned (no company owns the recipient: not stored), part "
+    "(a part of a concatenated SMS, kept until its message is whole).",
+    ("channel", "outcome"),
+)
+OPT_CHANGES = Counter(
+    "partner_gateway_opt_changes",
+    "Opt-out list changes made by inbound keywords, by channel and action (opt_out, opt_in).",
+    ("channel", "action"),
+)
+
+
+def inbound_recorded(channel: str, outcome: str, opt: str | None) -> None:
+    INBOUND.labels(channel, outcome).inc()
+    if opt is not None:
+        OPT_CHANGES.labels(channel, opt).inc()

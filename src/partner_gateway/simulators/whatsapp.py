@@ -133,6 +133,7 @@ class WhatsAppSimulatorStats:
     webhook_attempts: int = 0  # every POST of a webhook, reposts and duplicates included
     webhooks_posted: int = 0  # answered 2xx
     webhooks_failed: int = 0  # given up after webhook_attempts
+    inbound: int = 0  # user messages posted (send_inbound, POST /simulator/inbound)
 
 
 def graph_error(code: int, message: str, *, subcode: int | None = None, details: str | None = None) -> bytes:
@@ -217,7 +218,7 @@ class WhatsAppSimulator:
         """Serve on config.host/config.port; returns the port bound."""
         if self._server is not None:
             raise RuntimeError("the WhatsApp simulator is already running")
-        app = Litestar(route_handlers=[self._route()], openapi_config=None, logging_config=None)
+        app = Litestar(route_handlers=self._route(), openapi_config=None, logging_config=None)
         # A port in use is an OSError; its requests may show in the host's access log (no secrets).
         self._server = EmbeddedServer(
             app, host=self.config.host, port=self.config.port, name="WhatsApp simulator"
@@ -266,7 +267,23 @@ class WhatsAppSimulator:
             status, body = await self.on_send(authorization, phone_number_id, await request.body())
             return Response(body, status_code=status, media_type="application/json")
 
-        return messages
+        @post("/simulator/inbound", status_code=202)
+        async def inbound(request: Request[Any, Any, Any]) -> Response[bytes]:
+            # Not Meta's: how a script (`partner-gateway simulate mo`) makes a user write in.
+            try:
+                document = json.loads(await request.body())
+                sender, text = str(document["from"]), str(document["text"])
+                kind = str(document.get("type") or "text")
+            except (ValueError, KeyError, TypeError):
+                return Response(
+                    b'{"error":"from and text are required"}', status_code=400, media_type="application/json"
+                )
+            message = await self.send_inbound(sender, text, kind=kind)
+            return Response(
+                json.dumps({"id": message["id"]}).encode(), status_code=202, media_type="application/json"
+            )
+
+        return [messages, inbound]
 
     async def on_send(self, authorization: str, phone_number_id: str, raw: bytes) -> tuple[int, bytes]:
         """Answer one send request: (HTTP status, body)."""
@@ -360,22 +377,61 @@ class WhatsAppSimulator:
             await asyncio.sleep(delay)
             await self._post([status])
 
-    def webhook_body(self, statuses: list[dict[str, Any]]) -> bytes:
-        """A status webhook as Meta serialises it: compact JSON, non-ASCII escaped."""
-        value = {
+    def webhook_body(
+        self, statuses: list[dict[str, Any]], *, messages: list[dict[str, Any]] | None = None
+    ) -> bytes:
+        """A status webhook (or, with `messages`, an inbound one) as Meta serialises it: compact
+        JSON, non-ASCII escaped."""
+        value: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "metadata": {
                 "display_phone_number": self.config.display_phone_number,
                 "phone_number_id": self.config.phone_number_id,
             },
-            "statuses": statuses,
         }
+        if messages is not None:
+            value["contacts"] = [
+                {"profile": {"name": "Simulated user"}, "wa_id": message["from"]} for message in messages
+            ]
+            value["messages"] = messages
+        else:
+            value["statuses"] = statuses
         entry = {"id": self.config.business_account_id, "changes": [{"value": value, "field": "messages"}]}
         document = {"object": "whatsapp_business_account", "entry": [entry]}
         return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode()
 
-    async def _post(self, statuses: list[dict[str, Any]]) -> None:
-        body = self.webhook_body(statuses)
+    def inbound_message(self, sender: str, text: str, *, kind: str = "text") -> dict[str, Any]:
+        """A user's message as Meta's `messages[]` item: a text, or a media `kind` with `text`
+        as its caption."""
+        wamid = "wamid.SIM" + base64.b32encode(self._rng.randbytes(15)).decode().rstrip("=")
+        message: dict[str, Any] = {
+            "from": "".join(ch for ch in sender if ch.isdigit()),
+            "id": wamid,
+            "timestamp": str(int(time.time())),
+            "type": kind,
+        }
+        if kind == "text":
+            message["text"] = {"body": text}
+        else:
+            message[kind] = {
+                "caption": text,
+                "mime_type": "image/jpeg",
+                "id": str(self._rng.randrange(10**15)),
+            }
+        return message
+
+    async def send_inbound(self, sender: str, text: str, *, kind: str = "text") -> dict[str, Any]:
+        """Post a user's message to the gateway's webhook as Meta does (signed, retried); returns
+        the message as posted (its `id` is the wamid)."""
+        message = self.inbound_message(sender, text, kind=kind)
+        self.stats.inbound += 1
+        await self._post([], messages=[message])
+        return message
+
+    async def _post(
+        self, statuses: list[dict[str, Any]], *, messages: list[dict[str, Any]] | None = None
+    ) -> None:
+        body = self.webhook_body(statuses, messages=messages)
         key = (self.config.app_secret + ("-wrong" if self.script.bad_signature else "")).encode()
         headers = {
             "Content-Type": "application/json",

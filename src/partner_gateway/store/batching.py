@@ -102,6 +102,10 @@ class WriteBatcher:
                 return await operation(connection)
         return await self._enqueue(None, operation)  # type: ignore[no-any-return]
 
+    @property
+    def database(self) -> Database:
+        return self._database
+
     async def submit_bulk(self, bulk: BulkOperation[ItemT, ResultT], item: ItemT) -> ResultT:
         """Store `item` with the other items of `bulk` in the same batch; returns its result once
         committed."""

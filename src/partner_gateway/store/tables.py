@@ -307,3 +307,67 @@ callback_attempts = Table(
     Column("duration_ms", Integer, nullable=False),
     Index(None, "event_id"),
 )
+
+company_numbers = Table(
+    "company_numbers",
+    metadata,
+    # The numbers, short codes, WhatsApp numbers and RBM agents an operator assigned to a company
+    # (`partner-gateway company numbers`): an inbound message goes to the company owning its
+    # recipient on its channel, one look-up by primary key (domain/inbound.py normalize_number).
+    Column("channel", String(10), primary_key=True),
+    Column("number", String(100), primary_key=True),
+    Column("company_id", String(40), ForeignKey("companies.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "company_id"),
+)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),  # in_ + ULID
+    Column("company_id", String(40), nullable=False),
+    Column("channel", String(10), nullable=False),
+    Column("from_number", String(100), nullable=False),
+    Column("to_number", String(100), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("provider_message_id", String(200)),  # wamid, RBM messageId; None for SMPP (MO has none)
+    Column("parts", SmallInteger, nullable=False),
+    Column("raw", Text, nullable=False),  # what arrived, as JSON: every part, every webhook item
+    Column("dedup_key", String(200), nullable=False),
+    UniqueConstraint("channel", "dedup_key"),  # a redelivered message is stored once
+    # The inbound list (GET /messages/inbound), newest first, one index per filter shape:
+    Index("ix_inbound_messages_list", "company_id", "received_at", "id"),
+    Index("ix_inbound_messages_list_channel", "company_id", "channel", "received_at", "id"),
+    Index("ix_inbound_messages_list_from", "company_id", "from_number", "received_at", "id"),
+    Index("ix_inbound_messages_list_to", "company_id", "to_number", "received_at", "id"),
+)
+
+inbound_parts = Table(
+    "inbound_parts",
+    metadata,
+    # A part of a concatenated mobile-originated SMS until all its parts are here; then they are
+    # joined into one inbound message and deleted in that transaction. A part repeated (the
+    # carrier redelivers it) is stored once.
+    Column("group_key", String(64), primary_key=True),  # sha256 of carrier, from, to, reference, total
+    Column("seq", SmallInteger, primary_key=True),
+    Column("total", SmallInteger, nullable=False),
+    Column("data_coding", SmallInteger, nullable=False),
+    Column("payload", Text, nullable=False),  # hex of the part's octets, header removed
+    Column("received_at", BigInteger, nullable=False),
+    Index(None, "received_at"),  # parts whose siblings never came are dropped after a day
+)
+
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    # A company's opt-out list per channel: a send there ends in ERROR gw:opted-out before any
+    # provider sees it (dispatch/handover.py), one primary-key look-up per hand-over.
+    Column("company_id", String(40), primary_key=True),
+    Column("channel", String(10), primary_key=True),
+    Column("number", String(100), primary_key=True),  # normalize_number of the destination
+    Column("source", String(20), nullable=False),  # keyword (an inbound STOP) or api
+    Column("created_at", BigInteger, nullable=False),
+)

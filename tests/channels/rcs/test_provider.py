@@ -48,8 +48,9 @@ from partner_gateway.channels.rcs.events import (
 )
 from partner_gateway.channels.rcs.provider import NOT_RCS_CAPABLE_CODE, RbmProvider
 from partner_gateway.channels.rcs.settings import RbmSettings
+from partner_gateway.domain.inbound import InboundMessage
 from partner_gateway.domain.lifecycle import CurrentState, ReportedStatus, decide
-from partner_gateway.domain.statuses import DeliveryStatus, Rank, rank_of
+from partner_gateway.domain.statuses import Channel, DeliveryStatus, Rank, rank_of
 
 TOKEN_URI = "https://oauth.test/token"
 
@@ -512,13 +513,41 @@ async def test_only_our_agents_events_are_recorded(
     assert len(sink.reports) == recorded
 
 
-@pytest.mark.parametrize("name", ["is_typing.json", "user_message.json"])
+@pytest.mark.parametrize("name", ["is_typing.json"])
 async def test_events_naming_no_message_are_acknowledged_and_ignored(
     provider: RbmProvider, sink: RecordingSink, name: str
 ) -> None:
     data = fixture_bytes(name)
     assert (await provider.handle_webhook(push_body(data), signed(data), {}))[0] == 200
     assert sink.reports == []
+    assert sink.inbound == []
+
+
+async def test_a_user_message_is_stored_as_inbound_for_the_agent(
+    provider: RbmProvider, sink: RecordingSink
+) -> None:
+    data = fixture_bytes("user_message.json")
+    assert (await provider.handle_webhook(push_body(data), signed(data), {}))[0] == 200
+    assert sink.reports == []
+    [message] = sink.inbound
+    assert isinstance(message, InboundMessage)
+    assert (message.channel, message.sender, message.recipient, message.kind) == (
+        Channel.RCS, "+4915112345678", "grüne-bäckerei_agent@rbm.goog", "text",
+    )  # fmt: skip
+    assert message.text == "Grüße aus Köln — ça va? 👋 数字"
+    assert message.provider_message_id == "MxUsErMeSsAgE0123456789"
+    assert message.dedup_key == "rcs:MxUsErMeSsAgE0123456789"
+    assert message.received_at == 1_795_774_620_000  # 2026-11-27T10:17:00Z
+
+
+async def test_a_user_message_not_stored_is_answered_500_for_rbm_to_deliver_again(
+    provider: RbmProvider, sink: RecordingSink
+) -> None:
+    sink.failures = 1
+    data = fixture_bytes("user_message.json")
+    assert (await provider.handle_webhook(push_body(data), signed(data), {}))[0] == 500
+    assert (await provider.handle_webhook(push_body(data), signed(data), {}))[0] == 200
+    assert len(sink.inbound) == 1
 
 
 @pytest.mark.parametrize(

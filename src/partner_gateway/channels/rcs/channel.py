@@ -143,6 +143,7 @@ async def simulate(settings: Settings) -> Simulation | None:
         event_delay_seconds=settings.simulator_receipt_delay_seconds,
         read_delay_seconds=settings.simulator_receipt_delay_seconds,
         ttl_cap_seconds=settings.simulator_ttl_cap_seconds,
+        port=settings.simulator_rbm_port,
     )
     simulator = RbmSimulator(config)
     await simulator.start()

@@ -20,7 +20,8 @@ Events become reports by :data:`EVENT_TABLE`; the raw ``eventType`` is kept as `
 | ``IS_TYPING`` | none (timeline) | carries no messageId as a rule, and is then ignored |
 | anything else | none (timeline) | a type this code does not know yet: recorded, changes nothing |
 
-UserMessages (the user wrote to the agent: no ``eventType``) are not a feature yet and are ignored.
+UserMessages (the user wrote to the agent: ``senderPhoneNumber``, no ``eventType``) become inbound
+messages (:func:`user_message`), stored for the company the agent is assigned to.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from typing import Any, Final
 
 from partner_gateway.channels.base import StateRule, StatusReport
 from partner_gateway.domain import json_bounds
+from partner_gateway.domain.inbound import MAX_NUMBER, MAX_TEXT, InboundMessage, display_number
 from partner_gateway.domain.json_bounds import WEBHOOK_BOUNDS, JsonOutOfBounds
-from partner_gateway.domain.statuses import DeliveryStatus
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.report_counters import REPORT_COUNTERS
 
@@ -206,3 +208,59 @@ def parse_time_ms(value: object) -> int:
     except ValueError:
         return now_ms()
     return int(moment.timestamp()) * 1000 + int((fraction or "0")[:3].ljust(3, "0"))
+
+
+def user_message(pushed: PushedEvent, agent_id: str | None = None) -> InboundMessage | None:
+    """A UserMessage (the user wrote to the agent: `senderPhoneNumber` and a `messageId`, no
+    `eventType`) as an InboundMessage; None for anything else, or another agent's. Its recipient
+    is the agent (`agentId`, else ours): what an operator assigns to a company on RCS."""
+    event = pushed.event
+    sender, rbm_id = event.get("senderPhoneNumber"), event.get("messageId")
+    if (
+        "eventType" in event
+        or not isinstance(sender, str)
+        or not sender
+        or not isinstance(rbm_id, str)
+        or not rbm_id
+    ):
+        return None
+    named = event.get("agentId")
+    named = named if isinstance(named, str) and named else None
+    if agent_id is not None and named is not None and named != agent_id:
+        REPORT_COUNTERS.foreign[PROVIDER_NAME] += 1
+        return None
+    recipient = named or agent_id
+    if recipient is None:
+        return None
+    kind, text = _user_content(event)
+    return InboundMessage(
+        channel=Channel.RCS,
+        provider=PROVIDER_NAME,
+        sender=display_number(sender)[:MAX_NUMBER],
+        recipient=recipient[:MAX_NUMBER],
+        text=text[:MAX_TEXT],
+        kind=kind,
+        received_at=parse_time_ms(event.get("sendTime")),
+        dedup_key=f"rcs:{rbm_id}"[:200],
+        provider_message_id=rbm_id[:200],
+        raw=[dict(event)],
+    )
+
+
+def _user_content(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(type, text) of a UserMessage: its text, a suggestion's text, a location, a file's name."""
+    if isinstance(event.get("text"), str):
+        return "text", event["text"]
+    reply = event.get("suggestionResponse")
+    if isinstance(reply, dict):
+        said = reply.get("text") or reply.get("postbackData")
+        return "suggestion_response", said if isinstance(said, str) else "[suggestion]"
+    where = event.get("location")
+    if isinstance(where, dict):
+        return "location", f"[location {where.get('latitude')},{where.get('longitude')}]"
+    file = event.get("userFile")
+    if isinstance(file, dict):
+        payload = file.get("payload")
+        name = payload.get("fileName") if isinstance(payload, dict) else None
+        return "user_file", name if isinstance(name, str) and name else "[file]"
+    return "unknown", "[message]"

@@ -53,6 +53,7 @@ from partner_gateway.channels.rcs.events import (
     WebhookRejected,
     event_reports,
     read_webhook,
+    user_message,
 )
 from partner_gateway.channels.rcs.settings import RbmSettings
 from partner_gateway.domain.statuses import Channel
@@ -240,6 +241,16 @@ class RbmProvider(AlwaysAccepting):
         if isinstance(pushed, Handshake):
             logger.info("RBM webhook handshake answered")
             return 200, pushed.secret.encode(), "text/plain; charset=utf-8"  # sent as given (api/webhooks.py)
+        inbound = user_message(pushed, self.settings.agent_id)
+        if inbound is not None:
+            if self._sink is None:
+                return _problem(503, "The RCS provider is not started")
+            try:
+                await self._sink.receive([inbound])
+            except Exception:
+                logger.exception("storing an RBM user message failed")
+                return _problem(500, "The message could not be stored; deliver it again")
+            return 200, b"{}", _JSON
         reports = event_reports(pushed, self.settings.agent_id)
         if reports:
             if self._sink is None:

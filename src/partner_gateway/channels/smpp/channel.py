@@ -51,7 +51,7 @@ async def simulate(settings: Settings) -> Simulation | None:
     delay = settings.simulator_receipt_delay_seconds
     smsc = SmscSimulator(
         SmscConfig(
-            port=0,
+            port=settings.simulator_smsc_port,
             system_id=SIMULATOR_SYSTEM_ID,
             password=SIMULATOR_PASSWORD,
             receipt_delay_min_seconds=delay / 2,

@@ -36,7 +36,7 @@ from partner_gateway.channels.smpp.codec.constants import (
 )
 from partner_gateway.channels.smpp.codec.pdu import DeliverSm, SubmitSm
 from partner_gateway.channels.smpp.codec.smpp_time import relative_validity
-from partner_gateway.channels.smpp.codec.udh import udh_concat
+from partner_gateway.channels.smpp.codec.udh import parse_udh_concat, udh_concat
 from partner_gateway.channels.smpp.esme import (
     EsmeConfig,
     EsmeSession,
@@ -48,6 +48,7 @@ from partner_gateway.channels.smpp.esme import (
 from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt, receipt_text_excerpt
 from partner_gateway.config import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
+from partner_gateway.domain.inbound import MAX_TEXT, InboundMessage, InboundPart, decode_sms, display_number
 from partner_gateway.domain.routing import Health
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
@@ -386,10 +387,7 @@ class SmppProvider:
     async def _on_deliver(self, pdu: DeliverSm) -> int:
         receipt = parse_receipt(pdu)
         if receipt is None:
-            # A mobile-originated message: inbound SMS is not a feature yet. Acknowledge it so
-            # the carrier does not redeliver it forever.
-            logger.info("carrier %s: ignoring a mobile-originated deliver_sm", self.carrier.name)
-            return int(CommandStatus.ESME_ROK)
+            return await self._on_mobile_originated(pdu)
         metrics.smpp_receipt(self.carrier.name)
         outcome = receipt.outcome
         status = DeliveryStatus(outcome.status)
@@ -427,3 +425,56 @@ class SmppProvider:
             return int(CommandStatus.ESME_RX_T_APPN)
         self.receipts += 1
         return int(CommandStatus.ESME_ROK)
+
+    async def _on_mobile_originated(self, pdu: DeliverSm) -> int:
+        """A user's message: stored (once) for the company owning its destination, or, as a part
+        of a concatenated one, kept until its message is whole. Acknowledged once committed; a
+        temporary error while the store is away, so the carrier offers it again."""
+        item = mobile_originated(self.name, pdu, now_ms())
+        assert self._sink is not None
+        try:
+            await self._sink.receive([item])
+        except Unavailable as error:
+            logger.warning(
+                "carrier %s: mobile-originated message not stored, answered as a temporary error: %s",
+                self.carrier.name,
+                error,
+            )
+            return int(CommandStatus.ESME_RX_T_APPN)
+        return int(CommandStatus.ESME_ROK)
+
+
+def mobile_originated(provider: str, pdu: DeliverSm, now: int) -> InboundMessage | InboundPart:
+    """A mobile-originated deliver_sm as one inbound message, or one part of a concatenated one:
+    a UDH concatenation element (esm_class UDHI) or the sar_* TLVs say so; message_payload, when
+    present, carries the text instead of short_message."""
+    data = pdu.message_payload if pdu.message_payload else pdu.short_message
+    sender = display_number(pdu.source_addr)
+    recipient = pdu.destination_addr
+    reference = total = seq = None
+    if pdu.esm_class & EsmClass.UDHI and data:
+        concat = parse_udh_concat(data)
+        if concat is not None:
+            reference, total, seq = concat.reference, concat.total, concat.sequence
+        data = data[1 + data[0] :]  # the header, whatever it holds, is not text
+    elif pdu.sar_total_segments and pdu.sar_segment_seqnum and pdu.sar_msg_ref_num is not None:
+        reference, total, seq = pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum
+    if total is not None and seq is not None and reference is not None and 1 <= seq <= total and total > 1:
+        return InboundPart(provider, sender, recipient, reference, total, seq, pdu.data_coding, data, now)
+    text, kind = decode_sms(pdu.data_coding, data)
+    digest = hashlib.sha256(
+        b"|".join(
+            [provider.encode(), sender.encode(), recipient.encode(), bytes([pdu.data_coding & 0xFF]), data]
+        )
+    ).hexdigest()
+    return InboundMessage(
+        channel=Channel.SMS,
+        provider=provider,
+        sender=sender,
+        recipient=recipient,
+        text=text[:MAX_TEXT],
+        kind=kind,
+        received_at=now,
+        dedup_key=f"smpp:{digest}",
+        raw=[{"esmClass": pdu.esm_class, "dataCoding": pdu.data_coding, "payload": data.hex()}],
+    )

@@ -64,6 +64,7 @@ async def simulate(settings: Settings) -> Simulation | None:
             access_token=access_token,
             app_secret=app_secret,
             status_delay_seconds=settings.simulator_receipt_delay_seconds,
+            port=settings.simulator_whatsapp_port,
         )
     )
     await simulator.start()

@@ -54,6 +54,7 @@ from partner_gateway.channels.whatsapp.webhooks import (
     MAX_DESCRIPTION,
     PROVIDER,
     graph_code,
+    parse_inbound,
     parse_statuses,
     signature_matches,
 )
@@ -299,5 +300,23 @@ class WhatsAppProvider(AlwaysAccepting):
                     "internal-error",
                     "Internal error",
                     "The statuses could not be recorded; deliver them again",
+                )
+        inbound = parse_inbound(document, self.settings.phone_number_id)
+        if inbound:
+            if self._sink is None:
+                return webhook_problem(
+                    503, "unavailable", "Service unavailable", "The WhatsApp provider is not started"
+                )
+            try:
+                await self._sink.receive(inbound)
+            except Exception:
+                logger.exception(
+                    "WhatsApp webhook: could not store %d inbound messages; Meta will retry", len(inbound)
+                )
+                return webhook_problem(
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "The messages could not be stored; deliver them again",
                 )
         return _json(200, {"status": "ok"})

@@ -33,7 +33,8 @@ from typing import Any, Final
 from partner_gateway.channels.base import StateRule, StatusReport
 from partner_gateway.channels.whatsapp.errors import SEND_ERRORS
 from partner_gateway.domain.ids import MESSAGE_ID_PREFIX, could_be_message_id
-from partner_gateway.domain.statuses import DeliveryStatus
+from partner_gateway.domain.inbound import MAX_NUMBER, MAX_TEXT, InboundMessage, display_number
+from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.report_counters import REPORT_COUNTERS
 
@@ -193,3 +194,86 @@ def _our_message_id(value: object) -> str | None:
     if isinstance(value, str) and value.startswith(MESSAGE_ID_PREFIX) and len(value) <= _MAX_MESSAGE_ID:
         return value if could_be_message_id(value) else None
     return None
+
+
+# What an inbound message of each type says, when it has no text of its own.
+_MEDIA_TYPES: Final = ("image", "video", "document", "audio", "sticker")
+
+
+def parse_inbound(document: Mapping[str, Any], phone_number_id: str | None = None) -> list[InboundMessage]:
+    """Every `entry[].changes[].value.messages[]` (what users sent) as InboundMessages, in order.
+
+    The recipient is the business number's `display_phone_number` (the number an operator
+    assigns to a company), else its `phone_number_id`. With `phone_number_id`, another number's
+    messages on the business account are skipped, as its statuses are."""
+    found: list[InboundMessage] = []
+    for entry in _dicts(document.get("entry")):
+        for change in _dicts(entry.get("changes")):
+            value = change.get("value")
+            items = list(_dicts(value.get("messages") if isinstance(value, dict) else None))
+            if not items:
+                continue
+            number = _number_of(value)
+            if phone_number_id is not None and number not in (None, phone_number_id):
+                REPORT_COUNTERS.foreign[PROVIDER] += len(items)
+                continue
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            display = metadata.get("display_phone_number") if isinstance(metadata, dict) else None
+            recipient = display if isinstance(display, str) and display else number
+            for item in items:
+                message = inbound_message(item, recipient)
+                if message is None:
+                    logger.warning(
+                        "WhatsApp webhook: skipped a message without an id, a sender or a recipient"
+                    )
+                else:
+                    found.append(message)
+    return found
+
+
+def inbound_message(item: Mapping[str, Any], recipient: str | None) -> InboundMessage | None:
+    wamid, sender, kind = item.get("id"), item.get("from"), item.get("type")
+    if not (isinstance(wamid, str) and wamid and isinstance(sender, str) and sender and recipient):
+        return None
+    kind = kind if isinstance(kind, str) and kind else "unknown"
+    stamp = item.get("timestamp")
+    stamp_text = str(stamp) if isinstance(stamp, str | int) and not isinstance(stamp, bool) else ""
+    return InboundMessage(
+        channel=Channel.WHATSAPP,
+        provider=PROVIDER,
+        sender=display_number(sender)[:MAX_NUMBER],
+        recipient=recipient[:MAX_NUMBER],
+        text=_inbound_text(item, kind)[:MAX_TEXT],
+        kind=kind[:40],
+        received_at=_epoch_ms(stamp_text),
+        dedup_key=f"whatsapp:{wamid}"[:_MAX_DEDUP_KEY],
+        provider_message_id=wamid[:_MAX_DEDUP_KEY],
+        raw=[dict(item)],
+    )
+
+
+def _inbound_text(item: Mapping[str, Any], kind: str) -> str:
+    """The text, or for other types their caption or a short summary ("[image]")."""
+    body = item.get(kind)
+    body = body if isinstance(body, dict) else {}
+    if kind == "text":
+        return _str(body.get("body"))
+    if kind in _MEDIA_TYPES:
+        return _str(body.get("caption")) or _str(body.get("filename")) or f"[{kind}]"
+    if kind == "location":
+        where = ", ".join(_str(body.get(key)) for key in ("name", "address") if _str(body.get(key)))
+        return f"[location {body.get('latitude')},{body.get('longitude')}]" + (f" {where}" if where else "")
+    if kind == "button":
+        return _str(body.get("text")) or _str(body.get("payload"))
+    if kind == "interactive":
+        for reply in ("button_reply", "list_reply", "nfm_reply"):
+            chosen = body.get(reply)
+            if isinstance(chosen, dict):
+                return _str(chosen.get("title")) or _str(chosen.get("id")) or f"[{reply}]"
+    if kind == "reaction":
+        return _str(body.get("emoji")) or "[reaction removed]"
+    return f"[{kind}]"
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""

@@ -79,6 +79,7 @@ class RbmSimStats:
     sends_by_content: dict[tuple[str, str], int] = field(default_factory=dict)  # (phone, contentMessage)
     revokes: int = 0  # 200 answers to DELETE
     events_posted: int = 0  # events the webhook acknowledged (2xx)
+    user_messages: int = 0  # user messages posted (send_user_message, POST /simulator/inbound)
     events_failed: int = 0  # events given up on (no 2xx after every attempt, or no webhook_url)
     webhook_attempts: int = 0  # every POST of an event
 

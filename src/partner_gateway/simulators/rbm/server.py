@@ -147,7 +147,39 @@ class RbmSimulator:
         ) -> Response[Any]:
             return self._revoke(request, message_id)
 
-        return [token, create, revoke]
+        @post("/simulator/inbound", status_code=202)
+        async def inbound(request: Request[Any, Any, Any]) -> Response[Any]:
+            # Not Google's: how a script (`partner-gateway simulate mo`) makes a user write in.
+            try:
+                document = json.loads(await request.body())
+                sender, text = str(document["from"]), str(document["text"])
+            except (ValueError, KeyError, TypeError):
+                return Response({"error": "from and text are required"}, status_code=400)
+            message = await self.send_user_message(sender, text)
+            return Response({"id": message["messageId"]}, status_code=202)
+
+        return [token, create, revoke, inbound]
+
+    def user_message(self, sender: str, text: str, *, suggestion: bool = False) -> dict[str, Any]:
+        """A UserMessage as RBM pushes it: a text, or (`suggestion`) a tapped suggestion's reply."""
+        message: dict[str, Any] = {
+            "senderPhoneNumber": sender,
+            "messageId": "MxUSER" + secrets.token_hex(10),
+            "sendTime": format_ms(now_ms()),
+            "agentId": self.config.agent_id,
+        }
+        if suggestion:
+            message["suggestionResponse"] = {"postbackData": text.lower(), "text": text, "type": "REPLY"}
+        else:
+            message["text"] = text
+        return message
+
+    async def send_user_message(self, sender: str, text: str, *, suggestion: bool = False) -> dict[str, Any]:
+        """Post a user's message to the gateway's webhook as RBM does (signed, retried); returns it."""
+        message = self.user_message(sender, text, suggestion=suggestion)
+        self.stats.user_messages += 1
+        await self._post_event(message)
+        return message
 
     def _token(self, form: Mapping[str, list[str]]) -> Response[Any]:
         self.stats.token_requests += 1

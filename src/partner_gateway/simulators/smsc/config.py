@@ -18,6 +18,10 @@ class SmscConfig:
     system_id: str = "gateway"  # the only account: what the ESME must bind with
     password: str = "secret"  # noqa: S105 - a loopback simulator's default, never a real credential
     smsc_system_id: str = "SMSCSIM"  # what bind_resp names the SMSC
+    # The handsets' account: what an ESME bound with it submits is delivered to `system_id`'s
+    # receivers as mobile-originated deliver_sm (`partner-gateway simulate mo`); None: no such account.
+    handset_system_id: str | None = "handset"
+    handset_password: str = "handset"  # noqa: S105 - a loopback simulator's default
     receipt_delay_min_seconds: float = 0.5  # a receipt follows its submit after a uniform delay
     receipt_delay_max_seconds: float = 2.0
     max_throughput: float | None = None  # submits/s per connection before ESME_RTHROTTLED; None = no limit
@@ -83,6 +87,7 @@ class SmscStats:
     bind_rejections: int = 0
     unbinds: int = 0  # unbind received from an ESME (and answered with unbind_resp)
     submits: int = 0  # every submit_sm received, whatever the answer
+    mobile_originated: int = 0  # MO parts queued to the gateway (send_mo, the handset account)
     submits_accepted: int = 0  # answered ESME_ROK with a message id
     submits_rejected: int = 0  # answered with an error status (throttled and queue-full included)
     throttled: int = 0  # answered ESME_RTHROTTLED

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Final, Self
 
+from partner_gateway.channels.smpp.codec.pdu import DeliverSm
 from partner_gateway.simulators.smsc.config import SmscConfig, SmscScript, SmscStats
 from partner_gateway.simulators.smsc.dispatch import ReceiptDispatcher
 from partner_gateway.simulators.smsc.fates import MessageIds
+from partner_gateway.simulators.smsc.mo import Concatenation, mo_pdus
 from partner_gateway.simulators.smsc.session import SmscSession
 
 logger = logging.getLogger("partner_gateway.simulators.smsc")
@@ -84,6 +87,30 @@ class SmscSimulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def send_mo(
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        concat: Concatenation = "udh",
+        delay: float = 0.0,
+        pdus: Sequence[DeliverSm] | None = None,
+    ) -> list[DeliverSm]:
+        """Deliver a mobile-originated message from `source` (a handset) to `destination` (a
+        number or short code) to the gateway's receiver binds, split into parts as a handset
+        sends a long text (`concat`: UDH or sar_* TLVs), each resent until acknowledged as a
+        receipt is. `pdus` sends those instead (a test's own parts, in its order). Returns them."""
+        parts = (
+            list(pdus)
+            if pdus is not None
+            else mo_pdus(source, destination, text, concat=concat, rng=self.rng)
+        )
+        for pdu in parts:
+            self.stats.mobile_originated += 1
+            self.dispatcher.add(pdu, self.config.system_id, delay)
+        return parts
 
     def forget(self, session: SmscSession) -> None:
         """A session ended: no more receipts go to it."""

@@ -50,6 +50,7 @@ from partner_gateway.simulators.smsc.fates import (
     receipt_pdu,
     wanted,
 )
+from partner_gateway.simulators.smsc.mo import mo_from_submit
 
 if TYPE_CHECKING:
     from partner_gateway.simulators.smsc.server import SmscSimulator
@@ -220,6 +221,8 @@ class SmscSession:
         if sim.script.reject_binds > 0:
             sim.script.reject_binds -= 1
             status = _S.ESME_RBINDFAIL
+        elif self._is_handset(pdu):
+            pass
         elif not secrets.compare_digest(pdu.system_id.encode(), sim.config.system_id.encode()):
             status = _S.ESME_RINVSYSID
         elif not secrets.compare_digest(pdu.password.encode(), sim.config.password.encode()):
@@ -236,7 +239,7 @@ class SmscSession:
         sim.stats.binds += 1
         if sim.config.max_throughput is not None:
             self._bucket = TokenBucket(sim.config.max_throughput, self._loop.time())
-        if kind is not BindTransmitter:
+        if kind is not BindTransmitter and pdu.system_id != sim.config.handset_system_id:
             sim.dispatcher.add_receiver(pdu.system_id, self)
         logger.info("SMSC bind_%s from %s as %r", name, self.peer, pdu.system_id)
         self._write(
@@ -246,6 +249,26 @@ class SmscSession:
                 sc_interface_version=INTERFACE_VERSION_34,
             )
         )
+
+    def _is_handset(self, pdu: BindRequest) -> bool:
+        handset = self._sim.config.handset_system_id
+        return (
+            handset is not None
+            and secrets.compare_digest(pdu.system_id.encode(), handset.encode())
+            and secrets.compare_digest(pdu.password.encode(), self._sim.config.handset_password.encode())
+        )
+
+    def _on_mobile_originated(self, pdu: SubmitSm) -> None:
+        """A handset's message: delivered to the gateway's receivers as a deliver_sm, resent
+        until acknowledged like a receipt."""
+        sim = self._sim
+        if sim.dispatcher.room() < 1:
+            self._reject(pdu, _S.ESME_RMSGQFUL)
+            return
+        sim.stats.mobile_originated += 1
+        sim.dispatcher.add(mo_from_submit(pdu), sim.config.system_id, 0.0)
+        message_id = sim.ids.next(sim.config.message_id_format)
+        self._write(SubmitSmResp(sequence_number=pdu.sequence_number, message_id=message_id))
 
     def _on_receipt_answer(self, seq: int, status: int) -> None:
         receipt = self._awaiting.pop(seq, None)
@@ -284,6 +307,8 @@ class SmscSession:
             self._nack(pdu.sequence_number, _S.ESME_RSYSERR)
         elif self.bind not in (BindTransmitter, BindTransceiver):
             self._reject(pdu, _S.ESME_RINVBNDSTS)
+        elif self.system_id == sim.config.handset_system_id:
+            self._on_mobile_originated(pdu)
         elif self._bucket is not None and not self._bucket.take(self._loop.time()):
             sim.stats.throttled += 1
             self._reject(pdu, _S.ESME_RTHROTTLED)

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import Select, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
 from partner_gateway.domain.statuses import CHANNEL_BY_NAME, Channel
-from partner_gateway.store.tables import messages, outbox
+from partner_gateway.store.tables import messages, opt_outs, outbox
 
 
 class OutboxState(StrEnum):
@@ -60,6 +60,9 @@ class ClaimedItem:
     body: str
     created_at: int
     expires_at: int
+    # The destination is on its company's opt-out list for the channel (read with the claim):
+    # the hand-over ends it ERROR gw:opted-out before any provider sees it.
+    opted_out: bool = False
 
 
 _CLAIMED_COLUMNS = (outbox.c.id, outbox.c.message_id, outbox.c.attempts, outbox.c.parts_done)
@@ -107,6 +110,15 @@ _SELECT_MESSAGES = select(
     messages.c.body,
     messages.c.created_at,
     messages.c.expires_at,
+    # One primary-key probe per message; opt_outs keeps the number without its "+" (to_number
+    # is E.164, validated at acceptance).
+    exists()
+    .where(
+        opt_outs.c.company_id == messages.c.company_id,
+        opt_outs.c.channel == messages.c.channel,
+        opt_outs.c.number == func.substr(messages.c.to_number, 2),
+    )
+    .label("opted_out"),
 ).where(messages.c.id.in_(_IDS))
 
 
@@ -116,8 +128,19 @@ async def _with_messages(connection: AsyncConnection, claimed: Sequence[Any]) ->
     by_message = {row[1]: (row[0], row[2], row[3]) for row in claimed}
     rows = await connection.execute(_SELECT_MESSAGES, {"ids": list(by_message)})
     items = [
-        ClaimedItem(*by_message[message_id], message_id, company_id, CHANNEL_BY_NAME[channel], *rest)
-        for message_id, company_id, channel, *rest in rows
+        ClaimedItem(
+            *by_message[message_id],
+            message_id,
+            company_id,
+            CHANNEL_BY_NAME[channel],
+            to,
+            sender,
+            body,
+            created_at,
+            expires_at,
+            bool(opted_out),
+        )
+        for message_id, company_id, channel, to, sender, body, created_at, expires_at, opted_out in rows
     ]
     return sorted(items, key=lambda item: item.outbox_id)
 
