@@ -20,7 +20,9 @@ URL = f"{BASE}/messages/stats"
 
 async def settle(runtime: Runtime, changes: list[tuple[str, DeliveryStatus, str | None]], now: int) -> None:
     reports = [
-        StatusReport(GATEWAY, status, status.value, "t", now, f"t:{i}", message_id=m, error_code=code, is_final=True)
+        StatusReport(
+            GATEWAY, status, status.value, "t", now, f"t:{i}", message_id=m, error_code=code, is_final=True
+        )
         for i, (m, status, code) in enumerate(changes)
     ]
     async with runtime.database.write() as connection:
@@ -45,7 +47,11 @@ async def traffic(runtime: Runtime, partner: Partner) -> None:
         [(sms[0], DeliveryStatus.DELIVERED, None), (sms[1], DeliveryStatus.DELIVERED, None)],
         DAY0 + 10 * HOUR + 2_000,
     )
-    await settle(runtime, [(sms[2], DeliveryStatus.ERROR, "smpp:0x0b"), (wa, DeliveryStatus.ERROR, "wa:131026")], DAY0 + 11 * HOUR + 30_000)
+    await settle(
+        runtime,
+        [(sms[2], DeliveryStatus.ERROR, "smpp:0x0b"), (wa, DeliveryStatus.ERROR, "wa:131026")],
+        DAY0 + 11 * HOUR + 30_000,
+    )
 
 
 async def test_a_day_by_hour(client: httpx.AsyncClient, partner: Partner, traffic: None) -> None:
@@ -66,9 +72,12 @@ async def test_a_day_by_hour(client: httpx.AsyncClient, partner: Partner, traffi
     assert all(not bucket["channels"] for i, bucket in enumerate(body["buckets"]) if i not in (10, 11))
 
 
-async def test_a_month_by_day_sums_the_hours(client: httpx.AsyncClient, partner: Partner, traffic: None) -> None:
+async def test_a_month_by_day_sums_the_hours(
+    client: httpx.AsyncClient, partner: Partner, traffic: None
+) -> None:
     body = await stats(client, partner, startDate="2026-11-01", endDate="2026-12-02")
-    assert body["bucket"] == "day" and len(body["buckets"]) == 31
+    assert body["bucket"] == "day"
+    assert len(body["buckets"]) == 31
     day = {bucket["start"][:10]: bucket["channels"] for bucket in body["buckets"]}
     assert [c["total"] for c in day["2026-11-20"]] == [4, 1]
     assert [(c["channel"], c["counts"], c["deliveryRate"]) for c in day["2026-11-21"]] == [
@@ -80,7 +89,8 @@ async def test_a_month_by_day_sums_the_hours(client: httpx.AsyncClient, partner:
 async def test_the_channel_filter(client: httpx.AsyncClient, partner: Partner, traffic: None) -> None:
     body = await stats(client, partner, startDate="2026-11-20", endDate="2026-11-21", channel="WHATSAPP")
     [[wa]] = [bucket["channels"] for bucket in body["buckets"]]
-    assert wa["channel"] == "WHATSAPP" and wa["total"] == 1
+    assert wa["channel"] == "WHATSAPP"
+    assert wa["total"] == 1
 
 
 async def test_another_companys_messages_are_never_counted(
