@@ -135,3 +135,15 @@ async def test_the_longest_windows_are_accepted(client: httpx.AsyncClient, partn
 async def test_stats_need_an_api_key(client: httpx.AsyncClient) -> None:
     response = await client.get(URL, params={"startDate": "2026-11-20", "endDate": "2026-11-21"})
     assert response.status_code == 401
+
+
+async def test_the_openapi_document_states_the_rules(client: httpx.AsyncClient) -> None:
+    document = (await client.get(f"{BASE}/openapi.json")).json()
+    operation = document["paths"][URL]["get"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert parameters["startDate"]["required"] is True
+    assert parameters["endDate"]["required"] is True
+    assert parameters["bucket"]["schema"] == {"type": "string", "enum": ["hour", "day"], "default": "day"}
+    assert set(operation["responses"]) >= {"200", "400", "401", "429"}
+    counts = document["components"]["schemas"]["ChannelStats"]["properties"]["counts"]
+    assert counts["propertyNames"] == {"$ref": "#/components/schemas/DeliveryStatus"}
