@@ -88,25 +88,28 @@ class StatsController(Controller):
 
         async with runtime.database.read() as connection:
             rows = await read_stats(
-                connection, company_id, start, end, wanted_channel.value if wanted_channel else None
+                connection, company_id, start, end, size, wanted_channel.value if wanted_channel else None
             )
         counts: dict[tuple[int, str], dict[str, int]] = {}
         errors: dict[tuple[int, str], dict[str, int]] = {}
         latencies: dict[tuple[int, str], dict[int, int]] = {}
-        for channel_name, hour, status, error_code, count in rows.counts:
-            key = (hour - hour % size, channel_name)
+        for channel_name, bucket_start, status, error_code, count in rows.counts:
+            key = (bucket_start, channel_name)
             by_status = counts.setdefault(key, {})
             by_status[status] = by_status.get(status, 0) + count
             if error_code:
                 by_code = errors.setdefault(key, {})
                 by_code[error_code] = by_code.get(error_code, 0) + count
-        for channel_name, hour, bin_, count in rows.latencies:
-            by_bin = latencies.setdefault((hour - hour % size, channel_name), {})
+        for channel_name, bucket_start, bin_, count in rows.latencies:
+            by_bin = latencies.setdefault((bucket_start, channel_name), {})
             by_bin[bin_] = by_bin.get(bin_, 0) + count
         buckets = []
+        by_bucket: dict[int, list[str]] = {}
+        for at, name in sorted(counts):
+            by_bucket.setdefault(at, []).append(name)
         for bucket_start in range(start, end, size):
             channels = []
-            for channel_name in sorted({name for at, name in counts if at == bucket_start}):
+            for channel_name in by_bucket.get(bucket_start, []):
                 key = (bucket_start, channel_name)
                 by_status = {status: n for status, n in counts[key].items() if n}
                 if not by_status:

@@ -125,21 +125,23 @@ async def _upsert(
 
 @dataclass(frozen=True, slots=True)
 class StatsRows:
-    """A window's aggregate rows, by hour (the caller sums them into its buckets)."""
+    """A window's aggregates, summed per bucket in the statement (a month's hour rows are tens
+    of thousands; its day rows a thousand or so)."""
 
-    counts: list[tuple[str, int, str, str, int]]  # channel, hour, status, error code, count
-    latencies: list[tuple[str, int, int, int]]  # channel, hour, bin, count
+    counts: list[tuple[str, int, str, str, int]]  # channel, bucket start, status, error code, count
+    latencies: list[tuple[str, int, int, int]]  # channel, bucket start, bin, count
 
 
 async def read_stats(
-    connection: AsyncConnection, company_id: str, start: int, end: int, channel: str | None
+    connection: AsyncConnection, company_id: str, start: int, end: int, size: int, channel: str | None
 ) -> StatsRows:
-    """The company's rows of hours in [start, end), of one channel or all (the primary keys'
-    prefix: company, channel, hour)."""
+    """The company's rows of hours in [start, end) summed into buckets of `size` ms (an hour or a
+    day; `start` a multiple of it), of one channel or all: a range of the primary keys."""
+    stats_bucket = (message_stats.c.hour - message_stats.c.hour % size).label("bucket")
     counts = (
         select(
             message_stats.c.channel,
-            message_stats.c.hour,
+            stats_bucket,
             message_stats.c.status,
             message_stats.c.error_code,
             func.sum(message_stats.c.count),
@@ -149,21 +151,27 @@ async def read_stats(
             message_stats.c.hour >= start,
             message_stats.c.hour < end,
         )
-        .group_by(
-            message_stats.c.channel, message_stats.c.hour, message_stats.c.status, message_stats.c.error_code
-        )
+        .group_by(message_stats.c.channel, stats_bucket, message_stats.c.status, message_stats.c.error_code)
     )
-    latencies = select(
-        message_latency.c.channel, message_latency.c.hour, message_latency.c.bin, message_latency.c.count
-    ).where(
-        message_latency.c.company_id == company_id,
-        message_latency.c.hour >= start,
-        message_latency.c.hour < end,
+    latency_bucket = (message_latency.c.hour - message_latency.c.hour % size).label("bucket")
+    latencies = (
+        select(
+            message_latency.c.channel,
+            latency_bucket,
+            message_latency.c.bin,
+            func.sum(message_latency.c.count),
+        )
+        .where(
+            message_latency.c.company_id == company_id,
+            message_latency.c.hour >= start,
+            message_latency.c.hour < end,
+        )
+        .group_by(message_latency.c.channel, latency_bucket, message_latency.c.bin)
     )
     if channel is not None:
         counts = counts.where(message_stats.c.channel == channel)
         latencies = latencies.where(message_latency.c.channel == channel)
     return StatsRows(
-        [(c, int(h), s, e, int(n)) for c, h, s, e, n in await connection.execute(counts)],
-        [(c, int(h), int(b), int(n)) for c, h, b, n in await connection.execute(latencies)],
+        [(c, int(b), s, e, int(n)) for c, b, s, e, n in await connection.execute(counts)],
+        [(c, int(b), int(i), int(n)) for c, b, i, n in await connection.execute(latencies)],
     )
