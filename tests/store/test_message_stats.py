@@ -261,3 +261,21 @@ async def test_the_aggregates_equal_a_count_over_the_messages(
                 message_stats.c.company_id == partner.company_id
             )
             assert (await connection.execute(total)).scalar_one() == len(ids)
+
+
+async def test_migration_0013_counts_the_messages_stored_before_it(runtime: Runtime) -> None:
+    from alembic import command
+
+    from partner_gateway.store.migrate import alembic_config
+
+    partner = await make_partner(runtime)
+    [first, _] = await seed(runtime, partner.company_id, [T0, T0 + HOUR])
+    await apply(runtime, [report(first, DeliveryStatus.ERROR, "1", at=T0 + 5, code="e:1")], T0 + 10)
+    async with runtime.database.write() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0010"))
+    async with runtime.database.write() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+    assert await check(runtime, partner.company_id) == {
+        ("SMS", hour_of(T0), "ERROR", "e:1"): 1,
+        ("SMS", hour_of(T0 + HOUR), "UNKNOWN", ""): 1,
+    }
