@@ -25,6 +25,7 @@ from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.rate_limits import routes as rate_limits
 from partner_gateway.api.rate_limits.openapi import document_rate_limits
 from partner_gateway.api.sending import send_route_handlers
+from partner_gateway.api.stats import StatsController
 from partner_gateway.api.status import StatusController
 from partner_gateway.api.strict_input import StrictRequest, declared_query_only, partner_bounds
 from partner_gateway.api.webhooks import webhook_handlers
@@ -82,6 +83,7 @@ def create_app(
             *send_route_handlers(channels),
             StatusController,
             HistoryController,
+            StatsController,
             CallbackSettingsController,
             MessageCallbacksController,
             InboundController,

@@ -46,6 +46,7 @@ from partner_gateway.api.problems import (
 )
 from partner_gateway.api.sending import IDEMPOTENCY_KEY_MAX
 from partner_gateway.api.server import MAX_REQUEST_TARGET
+from partner_gateway.api.stats import BUCKETS
 from partner_gateway.api.strict_input import unsupported_media_type
 from partner_gateway.channels.registry import ChannelRegistry
 from partner_gateway.domain import sending
@@ -69,6 +70,7 @@ def complete_document(document: OpenAPI, channels: ChannelRegistry, max_query_id
     _query_constraints(schemas, max_query_ids)
     _closed_objects(schemas, channels)
     _one_content_kind(schemas)
+    _stats_schemas(schemas)
     for schema in schemas.values():
         for name, prop in (schema.properties or {}).items():
             if name in TIMES:
@@ -105,6 +107,26 @@ def _shared_enums(document: OpenAPI, schemas: dict[str, Any], channels: ChannelR
         for parameter in operation.parameters or []:
             if isinstance(parameter, Parameter) and parameter.name == "channel":
                 parameter.schema = Reference(_REF + "Channel")
+
+
+def _stats_schemas(schemas: Mapping[str, Any]) -> None:
+    """GET /messages/stats: its times are date-times, its counts keyed by DeliveryStatus."""
+    for name, props in (("StatsBucket", ("start", "end")), ("StatsPage", ("startDate", "endDate"))):
+        schema = schemas.get(name)
+        if isinstance(schema, Schema) and schema.properties:
+            for prop in props:
+                _set_format(schema.properties.get(prop), "date-time")
+    channel_stats = schemas.get("ChannelStats")
+    if isinstance(channel_stats, Schema) and channel_stats.properties:
+        counts = channel_stats.properties.get("counts")
+        if isinstance(counts, Schema):
+            counts.property_names = Reference(_REF + "DeliveryStatus")
+        _narrow(channel_stats.properties.get("deliveryRate"), minimum=0, maximum=1)
+    page = schemas.get("StatsPage")
+    if isinstance(page, Schema) and page.properties:
+        bucket = page.properties.get("bucket")
+        if isinstance(bucket, Schema):
+            bucket.enum = list(BUCKETS)
 
 
 # -- request bodies ----------------------------------------------------------------------------
@@ -240,9 +262,12 @@ def _set_format(schema: object, format_: str) -> None:
 
 def _parameters(path: str, operation: Operation) -> None:
     inbound = path.endswith(INBOUND_PATH)
+    stats = operation.operation_id == "getMessageStats"
     for parameter in operation.parameters or []:
         if not isinstance(parameter, Parameter):
             continue
+        if stats and parameter.name in ("startDate", "endDate"):
+            parameter.required = True  # checked in the handler: its 400 names the missing one
         if inbound and parameter.name in ("from", "to"):
             # A user's number, or ours: a number, a short code, a WhatsApp number, an RBM agent id.
             parameter.schema = Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_NUMBER)
@@ -266,6 +291,8 @@ def _parameters(path: str, operation: Operation) -> None:
             )
         elif parameter.name == "to":
             parameter.schema = Schema(type=OpenAPIType.STRING, pattern=E164_PATTERN)
+        elif parameter.name == "bucket":
+            parameter.schema = Schema(type=OpenAPIType.STRING, enum=list(BUCKETS), default="day")
         elif parameter.name == "Idempotency-Key":
             parameter.schema = Schema(
                 type=OpenAPIType.STRING,

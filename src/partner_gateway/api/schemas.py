@@ -50,3 +50,43 @@ class EventsResponse(msgspec.Struct, rename="camel"):
     customer_message_id: str
     channel: Channel
     events: list[MessageEventResponse]
+
+
+class ErrorCodeCount(msgspec.Struct, rename="camel"):
+    error_code: str
+    count: int
+
+
+class LatencyMs(msgspec.Struct, rename="camel"):
+    p50: Annotated[int | None, msgspec.Meta(description="Median, ms; null when none became final")]
+    p95: int | None
+
+
+class ChannelStats(msgspec.Struct, rename="camel"):
+    channel: str
+    total: int
+    counts: Annotated[dict[str, int], msgspec.Meta(description="Messages by current deliveryStatus")]
+    delivery_rate: Annotated[
+        float | None,
+        msgspec.Meta(description="DELIVERED / messages whose status is final; null when none is"),
+    ]
+    error_codes: Annotated[list[ErrorCodeCount], msgspec.Meta(description="Most frequent first, at most 10")]
+    latency_ms: Annotated[
+        LatencyMs,
+        msgspec.Meta(
+            description="Acceptance to first final status; upper bound of a logarithmic bin (within 19 %)"
+        ),
+    ]
+
+
+class StatsBucket(msgspec.Struct, rename="camel"):
+    start: str
+    end: str
+    channels: list[ChannelStats]
+
+
+class StatsPage(msgspec.Struct, rename="camel"):
+    bucket: str
+    start_date: str
+    end_date: str
+    buckets: list[StatsBucket]

@@ -371,3 +371,29 @@ opt_outs = Table(
     Column("source", String(20), nullable=False),  # keyword (an inbound STOP) or api
     Column("created_at", BigInteger, nullable=False),
 )
+
+# GET /messages/stats: the messages of a company, channel and hour of acceptance, by their current
+# status and error code ('' for none), kept as statuses change (store/message_stats.py). A
+# message's change moves it from its old row to its new one, in the change's transaction.
+message_stats = Table(
+    "message_stats",
+    metadata,
+    Column("company_id", String(40), primary_key=True),
+    Column("channel", String(10), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),  # the acceptance hour's start, ms
+    Column("status", String(10), primary_key=True),
+    Column("error_code", String(40), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+# The time from acceptance to the first final status, as counts per logarithmic bin
+# (store/message_stats.py's `latency_bin`): the p50/p95 of GET /messages/stats.
+message_latency = Table(
+    "message_latency",
+    metadata,
+    Column("company_id", String(40), primary_key=True),
+    Column("channel", String(10), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("bin", SmallInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)

@@ -47,6 +47,7 @@ from partner_gateway.domain.statuses import (
     Rank,
 )
 from partner_gateway.store.bulk import Positional, Rows, positional
+from partner_gateway.store.message_stats import StatsDelta
 from partner_gateway.store.tables import message_events, message_parts, messages, outbox
 
 # A status field's column, where the two names differ.
@@ -242,6 +243,10 @@ class MessageRepository:
                 for message in accepted
             ],
         )
+        delta = StatsDelta()  # each counted UNKNOWN in its hour (store/message_stats.py)
+        for message in accepted:
+            delta.count(message.company_id, message.channel.value, message.created_at, queued, None, 1)
+        await delta.write(self._connection)
         await _NEW_EVENTS.execute(
             self._connection,
             [

@@ -99,6 +99,8 @@ PARTS_WITH_STATUSES = (
         messages.c.created_at.label("message_created_at"),
         messages.c.status_changes,
         HAS_TARGET,
+        messages.c.company_id,
+        messages.c.error_code.label("message_error_code"),
     )
     # Inner: PostgreSQL locks no row on the nullable side of an outer join, and every part's
     # message exists (they are stored together; messages are never deleted). The callback
@@ -186,6 +188,8 @@ class Parts:
             message_created_at,
             status_changes,
             targeted,
+            company_id,
+            message_error_code,
         ) in await self._connection.execute(statement, parameters):  # PARTS_WITH_STATUSES's columns
             self._statuses.add(
                 message_id,
@@ -197,6 +201,8 @@ class Parts:
                 message_created_at,
                 status_changes,
                 targeted,
+                company_id,
+                message_error_code,
             )
             parts = self._by_message.setdefault(message_id, {})
             if part_no in parts:

@@ -25,6 +25,7 @@ from partner_gateway.domain.statuses import FINAL_STATUSES, DeliveryStatus, Rank
 from partner_gateway.observability import metrics
 from partner_gateway.store.bulk import Rows
 from partner_gateway.store.database import after_commit
+from partner_gateway.store.message_stats import StatsDelta
 from partner_gateway.store.repositories.delivery.callback_events import HAS_TARGET, Change, record_changes
 from partner_gateway.store.tables import callback_settings, messages
 
@@ -98,6 +99,10 @@ class _MessageRow:
     """status_changes: how many changes the message has had, this batch's included."""
     targeted: bool
     """Whether its changes are callback events."""
+    company_id: str
+    stored_status: str
+    """Its status and error code as read: the aggregates' row it leaves (store/message_stats.py)."""
+    stored_error: str | None
     description: str = ""
     error_code: str | None = None
     status_changed: bool = False
@@ -119,6 +124,8 @@ _SELECT_STATUSES = (
         messages.c.created_at,
         messages.c.status_changes,
         HAS_TARGET,
+        messages.c.company_id,
+        messages.c.error_code,
     )
     .select_from(
         messages.outerjoin(callback_settings, callback_settings.c.company_id == messages.c.company_id)
@@ -151,6 +158,23 @@ def _count_changes(rows: list[_MessageRow], now: int) -> None:
         )
 
 
+async def _write_stats(connection: AsyncConnection, rows: list[_MessageRow], now: int) -> None:
+    """The changed messages moved between the aggregates' rows; the latency of those that became
+    final (once: a final status's later change does not end its delivery again)."""
+    delta = StatsDelta()
+    for row in rows:
+        delta.move(
+            row.company_id,
+            row.channel,
+            row.created_at,
+            (row.stored_status, row.stored_error),
+            (row.status.value, row.error_code),
+        )
+        if row.status in FINAL_STATUSES and not row.was_final:
+            delta.became_final(row.company_id, row.channel, row.created_at, now)
+    await delta.write(connection)
+
+
 class Statuses:
     """The statuses of the messages a batch of reports is about: read once, changed in memory
     report by report (so reports for one message apply in order, as they would one by one), and
@@ -167,10 +191,10 @@ class Statuses:
         if not wanted:
             return
         rows = await self._connection.execute(_SELECT_STATUSES, {"ids": list(wanted)})
-        for message_id, status, rank, read_at, fallback_for, channel, created_at, changes, targeted in rows:
-            self.add(message_id, status, rank, read_at, fallback_for, channel, created_at, changes, targeted)
+        for row in rows:
+            self.add(*row)
         for message_id in wanted:
-            self.add(message_id, None, None, None, None, "", 0, 0, False)  # not found: no such message
+            self.add(message_id, None, None, None, None, "", 0, 0, False, "", None)  # no such message
 
     def add(
         self,
@@ -183,6 +207,8 @@ class Statuses:
         created_at: int,
         changes: int,
         targeted: bool,
+        company_id: str,
+        error_code: str | None,
     ) -> None:
         """A message's status as read (None: no such message), unless read before."""
         if message_id in self._rows:
@@ -199,6 +225,9 @@ class Statuses:
                 created_at,
                 changes,
                 bool(targeted),
+                company_id,
+                status,
+                error_code,
             )
 
     async def apply(self, message_id: str, report: ReportedStatus, *, read_at: int | None) -> bool:
@@ -269,5 +298,6 @@ class Statuses:
         await _UPDATE_MESSAGE_STATUS.execute(self._connection, statuses)
         await _UPDATE_MESSAGE_READ.execute(self._connection, reads)
         changes = [row for _, row in changed if row.status_changed]
+        await _write_stats(self._connection, changes, self._now)
         if changes:
             after_commit(self._connection, partial(_count_changes, changes, self._now))
