@@ -282,6 +282,8 @@ async def test_options_lists_both_methods_of_the_settings(client: httpx.AsyncCli
     response = await client.options(SETTINGS)
     assert response.status_code == 204
     assert response.headers["allow"] == "GET, OPTIONS, PUT"
+    entry = await client.options(f"{BASE}/opt-outs/SMS/%2B4915112345678")
+    assert (entry.status_code, entry.headers["allow"]) == (204, "DELETE, GET, OPTIONS, PUT")
     # The other paths keep Litestar's own answer.
     other = await client.options(f"{BASE}/messages/history")
     assert other.status_code == 204

@@ -13,14 +13,19 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, OpenAPI, Reference, Schema, SecurityScheme
 
-from partner_gateway.api.callbacks import CallbackSettingsController, MessageCallbacksController
+from partner_gateway.api.allow import options_for
+from partner_gateway.api.callbacks import (
+    SETTINGS_PATH,
+    CallbackSettingsController,
+    MessageCallbacksController,
+)
 from partner_gateway.api.docs_page import docs_assets_router, docs_render_plugin
 from partner_gateway.api.front import PartnerApi
 from partner_gateway.api.history import HistoryController
 from partner_gateway.api.inbound import InboundController
 from partner_gateway.api.openapi_contract import complete_document
 from partner_gateway.api.operations import OPERATIONS
-from partner_gateway.api.opt_outs import OptOutsController
+from partner_gateway.api.opt_outs import ENTRY_PATH, OptOutsController
 from partner_gateway.api.problems import handle_exception
 from partner_gateway.api.rate_limits import routes as rate_limits
 from partner_gateway.api.rate_limits.openapi import document_rate_limits
@@ -80,6 +85,10 @@ def create_app(
     partner_api = Router(
         path=BASE_PATH,
         route_handlers=[
+            # Paths of several handlers: their Allow lists every method (api/allow.py). First, so
+            # that Litestar makes no automatic OPTIONS answer for them.
+            options_for(SETTINGS_PATH, ["GET", "PUT"]),
+            options_for(ENTRY_PATH, ["GET", "PUT", "DELETE"]),
             *send_route_handlers(channels),
             StatusController,
             HistoryController,

@@ -17,8 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, Response, get, post, put, route
-from litestar.enums import HttpMethod
+from litestar import Controller, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from partner_gateway.api.deps import CompanyId, RuntimeDep
@@ -70,13 +69,6 @@ async def check_callback_url(runtime: Runtime, url: str, field: str, problems: s
 
 class CallbackSettingsController(Controller):
     tags = ["Callbacks"]  # noqa: RUF012 - Litestar reads it as a class attribute
-
-    # Litestar 2 makes a path's automatic OPTIONS answer with the route of its first handler and
-    # keeps it when a second handler joins the path, so it would say "Allow: GET, OPTIONS" here
-    # (RFC 9110 §10.2.1: Allow lists every method the resource supports). Declared instead.
-    @route(SETTINGS_PATH, http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
-    async def options(self) -> Response[None]:
-        return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, PUT"})
 
     @get(
         SETTINGS_PATH,
