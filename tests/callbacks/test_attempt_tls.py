@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
-from partner_gateway.callbacks.attempt import attempt, new_client
+from partner_gateway.callbacks.attempt import AttemptResult, attempt, new_client
 from partner_gateway.callbacks.urls import CallbackUrlChecker
 
 ANSWER = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
@@ -72,10 +72,16 @@ def checker() -> CallbackUrlChecker:
     return CallbackUrlChecker(allow_private=True, resolve=resolve, ttl_seconds=0.0)
 
 
-async def test_sni_and_the_certificate_are_the_names(ca: trustme.CA, checker: CallbackUrlChecker) -> None:
-    receiver, server = await tls_receiver(ca, "partner.example")
-    trust = ssl.create_default_context()
-    ca.configure_trust(trust)
+async def post_to(
+    ca: trustme.CA, checker: CallbackUrlChecker, certified: str, *, trusting_ca: bool = True
+) -> tuple[TlsReceiver, AttemptResult]:
+    """One attempt to https://partner.example/cb, served with a certificate for `certified`;
+    the client trusts the test CA, or (not `trusting_ca`) the system's CAs only."""
+    receiver, server = await tls_receiver(ca, certified)
+    trust = None
+    if trusting_ca:
+        trust = ssl.create_default_context()
+        ca.configure_trust(trust)
     client = new_client(2, trust)
     try:
         result = await attempt(
@@ -90,6 +96,11 @@ async def test_sni_and_the_certificate_are_the_names(ca: trustme.CA, checker: Ca
     finally:
         await client.close()
         server.close()
+    return receiver, result
+
+
+async def test_sni_and_the_certificate_are_the_names(ca: trustme.CA, checker: CallbackUrlChecker) -> None:
+    receiver, result = await post_to(ca, checker, "partner.example")
     assert (result.status, result.error) == (204, None)
     assert receiver.server_names == ["partner.example"]
     [head] = receiver.heads
@@ -97,23 +108,7 @@ async def test_sni_and_the_certificate_are_the_names(ca: trustme.CA, checker: Ca
 
 
 async def test_a_certificate_for_another_name_is_refused(ca: trustme.CA, checker: CallbackUrlChecker) -> None:
-    receiver, server = await tls_receiver(ca, "other.example")
-    trust = ssl.create_default_context()
-    ca.configure_trust(trust)
-    client = new_client(2, trust)
-    try:
-        result = await attempt(
-            client,
-            checker,
-            f"https://partner.example:{receiver.port}/cb",
-            b"{}",
-            "evt_1",
-            ["whsec_x"],
-            timeout=5,
-        )
-    finally:
-        await client.close()
-        server.close()
+    receiver, result = await post_to(ca, checker, "other.example")
     assert result.status is None
     assert result.error is not None
     assert "certificate" in result.error.lower(), result.error
@@ -121,21 +116,7 @@ async def test_a_certificate_for_another_name_is_refused(ca: trustme.CA, checker
 
 
 async def test_an_untrusted_certificate_is_refused(ca: trustme.CA, checker: CallbackUrlChecker) -> None:
-    receiver, server = await tls_receiver(ca, "partner.example")
-    client = new_client(2)  # the system's CAs: the test CA is not one of them
-    try:
-        result = await attempt(
-            client,
-            checker,
-            f"https://partner.example:{receiver.port}/cb",
-            b"{}",
-            "evt_1",
-            ["whsec_x"],
-            timeout=5,
-        )
-    finally:
-        await client.close()
-        server.close()
+    _receiver, result = await post_to(ca, checker, "partner.example", trusting_ca=False)  # the system's CAs
     assert result.status is None
     assert result.error is not None
     assert "certificate" in result.error.lower(), result.error
