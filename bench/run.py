@@ -33,7 +33,15 @@ from common import REPO, BenchError, free_port, gateway_env, gateway_executable,
 from drivers import DriverRate, measure_postgres, measure_sqlite
 from lookups import LOOKUP_SCENARIOS, Scenario, build_scenarios, check_first, health_scenario, id_pools
 from machine import machine_facts
-from report import Figure, assess, figure_dict, figures_of, text_table, write_performance_md
+from report import (
+    Figure,
+    assess,
+    figure_dict,
+    figures_of,
+    postgres_against_sqlite,
+    text_table,
+    write_performance_md,
+)
 from seeding import Company, seed_postgres, seed_sqlite
 from sending import SmscThread, check_send, wait_delivered
 from servers import GatewayServer, ServerProcess, raw_asgi_server
@@ -46,6 +54,7 @@ SCENARIOS = (
     "raw_granian",
     *LOOKUP_SCENARIOS,
     "single_granian",
+    "single_granian_api",
     "limits",
     "e2e",
     "sends_all",
@@ -409,6 +418,8 @@ class StoreRun:
                 self.role_all(reader, big, pools, names)
             if ctx.wanted("single_granian"):
                 self.single_on_granian(reader, big, pools)
+            if ctx.wanted("single_granian_api"):
+                self.single_on_granian_api(reader, big, pools)
             if ctx.wanted("limits"):
                 self.limit_pairs(reader, big, pools)
             if ctx.wanted("sends_api"):
@@ -457,6 +468,18 @@ class StoreRun:
         with self.gateway("all", name="gateway-granian", http_server="granian") as server:
             scenario = build_scenarios(reader, big, pools, self.args.deep_fraction, ["single"])["single"]
             as_figure = ("single_granian", "single look-up, served by granian")
+            self.figures.append(self.http_figure(server, server.port, scenario, big.api_key, as_figure))
+
+    def single_on_granian_api(self, reader: Reader, big: Company, pools: dict[str, list[str]]) -> None:
+        """Issue 20's set-up for its look-up goal: one `serve --role api` on granian, with rate limits
+        on (so high that nothing is refused), metrics and request ids as by default. Its uvicorn
+        pair is `limits`' `single_limits_on_*` (the same role and settings on uvicorn)."""
+        high = {"rate_limit_reads_per_second": "1000000", "rate_limit_sends_per_second": "1000000"}
+        with self.gateway(
+            "api", name="gateway-granian-api", http_server="granian", rate_limit_enabled="true", **high
+        ) as server:
+            scenario = build_scenarios(reader, big, pools, self.args.deep_fraction, ["single"])["single"]
+            as_figure = ("single_granian_api", "single look-up, role api on granian, limits and metrics on")
             self.figures.append(self.http_figure(server, server.port, scenario, big.api_key, as_figure))
 
     def limit_pairs(self, reader: Reader, big: Company, pools: dict[str, list[str]]) -> None:
@@ -683,10 +706,14 @@ def run(args: argparse.Namespace) -> int:
         "machine": facts,
         "stores": stores,
     }
-    for section in stores.values():
+    for kind, section in stores.items():
         print(f"\n{section['label']}\n")
         print(text_table(figures_of(section)))
-        for note in section["notes"]:
+        notes = list(section["notes"])
+        if kind == "postgres" and "sqlite" in stores:
+            against = postgres_against_sqlite(figures_of(stores["sqlite"]), figures_of(section))
+            notes += [against] if against else []
+        for note in notes:
             print(f"- {note}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
