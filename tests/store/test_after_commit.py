@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.runtime import Runtime
-from partner_gateway.store.database import after_commit, commit_mark, rolled_back_since
+from partner_gateway.store.commit_hooks import after_commit, commit_mark, rolled_back_since, write_last
 
 
 async def test_runs_after_the_commit_and_not_after_a_rollback(runtime: Runtime) -> None:
@@ -88,3 +89,52 @@ async def test_a_connection_lost_mid_transaction_fails_with_the_stores_own_error
     assert ran == []
     async with runtime.database.write() as connection:  # the pool gives a new connection
         await connection.execute(text("SELECT 1"))
+
+
+async def test_last_writes_run_once_with_every_item_just_before_the_commit(runtime: Runtime) -> None:
+    """`write_last`: the items of a transaction reach their write together, after its other
+    statements and before its commit (the write's rows are in the committed transaction)."""
+    calls: list[list[int]] = []
+
+    async def write(connection: AsyncConnection, items: list[int]) -> None:
+        calls.append(list(items))
+        await connection.execute(text("CREATE TABLE written_last (n INTEGER)"))
+
+    async with runtime.database.write() as connection:
+        assert write_last(connection, write, 1)
+        await connection.execute(text("SELECT 1"))
+        assert write_last(connection, write, 2)
+        assert calls == []  # not yet: the transaction's own statements come first
+    assert calls == [[1, 2]]
+    async with runtime.database.read() as connection:  # committed with the transaction
+        assert (await connection.execute(text("SELECT count(*) FROM written_last"))).scalar_one() == 0
+
+    async def failing() -> None:
+        async with runtime.database.write() as connection:
+            write_last(connection, write, 3)
+            raise RuntimeError("the transaction fails")
+
+    with pytest.raises(RuntimeError):
+        await failing()
+    assert calls == [[1, 2]]
+    async with runtime.database.read() as connection:
+        assert not write_last(connection, write, 4)  # outside a write: the caller writes itself
+
+
+async def test_a_rolled_back_savepoint_drops_its_last_writes(runtime: Runtime) -> None:
+    calls: list[list[str]] = []
+
+    async def write(_connection: AsyncConnection, items: list[str]) -> None:
+        calls.append(list(items))
+
+    async with runtime.database.write() as connection:
+        write_last(connection, write, "outer")
+        mark = commit_mark(connection)
+        try:
+            async with connection.begin_nested():
+                write_last(connection, write, "savepoint")
+                raise RuntimeError("the savepoint fails")
+        except RuntimeError:
+            rolled_back_since(connection, mark)
+        write_last(connection, write, "after")
+    assert calls == [["outer", "after"]]

@@ -16,7 +16,7 @@ from partner_gateway.domain.messages import NewMessage
 from partner_gateway.domain.reports import GATEWAY, StatusReport
 from partner_gateway.domain.statuses import FINAL_STATUSES, Channel, DeliveryStatus
 from partner_gateway.runtime import Runtime
-from partner_gateway.store.message_stats import hour_of, latency_bin
+from partner_gateway.store.message_stats import STATS_SHARDS, StatsDelta, hour_of, latency_bin, read_stats
 from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.messages import MessageRepository
 from partner_gateway.store.tables import message_latency, message_stats, messages
@@ -50,17 +50,15 @@ def report(
 
 
 async def stored(connection: AsyncConnection, company_id: str) -> Counter[tuple[str, int, str, str]]:
-    """message_stats' non-zero rows of a company: (channel, hour, status, error code) -> count."""
+    """message_stats' non-zero counts of a company, its shards summed: (channel, hour, status,
+    error code) -> count."""
+    key = (message_stats.c.channel, message_stats.c.hour, message_stats.c.status, message_stats.c.error_code)
     rows = await connection.execute(
-        select(
-            message_stats.c.channel,
-            message_stats.c.hour,
-            message_stats.c.status,
-            message_stats.c.error_code,
-            message_stats.c.count,
-        ).where(message_stats.c.company_id == company_id)
+        select(*key, func.sum(message_stats.c.count))
+        .where(message_stats.c.company_id == company_id)
+        .group_by(*key)
     )
-    return Counter({(c, h, s, e): n for c, h, s, e, n in rows if n})
+    return Counter({(c, h, s, e): int(n) for c, h, s, e, n in rows if n})
 
 
 async def brute_force(connection: AsyncConnection, company_id: str) -> Counter[tuple[str, int, str, str]]:
@@ -74,12 +72,13 @@ async def brute_force(connection: AsyncConnection, company_id: str) -> Counter[t
 
 
 async def latencies(connection: AsyncConnection, company_id: str) -> Counter[tuple[str, int, int]]:
+    key = (message_latency.c.channel, message_latency.c.hour, message_latency.c.bin)
     rows = await connection.execute(
-        select(
-            message_latency.c.channel, message_latency.c.hour, message_latency.c.bin, message_latency.c.count
-        ).where(message_latency.c.company_id == company_id)
+        select(*key, func.sum(message_latency.c.count))
+        .where(message_latency.c.company_id == company_id)
+        .group_by(*key)
     )
-    return Counter({(c, h, b): n for c, h, b, n in rows})
+    return Counter({(c, h, b): int(n) for c, h, b, n in rows})
 
 
 async def apply(runtime: Runtime, reports: list[StatusReport], now: int) -> None:
@@ -279,3 +278,28 @@ async def test_migration_0013_counts_the_messages_stored_before_it(runtime: Runt
         ("SMS", hour_of(T0), "ERROR", "e:1"): 1,
         ("SMS", hour_of(T0 + HOUR), "UNKNOWN", ""): 1,
     }
+
+
+async def test_writes_spread_over_shards_on_postgresql_and_reads_sum_them(runtime: Runtime) -> None:
+    """Concurrent writers on PostgreSQL would queue on one row's lock: each write picks a shard.
+    SQLite has one writer and keeps one row."""
+    partner = await make_partner(runtime)
+    writes = 40
+    for _ in range(writes):
+        async with runtime.database.write() as connection:
+            delta = StatsDelta()
+            delta.count(partner.company_id, "SMS", T0, "DELIVERED", None, 1)
+            delta.became_final(partner.company_id, "SMS", T0, T0 + 1500)
+            await delta.write(connection)
+    async with runtime.database.read() as connection:
+        shards = await connection.execute(
+            select(message_stats.c.shard).where(message_stats.c.company_id == partner.company_id).distinct()
+        )
+        used = {shard for (shard,) in shards}
+        read = await read_stats(connection, partner.company_id, hour_of(T0), hour_of(T0) + HOUR, HOUR, None)
+    if connection.dialect.name == "postgresql":
+        assert 1 < len(used) <= STATS_SHARDS  # all 40 in one of 8 shards: 8 ** -39
+    else:
+        assert used == {0}
+    assert read.counts == [("SMS", hour_of(T0), "DELIVERED", "", writes)]
+    assert read.latencies == [("SMS", hour_of(T0), latency_bin(1500), writes)]

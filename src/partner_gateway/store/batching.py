@@ -20,7 +20,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.messages import NewMessage
-from partner_gateway.store.database import Database, commit_mark, rolled_back_since
+from partner_gateway.store.commit_hooks import commit_mark, rolled_back_since
+from partner_gateway.store.database import Database
 from partner_gateway.store.outages import store_unavailable
 from partner_gateway.store.repositories.messages import MessageRepository
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from partner_gateway.config import Settings
+from partner_gateway.store.commit_hooks import AFTER_COMMIT, LAST_WRITES, LastWrite
 from partner_gateway.store.sqlite_driver import one_hop_connector
 from partner_gateway.store.status_reads import PostgresStatusReads, SqliteStatusReads, StatusReads
 
@@ -33,37 +34,6 @@ POSTGRESQL_SESSION_SETTINGS = {
 
 
 logger = logging.getLogger(__name__)
-_AFTER_COMMIT = "partner_gateway.after_commit"
-
-
-def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> None:
-    """Run `callback` once the transaction `connection` is in has committed (`Database.write`);
-    never when it rolls back, nor for work of a savepoint rolled back (`rolled_back_since`).
-    Outside `Database.write`, it is dropped. For what must count only what was stored: metrics."""
-    pending = _pending(connection)
-    if pending is not None:
-        pending.append(callback)
-
-
-def commit_mark(connection: AsyncConnection) -> int:
-    """Where the transaction's after-commit work stands, for `rolled_back_since`."""
-    return len(_pending(connection) or ())
-
-
-def rolled_back_since(connection: AsyncConnection, mark: int) -> None:
-    """A savepoint begun at `mark` rolled back: its after-commit work is dropped."""
-    pending = _pending(connection)
-    if pending is not None:
-        del pending[mark:]
-
-
-def _pending(connection: AsyncConnection) -> list[Callable[[], None]] | None:
-    # A connection SQLAlchemy invalidated (its server went away) commits nothing; its `info`
-    # would raise PendingRollbackError, hiding the outage's own error from the caller.
-    if connection.invalidated:
-        return None
-    pending: list[Callable[[], None]] | None = connection.info.get(_AFTER_COMMIT)
-    return pending
 
 
 class Database:
@@ -123,13 +93,20 @@ class Database:
         """A transaction that commits when the block ends and rolls back on an exception. What
         was registered with `after_commit` in it runs once it has committed, never otherwise."""
         committed: list[Callable[[], None]] = []
+        last: dict[LastWrite, list[Any]] = {}
         async with self.writer.begin() as connection:
-            info = connection.info  # not read again at the end: see _pending
-            info[_AFTER_COMMIT] = committed
+            info = connection.info  # not read again at the end: see commit_hooks.py
+            info[AFTER_COMMIT] = committed
+            info[LAST_WRITES] = last
             try:
                 yield connection
+                info.pop(LAST_WRITES, None)  # what the last writes write is not gathered
+                for write, items in last.items():
+                    if items:
+                        await write(connection, items)
             finally:
-                info.pop(_AFTER_COMMIT, None)
+                info.pop(AFTER_COMMIT, None)
+                info.pop(LAST_WRITES, None)
         for callback in committed:
             try:
                 callback()

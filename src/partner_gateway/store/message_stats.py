@@ -6,11 +6,20 @@ how long after acceptance, in logarithmic bins. A batch's changes are summed in 
 (`StatsDelta`) and written in one multi-row upsert per table, in the batch's transaction: the
 counts move with the statuses, or neither does. Reading a month by day then sums a few thousand
 rows instead of scanning a million messages.
+
+Shards: on PostgreSQL a transaction's upsert holds its rows' locks until it commits, and every
+transaction counting a company's busy hour touches the same rows, so concurrent writers (an API
+process and workers, or one process's send and receipt batches) queued on those locks: sampled
+during an API + two workers run, nearly every waiting backend waited there. Each write picks one
+of STATS_SHARDS shards at random, a part of every row's key; two concurrent writes meet with a
+chance of 1 in STATS_SHARDS, and a read sums up to that many more rows. SQLite has one writer
+at a time anyway: its rows stay in shard 0.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +27,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from partner_gateway.store.commit_hooks import write_last
 from partner_gateway.store.tables import message_latency, message_stats
 
 HOUR_MS = 3_600_000
@@ -25,6 +35,7 @@ DAY_MS = 24 * HOUR_MS
 BINS_PER_DOUBLING = 4
 """Latency bins' width: a bin's upper bound is 2**(1/4), about 19 %, above the one below it."""
 _UPSERT_ROWS = 1000  # a statement's rows: within PostgreSQL's 32767 parameters
+STATS_SHARDS = 8
 
 
 def hour_of(epoch_ms: int) -> int:
@@ -96,16 +107,40 @@ class StatsDelta:
         self.latencies[key] = self.latencies.get(key, 0) + 1
 
     async def write(self, connection: AsyncConnection) -> None:
+        """In a `Database.write` transaction: gathered, and written with the transaction's other
+        deltas as its last statements (store/database.py `write_last`). Otherwise now."""
+        if write_last(connection, _write_gathered, StatsDelta(dict(self.counts), dict(self.latencies))):
+            self.counts.clear()
+            self.latencies.clear()
+            return
+        await self.write_now(connection)
+
+    def add(self, other: StatsDelta) -> None:
+        for key, by in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + by
+        for lkey, n in other.latencies.items():
+            self.latencies[lkey] = self.latencies.get(lkey, 0) + n
+
+    async def write_now(self, connection: AsyncConnection) -> None:
         """One upsert per table (per thousand rows), in key order: two batches touching the same
         rows on PostgreSQL lock them in the same order."""
-        columns = ("company_id", "channel", "hour", "status", "error_code", "count")
-        counts = [(*key, by) for key, by in sorted(self.counts.items()) if by]
+        shard = random.randrange(STATS_SHARDS) if connection.dialect.name == "postgresql" else 0  # noqa: S311 (spreads locks)
+        columns = ("company_id", "channel", "hour", "status", "error_code", "shard", "count")
+        counts = [(*key, shard, by) for key, by in sorted(self.counts.items()) if by]
         await _upsert(connection, message_stats, columns, counts)
-        latency_columns = ("company_id", "channel", "hour", "bin", "count")
-        latencies = [(*key, by) for key, by in sorted(self.latencies.items())]
+        latency_columns = ("company_id", "channel", "hour", "bin", "shard", "count")
+        latencies = [(*key, shard, by) for key, by in sorted(self.latencies.items())]
         await _upsert(connection, message_latency, latency_columns, latencies)
         self.counts.clear()
         self.latencies.clear()
+
+
+async def _write_gathered(connection: AsyncConnection, deltas: list[StatsDelta]) -> None:
+    """A transaction's deltas summed into one write, so its rows are locked once, in key order."""
+    total = StatsDelta()
+    for delta in deltas:
+        total.add(delta)
+    await total.write_now(connection)
 
 
 async def _upsert(

@@ -374,7 +374,9 @@ opt_outs = Table(
 
 # GET /messages/stats: the messages of a company, channel and hour of acceptance, by their current
 # status and error code ('' for none), kept as statuses change (store/message_stats.py). A
-# message's change moves it from its old row to its new one, in the change's transaction.
+# message's change moves it from its old row to its new one, in the change's transaction. Each
+# write goes to one of a few shards of those rows, so that concurrent writers on PostgreSQL do not
+# wait for each other's row locks; reads sum the shards.
 message_stats = Table(
     "message_stats",
     metadata,
@@ -383,6 +385,7 @@ message_stats = Table(
     Column("hour", BigInteger, primary_key=True),  # the acceptance hour's start, ms
     Column("status", String(10), primary_key=True),
     Column("error_code", String(40), primary_key=True),
+    Column("shard", SmallInteger, primary_key=True, server_default="0"),  # store/message_stats.py
     Column("count", BigInteger, nullable=False),
 )
 
@@ -395,5 +398,6 @@ message_latency = Table(
     Column("channel", String(10), primary_key=True),
     Column("hour", BigInteger, primary_key=True),
     Column("bin", SmallInteger, primary_key=True),
+    Column("shard", SmallInteger, primary_key=True, server_default="0"),
     Column("count", BigInteger, nullable=False),
 )

@@ -24,7 +24,7 @@ from partner_gateway.domain.sms_fallback import onto_original
 from partner_gateway.domain.statuses import FINAL_STATUSES, DeliveryStatus, Rank
 from partner_gateway.observability import metrics
 from partner_gateway.store.bulk import Rows
-from partner_gateway.store.database import after_commit
+from partner_gateway.store.commit_hooks import after_commit
 from partner_gateway.store.message_stats import StatsDelta
 from partner_gateway.store.repositories.delivery.callback_events import HAS_TARGET, Change, record_changes
 from partner_gateway.store.tables import callback_settings, messages
