@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from e2e_support import Gateway, serving
-from sdk_support import Company
+from sdk_support import SIMULATOR_PORTS, Company
 from support import cli
 
 SERVE_ENV = {
@@ -23,6 +23,9 @@ SERVE_ENV = {
     # a `company limits` change applies within this (2 s by default)
     "PARTNER_GATEWAY_RATE_LIMIT_REFRESH_SECONDS": "0.2",
     "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+    "PARTNER_GATEWAY_SIMULATOR_SMSC_PORT": str(SIMULATOR_PORTS["SMS"]),
+    "PARTNER_GATEWAY_SIMULATOR_WHATSAPP_PORT": str(SIMULATOR_PORTS["WHATSAPP"]),
+    "PARTNER_GATEWAY_SIMULATOR_RBM_PORT": str(SIMULATOR_PORTS["RCS"]),
 }
 
 

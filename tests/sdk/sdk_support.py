@@ -8,7 +8,10 @@ from dataclasses import dataclass
 import httpx
 
 from e2e_support import Gateway
-from support import BASE, cli
+from support import BASE, cli, free_port
+
+SIMULATOR_PORTS = {"SMS": free_port(), "WHATSAPP": free_port(), "RCS": free_port()}
+"""Where the served gateway's simulators listen, by channel: users write in through them."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """`verify_callback` against the gateway's own signing (callbacks/signing.py): any of several
 `v1` signatures under any of several secrets, stale and future timestamps refused, malformed
-headers refused, the same verdict as the gateway's `verify` on any input."""
+headers refused, the same verdict as the gateway's `verify` on any input; an `inbound` body (the
+gateway's own inbound_callback_body) read as an InboundEvent, a status body as a CallbackEvent."""
 
 from __future__ import annotations
 
@@ -12,9 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from partner_gateway.callbacks.signing import InvalidSignature, sign, verify
+from partner_gateway.domain.inbound import InboundMessageResponse, inbound_callback_body
 from partner_gateway.domain.statuses import Channel, DeliveryStatus
 from partner_gateway.domain.wire import callback_body, status_item
-from partner_gateway_sdk import InvalidSignatureError, verify_callback
+from partner_gateway_sdk import (
+    CallbackEvent,
+    InboundEvent,
+    InvalidSignatureError,
+    parse_callback,
+    verify_callback,
+)
 from partner_gateway_sdk.callbacks import verify_signature
 
 OLD, NEW = "whsec_old-secret", "whsec_new-secret"
@@ -155,8 +163,42 @@ def test_headers_in_any_form_and_case_and_a_later_scheme_skipped() -> None:
 
 
 def test_a_valid_signature_over_a_body_that_is_no_callback_is_refused() -> None:
-    with pytest.raises(InvalidSignatureError, match="not a status callback"):
-        verify_callback(NEW, headers([NEW], body=b'{"hello": 1}'), b'{"hello": 1}', now=NOW)
+    for body in (b'{"hello": 1}', b'{"event": "billing", "eventId": "evt_1"}', b"[1]"):
+        with pytest.raises(InvalidSignatureError, match="not a callback event"):
+            verify_callback(NEW, headers([NEW], body=body), body, now=NOW)
+
+
+def test_an_inbound_callback_is_an_inbound_event_and_a_status_one_is_not() -> None:
+    body = inbound_callback_body(
+        InboundMessageResponse(
+            id="in_01KB0000000000000000000000",
+            channel=Channel.WHATSAPP,
+            from_="+4915112345678",
+            to="+15550001234",
+            type="text",
+            text="Yes, 10:30 works",
+            received_at="2026-12-02T15:57:14.325Z",
+            parts=1,
+            provider_message_id="wamid.HBg",
+        ),
+        event_id="evt_01KB0000000000000000000001",
+        occurred_at="2026-12-02T15:57:14.330Z",
+    )
+    event = verify_callback(NEW, headers([NEW], body=body), body, now=NOW)
+    assert isinstance(event, InboundEvent)
+    assert not isinstance(event, CallbackEvent)
+    assert (event.id, event.channel, event.sender, event.to, event.text) == (
+        "in_01KB0000000000000000000000", "WHATSAPP", "+4915112345678", "+15550001234", "Yes, 10:30 works",
+    )  # fmt: skip
+    assert (event.type, event.parts, event.provider_message_id) == ("text", 1, "wamid.HBg")
+    assert (event.event_id, event.sequence) == ("evt_01KB0000000000000000000001", 1)
+    assert event.received_at == datetime(2026, 12, 2, 15, 57, 14, 325_000, UTC)
+    assert event.occurred_at == datetime(2026, 12, 2, 15, 57, 14, 330_000, UTC)
+    assert event.raw["event"] == "inbound"
+    assert parse_callback(body) == event  # the same, for a body verified elsewhere
+    status = verify_callback(NEW, headers([NEW]), BODY, now=NOW)
+    assert isinstance(status, CallbackEvent)
+    assert not isinstance(status, InboundEvent)
 
 
 @given(

@@ -9,21 +9,36 @@ from urllib.parse import urlencode
 from litestar import Controller, Response, get
 from litestar.params import QueryParameter
 
-from partner_gateway.api.cursor import InvalidCursor
 from partner_gateway.api.deps import CompanyId, RuntimeDep
 from partner_gateway.api.problems import invalid, problem_responses
+
+# The limits and parsers live in api/query_params.py (the other listings share them); their old
+# names here stay importable.
+from partner_gateway.api.query_params import DEFAULT_LIMIT as DEFAULT_LIMIT
+from partner_gateway.api.query_params import MAX_LIMIT as MAX_LIMIT
+from partner_gateway.api.query_params import (
+    ChannelFilter,
+    CreatedFrom,
+    CreatedUntil,
+    Cursor,
+    Limit,
+    decode_cursor,
+    parse_channel,
+    parse_date,
+    parse_limit,
+    parse_window,
+)
 from partner_gateway.api.schemas import HistoryPage
 from partner_gateway.api.views import status_item
 from partner_gateway.domain.messages import HistoryFilter
 from partner_gateway.domain.phone import InvalidNumber, normalize_e164
 from partner_gateway.domain.statuses import DeliveryStatus
-from partner_gateway.domain.timefmt import parse_date_or_datetime
 from partner_gateway.store.repositories.messages import MessageRepository
 
 E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 STATUS_CHOICES = ", ".join(status.value for status in DeliveryStatus)
+_parse_date = parse_date  # the old names, kept for the modules that import them from here
+_parse_limit = parse_limit
 
 
 class HistoryController(Controller):
@@ -42,21 +57,9 @@ class HistoryController(Controller):
         self,
         company_id: CompanyId,
         runtime: RuntimeDep,
-        start_date: Annotated[
-            str | None,
-            QueryParameter(
-                name="startDate", description="createdAt from (inclusive): RFC 3339 or YYYY-MM-DD"
-            ),
-        ] = None,
-        end_date: Annotated[
-            str | None,
-            QueryParameter(name="endDate", description="createdAt until (exclusive): RFC 3339 or YYYY-MM-DD"),
-        ] = None,
-        channel: Annotated[
-            str | None,
-            # Its `enum` is the registry's channels, set on the whole document (api/app.py).
-            QueryParameter(name="channel", description="Only this channel's messages"),
-        ] = None,
+        start_date: CreatedFrom = None,
+        end_date: CreatedUntil = None,
+        channel: ChannelFilter = None,
         delivery_status: Annotated[
             str | None,
             QueryParameter(
@@ -64,24 +67,12 @@ class HistoryController(Controller):
             ),
         ] = None,
         to: Annotated[str | None, QueryParameter(name="to", description="Destination in E.164")] = None,
-        limit: Annotated[
-            str | None,
-            QueryParameter(name="limit", description=f"Page size, 1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}"),
-        ] = None,
-        cursor: Annotated[
-            str | None, QueryParameter(name="cursor", description="nextCursor of the previous page")
-        ] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
     ) -> Response[HistoryPage]:
         problems: list[tuple[str, str]] = []
-        start = _parse_date(start_date, "startDate", problems)
-        end = _parse_date(end_date, "endDate", problems)
-        if start is not None and end is not None and start > end:
-            problems.append(("startDate", "must not be after endDate"))
-        wanted_channel = None
-        if channel is not None:  # present and empty is a wrong channel, not no filter
-            wanted_channel = runtime.channels.find(channel)
-            if wanted_channel is None:
-                problems.append(("channel", f"must be one of {runtime.channels.choices}"))
+        start, end = parse_window(start_date, end_date, problems)
+        wanted_channel = parse_channel(runtime, channel, problems)
         statuses = _parse_statuses(delivery_status, problems)
         destination = None
         if to is not None:
@@ -94,7 +85,7 @@ class HistoryController(Controller):
                     destination = to.strip()
                 else:
                     problems.append(("to", str(error)))
-        page_size = _parse_limit(limit, problems)
+        page_size = parse_limit(limit, problems)
         if problems:
             raise invalid(problems)
 
@@ -107,12 +98,7 @@ class HistoryController(Controller):
             to=destination,
         )
         scope = _scope(filters)
-        after = None
-        if cursor:
-            try:
-                after = runtime.cursors.decode(company_id, scope, cursor)
-            except InvalidCursor as error:
-                raise invalid([("cursor", f"{error}; start again without a cursor")]) from None
+        after = decode_cursor(runtime, company_id, scope, cursor)
 
         async with runtime.database.read() as connection:
             page = await MessageRepository(connection).history_page(filters, after, page_size, status_item)
@@ -148,18 +134,6 @@ def _scope(filters: HistoryFilter) -> str:
     return f"{filters.start}|{filters.end}|{channel}|{statuses}|{filters.to or ''}"
 
 
-def _parse_date(value: str | None, field: str, problems: list[tuple[str, str]]) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_date_or_datetime(value)
-    except (ValueError, OverflowError):
-        problems.append(
-            (field, "must be an RFC 3339 date-time (2026-11-27T10:15:30Z) or a date (2026-11-27)")
-        )
-        return None
-
-
 def _parse_statuses(value: str | None, problems: list[tuple[str, str]]) -> tuple[DeliveryStatus, ...]:
     if value is None:
         return ()
@@ -174,12 +148,3 @@ def _parse_statuses(value: str | None, problems: list[tuple[str, str]]) -> tuple
         except ValueError:
             problems.append(("deliveryStatus", f"{name!r} is not one of {STATUS_CHOICES}"))
     return tuple(statuses)
-
-
-def _parse_limit(value: str | None, problems: list[tuple[str, str]]) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        problems.append(("limit", f"must be an integer from 1 to {MAX_LIMIT}"))
-        return DEFAULT_LIMIT
-    return int(value)

@@ -11,10 +11,19 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.params import QueryParameter
 
-from partner_gateway.api.cursor import InvalidCursor
 from partner_gateway.api.deps import CompanyId, RuntimeDep
-from partner_gateway.api.history import _parse_date, _parse_limit
 from partner_gateway.api.problems import invalid, problem_responses
+from partner_gateway.api.query_params import (
+    ChannelFilter,
+    Cursor,
+    Limit,
+    ReceivedFrom,
+    ReceivedUntil,
+    decode_cursor,
+    parse_channel,
+    parse_limit,
+    parse_window,
+)
 from partner_gateway.domain.inbound import MAX_NUMBER, InboundMessageResponse, display_number
 from partner_gateway.store.repositories.inbound import InboundFilter, inbound_page
 
@@ -53,21 +62,9 @@ class InboundController(Controller):
         self,
         company_id: CompanyId,
         runtime: RuntimeDep,
-        start_date: Annotated[
-            str | None,
-            QueryParameter(
-                name="startDate", description="receivedAt from (inclusive): RFC 3339 or YYYY-MM-DD"
-            ),
-        ] = None,
-        end_date: Annotated[
-            str | None,
-            QueryParameter(
-                name="endDate", description="receivedAt until (exclusive): RFC 3339 or YYYY-MM-DD"
-            ),
-        ] = None,
-        channel: Annotated[
-            str | None, QueryParameter(name="channel", description="Only this channel's messages")
-        ] = None,
+        start_date: ReceivedFrom = None,
+        end_date: ReceivedUntil = None,
+        channel: ChannelFilter = None,
         sender: Annotated[
             str | None, QueryParameter(name="from", description="Only from this user (E.164)")
         ] = None,
@@ -77,26 +74,15 @@ class InboundController(Controller):
                 name="to", description="Only to this number, short code, WhatsApp number or agent"
             ),
         ] = None,
-        limit: Annotated[
-            str | None, QueryParameter(name="limit", description="Page size, 1 to 1000, default 100")
-        ] = None,
-        cursor: Annotated[
-            str | None, QueryParameter(name="cursor", description="nextCursor of the previous page")
-        ] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
     ) -> Response[InboundPage]:
         problems: list[tuple[str, str]] = []
-        start = _parse_date(start_date, "startDate", problems)
-        end = _parse_date(end_date, "endDate", problems)
-        if start is not None and end is not None and start > end:
-            problems.append(("startDate", "must not be after endDate"))
-        wanted_channel = None
-        if channel is not None:
-            wanted_channel = runtime.channels.find(channel)
-            if wanted_channel is None:
-                problems.append(("channel", f"must be one of {runtime.channels.choices}"))
+        start, end = parse_window(start_date, end_date, problems)
+        wanted_channel = parse_channel(runtime, channel, problems)
         from_number = _address(sender, "from", problems)
         to_number = _address(to, "to", problems)
-        page_size = _parse_limit(limit, problems)
+        page_size = parse_limit(limit, problems)
         if problems:
             raise invalid(problems)
         filters = InboundFilter(
@@ -108,12 +94,7 @@ class InboundController(Controller):
             recipient=to_number,
         )
         scope = f"inbound|{start}|{end}|{channel or ''}|{filters.sender or ''}|{to_number or ''}"
-        after = None
-        if cursor:
-            try:
-                after = runtime.cursors.decode(company_id, scope, cursor)
-            except InvalidCursor as error:
-                raise invalid([("cursor", f"{error}; start again without a cursor")]) from None
+        after = decode_cursor(runtime, company_id, scope, cursor)
         async with runtime.database.read() as connection:
             items, next_after = await inbound_page(connection, filters, after, page_size)
         next_cursor = None

@@ -34,7 +34,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
-from partner_gateway.api.history import DEFAULT_LIMIT, E164_SHAPE, MAX_LIMIT
+from partner_gateway.api.history import E164_SHAPE
 from partner_gateway.api.inbound import PATH as INBOUND_PATH
 from partner_gateway.api.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -44,6 +44,7 @@ from partner_gateway.api.problems import (
     to_problem,
     unauthorized,
 )
+from partner_gateway.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
 from partner_gateway.api.sending import IDEMPOTENCY_KEY_MAX
 from partner_gateway.api.server import MAX_REQUEST_TARGET
 from partner_gateway.api.stats import BUCKETS

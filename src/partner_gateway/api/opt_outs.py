@@ -14,10 +14,9 @@ from litestar import Controller, Response, delete, get, put
 from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from partner_gateway.api.cursor import InvalidCursor
 from partner_gateway.api.deps import CompanyId, RuntimeDep
-from partner_gateway.api.history import _parse_limit
 from partner_gateway.api.problems import invalid, not_found, problem_responses
+from partner_gateway.api.query_params import Cursor, Limit, decode_cursor, parse_channel, parse_limit
 from partner_gateway.domain.inbound import display_number, normalize_number
 from partner_gateway.domain.messages import HistoryPosition
 from partner_gateway.domain.phone import InvalidNumber, normalize_e164
@@ -89,29 +88,18 @@ class OptOutsController(Controller):
         channel: Annotated[
             str | None, QueryParameter(name="channel", description="Only this channel's")
         ] = None,
-        limit: Annotated[
-            str | None, QueryParameter(name="limit", description="Page size, 1 to 1000, default 100")
-        ] = None,
-        cursor: Annotated[
-            str | None, QueryParameter(name="cursor", description="nextCursor of the previous page")
-        ] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
     ) -> OptOutPage:
         problems: list[tuple[str, str]] = []
-        wanted = None
-        if channel is not None:
-            wanted = runtime.channels.find(channel)
-            if wanted is None:
-                problems.append(("channel", f"must be one of {runtime.channels.choices}"))
-        size = _parse_limit(limit, problems)
+        wanted = parse_channel(runtime, channel, problems)
+        size = parse_limit(limit, problems)
         if problems:
             raise invalid(problems)
         scope = f"opt-outs|{channel or ''}"
         after = None
-        if cursor:
-            try:
-                position = runtime.cursors.decode(company_id, scope, cursor)
-            except InvalidCursor as error:
-                raise invalid([("cursor", f"{error}; start again without a cursor")]) from None
+        position = decode_cursor(runtime, company_id, scope, cursor)
+        if position is not None:
             channel_name, _, number = position.message_id.partition("|")
             after = (channel_name, number)
         async with runtime.database.read() as connection:

@@ -9,8 +9,8 @@ from litestar import Controller, get
 from litestar.params import QueryParameter
 
 from partner_gateway.api.deps import CompanyId, RuntimeDep
-from partner_gateway.api.history import _parse_date
 from partner_gateway.api.problems import invalid, problem_responses
+from partner_gateway.api.query_params import ChannelFilter, parse_channel, parse_date
 from partner_gateway.api.schemas import ChannelStats, ErrorCodeCount, LatencyMs, StatsBucket, StatsPage
 from partner_gateway.domain.statuses import FINAL_STATUSES, DeliveryStatus
 from partner_gateway.domain.timefmt import format_ms
@@ -53,9 +53,7 @@ class StatsController(Controller):
                 name="endDate", description="Last bucket's end (exclusive), required: RFC 3339 or YYYY-MM-DD"
             ),
         ] = None,
-        channel: Annotated[
-            str | None, QueryParameter(name="channel", description="Only this channel's messages")
-        ] = None,
+        channel: ChannelFilter = None,
         bucket: Annotated[
             str | None, QueryParameter(name="bucket", description="hour or day (default day)")
         ] = None,
@@ -66,8 +64,9 @@ class StatsController(Controller):
             problems.append(("bucket", "must be hour or day"))
             size_name = "day"
         size = BUCKETS[size_name]
-        start = _parse_date(start_date, "startDate", problems)
-        end = _parse_date(end_date, "endDate", problems)
+        # Not parse_window: a stats window is required, on whole buckets, and not empty.
+        start = parse_date(start_date, "startDate", problems)
+        end = parse_date(end_date, "endDate", problems)
         for value, raw, field in ((start, start_date, "startDate"), (end, end_date, "endDate")):
             if raw is None:
                 problems.append((field, "is required"))
@@ -78,11 +77,7 @@ class StatsController(Controller):
                 problems.append(("startDate", "must be before endDate"))
             elif (end - start) // size > MAX_BUCKETS[size_name]:
                 problems.append(("endDate", f"at most {MAX_BUCKETS[size_name]} {size_name}s after startDate"))
-        wanted_channel = None
-        if channel is not None:
-            wanted_channel = runtime.channels.find(channel)
-            if wanted_channel is None:
-                problems.append(("channel", f"must be one of {runtime.channels.choices}"))
+        wanted_channel = parse_channel(runtime, channel, problems)
         if problems or start is None or end is None:
             raise invalid(problems)
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -18,9 +18,13 @@ from partner_gateway_sdk.models import (
     CallbackSettings,
     FallbackSms,
     HistoryPage,
+    InboundPage,
     MessageStatus,
+    OptOut,
+    OptOutPage,
     RichCard,
     SentMessage,
+    Stats,
     Suggestion,
     Timeline,
     WhatsAppTemplate,
@@ -306,6 +310,79 @@ def history_page(response: httpx.Response) -> HistoryPage:
     return HistoryPage.from_json(response.json())
 
 
+# -- inbound, opt-outs, stats ---------------------------------------------------------------
+
+
+def inbound_call(
+    *,
+    start_date: datetime | date | str | None,
+    end_date: datetime | date | str | None,
+    channel: str | None,
+    sender: str | None,
+    to: str | None,
+    page_size: int,
+    cursor: str | None,
+) -> Call:
+    return Call(
+        "GET",
+        "/messages/inbound"
+        + query(
+            startDate=date_param(start_date, "start_date"),
+            endDate=date_param(end_date, "end_date"),
+            channel=channel,
+            **{"from": sender},
+            to=to,
+            limit=str(page_size),
+            cursor=cursor,
+        ),
+    )
+
+
+def inbound_page(response: httpx.Response) -> InboundPage:
+    return InboundPage.from_json(response.json())
+
+
+def opt_outs_call(*, channel: str | None, page_size: int, cursor: str | None) -> Call:
+    return Call("GET", "/opt-outs" + query(channel=channel, limit=str(page_size), cursor=cursor))
+
+
+def opt_out_page(response: httpx.Response) -> OptOutPage:
+    return OptOutPage.from_json(response.json())
+
+
+def opt_out_call(method: str, channel: str, number: str) -> Call:
+    # GET, PUT and DELETE are each safe to repeat: a PUT or DELETE again leaves the list as the
+    # first one did (its answer may differ: 200 for 201, 404 for 204; see the clients).
+    return Call(method, f"/opt-outs/{segment(channel)}/{segment(number)}")
+
+
+def opt_out(response: httpx.Response) -> OptOut:
+    return OptOut.from_json(response.json())
+
+
+def stats_call(
+    *,
+    start_date: datetime | date | str,
+    end_date: datetime | date | str,
+    channel: str | None,
+    bucket: str | None,
+) -> Call:
+    return Call(
+        "GET",
+        "/messages/stats"
+        + query(
+            startDate=date_param(start_date, "start_date"),
+            endDate=date_param(end_date, "end_date"),
+            channel=channel,
+            bucket=bucket,
+        ),
+    )
+
+
+def stats(response: httpx.Response) -> Stats:
+    return Stats.from_json(response.json())
+
+
 # -- callbacks ------------------------------------------------------------------------------
 
 
@@ -342,3 +419,15 @@ def replayed(response: httpx.Response) -> int:
 
 
 Parse = Callable[[httpx.Response], Any]
+
+
+class Paged(Protocol):
+    """A page of any listing: its `next_cursor` asks for the next one (None on the last)."""
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+PageT = TypeVar("PageT", bound=Paged)
+PageCall = Callable[[str | None], Call]
+"""The request of a listing's page, given the cursor (None for the first)."""

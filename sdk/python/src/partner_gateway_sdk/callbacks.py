@@ -1,4 +1,5 @@
-"""Checking a status callback's signature (SPEC §5, docs/callbacks.md).
+"""Checking a callback's signature (SPEC §5, docs/callbacks.md), and reading its body: a status
+event (`CallbackEvent`) or an `inbound` one (`InboundEvent`, docs/inbound.md).
 
 The gateway sends `X-Partner-Gateway-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]`, each `v1`
 the hex HMAC-SHA256 of `"<t>.<raw body>"` keyed with one of the company's secrets (UTF-8, exactly
@@ -20,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from partner_gateway_sdk.errors import InvalidSignatureError
-from partner_gateway_sdk.models import CallbackEvent
+from partner_gateway_sdk.models import Event, event_from_json
 
 SIGNATURE_HEADER = "X-Partner-Gateway-Signature"
 EVENT_ID_HEADER = "X-Partner-Gateway-Event-Id"
@@ -37,19 +38,26 @@ def verify_callback(
     tolerance: int = DEFAULT_TOLERANCE,
     *,
     now: float | None = None,
-) -> CallbackEvent:
+) -> Event:
     """The callback's event, when its signature holds under one of the secrets and it is recent;
-    InvalidSignatureError otherwise.
+    InvalidSignatureError otherwise. A status event is a `CallbackEvent`, what a user sent an
+    `InboundEvent` (its body has `"event": "inbound"`): tell them apart with `isinstance`.
 
     `headers` is any mapping or list of pairs of the request's headers (names in any case; an
     ASGI scope's raw `headers` list works as it is); `body` the raw bytes received.
     """
     raw = body.encode() if isinstance(body, str) else bytes(body)
     verify_signature(secret_or_secrets, header_value(headers, SIGNATURE_HEADER), raw, tolerance, now=now)
+    return parse_callback(raw)
+
+
+def parse_callback(body: bytes | str) -> Event:
+    """A callback body already verified (or read back from your own store) as its event;
+    InvalidSignatureError when it is not one (what was signed is not a callback this SDK reads)."""
     try:
-        return CallbackEvent.from_json(json.loads(raw))
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidSignatureError(f"the signed body is not a status callback: {error!r}") from error
+        return event_from_json(json.loads(body))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InvalidSignatureError(f"the signed body is not a callback event: {error!r}") from error
 
 
 def verify_signature(

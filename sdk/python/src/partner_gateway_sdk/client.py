@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from types import TracebackType
@@ -14,15 +14,21 @@ import httpx
 from partner_gateway_sdk import _calls
 from partner_gateway_sdk._base import DEFAULT_TIMEOUT, BaseClient
 from partner_gateway_sdk._retry import RetryPolicy
-from partner_gateway_sdk.errors import error_from_response, transport_error
+from partner_gateway_sdk.errors import NotFoundError, error_from_response, transport_error
 from partner_gateway_sdk.models import (
     CallbackDelivery,
     CallbackSettings,
     FallbackSms,
     HistoryPage,
+    InboundMessage,
+    InboundPage,
     MessageStatus,
+    OptOut,
+    OptOutPage,
     RichCard,
     SentMessage,
+    Stats,
+    StatsBucketSize,
     Suggestion,
     Timeline,
     WhatsAppTemplate,
@@ -213,21 +219,133 @@ class Client(BaseClient):
     ) -> Iterator[HistoryPage]:
         """The history's pages, following `nextCursor` with the same filters (a cursor is bound
         to them); `cursor` resumes from a page's `next_cursor` saved earlier."""
-        while True:
-            call = _calls.history_call(
+        return self._pages(
+            lambda at: _calls.history_call(
                 start_date=start_date,
                 end_date=end_date,
                 channel=channel,
                 delivery_status=delivery_status,
                 to=to,
                 page_size=page_size,
-                cursor=cursor,
-            )
-            page = self._read(self._execute(call), _calls.history_page)
+                cursor=at,
+            ),
+            _calls.history_page,
+            cursor,
+        )
+
+    def _pages(
+        self, call_of: _calls.PageCall, parse: Callable[[httpx.Response], _calls.PageT], cursor: str | None
+    ) -> Iterator[_calls.PageT]:
+        """A listing's pages, each asked for when the iteration reaches it, following
+        `nextCursor` (with the same filters: a cursor is bound to them)."""
+        while True:
+            page = self._read(self._execute(call_of(cursor)), parse)
             yield page
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
+
+    # -- inbound, opt-outs, stats -----------------------------------------------------------
+
+    def inbound(
+        self,
+        *,
+        start_date: datetime | date | str | None = None,
+        end_date: datetime | date | str | None = None,
+        channel: str | None = None,
+        sender: str | None = None,
+        to: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[InboundMessage]:
+        """What users sent to your numbers, newest first (bounds on `received_at`; `sender` is the
+        API's `from`), fetched a page at a time as the iteration reaches it."""
+        for page in self.inbound_pages(
+            start_date=start_date,
+            end_date=end_date,
+            channel=channel,
+            sender=sender,
+            to=to,
+            page_size=page_size,
+        ):
+            yield from page.items
+
+    def inbound_pages(
+        self,
+        *,
+        start_date: datetime | date | str | None = None,
+        end_date: datetime | date | str | None = None,
+        channel: str | None = None,
+        sender: str | None = None,
+        to: str | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+    ) -> Iterator[InboundPage]:
+        """The inbound list's pages; `cursor` resumes from a saved `next_cursor` (same filters)."""
+        return self._pages(
+            lambda at: _calls.inbound_call(
+                start_date=start_date,
+                end_date=end_date,
+                channel=channel,
+                sender=sender,
+                to=to,
+                page_size=page_size,
+                cursor=at,
+            ),
+            _calls.inbound_page,
+            cursor,
+        )
+
+    def opt_outs(self, *, channel: str | None = None, page_size: int = 100) -> Iterator[OptOut]:
+        """Your opt-out list, by channel then number, a page at a time as the iteration reaches it."""
+        for page in self.opt_out_pages(channel=channel, page_size=page_size):
+            yield from page.items
+
+    def opt_out_pages(
+        self, *, channel: str | None = None, page_size: int = 100, cursor: str | None = None
+    ) -> Iterator[OptOutPage]:
+        """The opt-out list's pages; `cursor` resumes from a saved `next_cursor` (same channel)."""
+        return self._pages(
+            lambda at: _calls.opt_outs_call(channel=channel, page_size=page_size, cursor=at),
+            _calls.opt_out_page,
+            cursor,
+        )
+
+    def get_opt_out(self, channel: str, number: str) -> OptOut | None:
+        """The number's entry on your opt-out list for `channel`, None when it is not on it."""
+        try:
+            response = self._execute(_calls.opt_out_call("GET", channel, number))
+        except NotFoundError:
+            return None
+        return self._read(response, _calls.opt_out)
+
+    def add_opt_out(self, channel: str, number: str) -> OptOut:
+        """Put the number (E.164) on your opt-out list for `channel` (there already: unchanged);
+        sends to it then end ERROR `gw:opted-out` without being sent."""
+        return self._read(self._execute(_calls.opt_out_call("PUT", channel, number)), _calls.opt_out)
+
+    def remove_opt_out(self, channel: str, number: str) -> bool:
+        """Take the number off your opt-out list for `channel`: True when this call removed it,
+        False when it was not on it (or a retry found it already removed by the attempt whose
+        answer was lost: either way it is off the list now)."""
+        try:
+            self._execute(_calls.opt_out_call("DELETE", channel, number))
+        except NotFoundError:
+            return False
+        return True
+
+    def stats(
+        self,
+        start_date: datetime | date | str,
+        end_date: datetime | date | str,
+        *,
+        channel: str | None = None,
+        bucket: StatsBucketSize | None = None,
+    ) -> Stats:
+        """Your messages per hour or day of acceptance (UTC) and channel: counts by status,
+        delivery rate, top error codes, latency. The bounds fall on whole buckets; a window spans
+        at most 7 days by hour, 31 by day (`bucket` defaults to day)."""
+        call = _calls.stats_call(start_date=start_date, end_date=end_date, channel=channel, bucket=bucket)
+        return self._read(self._execute(call), _calls.stats)
 
     # -- callbacks --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, NotRequired, Self, TypedDict
 
 Channel = Literal["SMS", "RCS", "WHATSAPP"]
 DeliveryStatus = Literal["SENT", "RECEIVED", "DELIVERED", "ERROR", "EXPIRED", "UNKNOWN"]
+StatsBucketSize = Literal["hour", "day"]
 CHANNELS: tuple[Channel, ...] = ("SMS", "RCS", "WHATSAPP")
 FINAL_STATUSES: frozenset[str] = frozenset({"DELIVERED", "ERROR", "EXPIRED"})
 
@@ -269,3 +270,213 @@ class CallbackSettings:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(url=data.get("url"), secret_set=bool(data.get("secretSet")), secret=data.get("secret"))
+
+
+# -- inbound, opt-outs, stats ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """What a user sent to one of the company's numbers, short codes, WhatsApp numbers or RBM
+    agents (`GET /messages/inbound`). `sender` is the API's `from`; `type` is `text`, `binary`
+    (SMS 8-bit data, the text its hex) or the provider's type, the text then its caption or a
+    summary (docs/inbound.md)."""
+
+    id: str
+    channel: str
+    sender: str
+    to: str
+    type: str
+    text: str
+    received_at: datetime
+    parts: int
+    provider_message_id: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(**_inbound_fields(data))
+
+
+def _inbound_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(data["id"]),
+        "channel": str(data["channel"]),
+        "sender": str(data["from"]),
+        "to": str(data["to"]),
+        "type": str(data.get("type", "text")),
+        "text": str(data.get("text", "")),
+        "received_at": _required_time(data["receivedAt"]),
+        "parts": int(data.get("parts", 1)),
+        "provider_message_id": data.get("providerMessageId"),
+        "raw": dict(data),
+    }
+
+
+@dataclass(frozen=True)
+class InboundEvent(InboundMessage):
+    """An `inbound` callback's body: the inbound message plus the event's own fields (its
+    `sequence` is always 1). Deduplicate on `event_id`, as status events."""
+
+    event_id: str = ""
+    occurred_at: datetime | None = None
+    sequence: int = 1
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            **_inbound_fields(data),
+            event_id=str(data["eventId"]),
+            occurred_at=parse_time(data.get("occurredAt")),
+            sequence=int(data.get("sequence", 1)),
+        )
+
+
+Event = CallbackEvent | InboundEvent
+"""Any callback's body: a status event (no `event` field) or an `inbound` one."""
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event:
+    """A callback body as its kind: `"event": "inbound"` is an InboundEvent; a body without an
+    `event` field is a status CallbackEvent. Another kind (one this SDK does not know yet) is a
+    ValueError rather than read as a status."""
+    kind = data.get("event")
+    if kind == "inbound":
+        return InboundEvent.from_json(data)
+    if kind is None:
+        return CallbackEvent.from_json(data)
+    raise ValueError(f"a callback event of a kind this SDK does not know: {kind!r}")
+
+
+@dataclass(frozen=True)
+class InboundPage:
+    """One page of `GET /messages/inbound`; `next_cursor` is None on the last."""
+
+    items: list[InboundMessage]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            items=[InboundMessage.from_json(item) for item in data.get("items", [])],
+            next_cursor=data.get("nextCursor"),
+        )
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """A number on the company's opt-out list for a channel: `source` is `keyword` (the user
+    sent STOP or a synonym) or `api`."""
+
+    channel: str
+    number: str
+    source: str
+    created_at: datetime
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            channel=str(data["channel"]),
+            number=str(data["number"]),
+            source=str(data.get("source", "")),
+            created_at=_required_time(data["createdAt"]),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class OptOutPage:
+    """One page of `GET /opt-outs`, by channel then number; `next_cursor` is None on the last."""
+
+    items: list[OptOut]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            items=[OptOut.from_json(item) for item in data.get("items", [])],
+            next_cursor=data.get("nextCursor"),
+        )
+
+
+@dataclass(frozen=True)
+class ErrorCodeCount:
+    error_code: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """One channel's messages accepted in a bucket: `counts` by current deliveryStatus (only the
+    statuses some have), `delivery_rate` DELIVERED over those whose status is final (None when
+    none is), the most frequent error codes (at most 10), and the time from acceptance to the
+    first final status in ms (p50, p95; the upper bound of a bin within 19 %; None when none
+    became final)."""
+
+    channel: str
+    total: int
+    counts: Mapping[str, int]
+    delivery_rate: float | None
+    error_codes: list[ErrorCodeCount]
+    latency_p50_ms: int | None
+    latency_p95_ms: int | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        latency = data.get("latencyMs") or {}
+        rate = data.get("deliveryRate")
+        return cls(
+            channel=str(data["channel"]),
+            total=int(data["total"]),
+            counts={str(status): int(count) for status, count in data.get("counts", {}).items()},
+            delivery_rate=None if rate is None else float(rate),
+            error_codes=[
+                ErrorCodeCount(str(item["errorCode"]), int(item["count"]))
+                for item in data.get("errorCodes", [])
+            ],
+            latency_p50_ms=latency.get("p50"),
+            latency_p95_ms=latency.get("p95"),
+        )
+
+
+@dataclass(frozen=True)
+class StatsBucket:
+    """An hour or a day (UTC) of acceptance, `start` inclusive, `end` exclusive; a channel with
+    no message in it is left out of `channels`."""
+
+    start: datetime
+    end: datetime
+    channels: list[ChannelStats]
+
+    def channel(self, name: str) -> ChannelStats | None:
+        """The bucket's figures for one channel; None when it had no message."""
+        return next((item for item in self.channels if item.channel == name), None)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """`GET /messages/stats`: every bucket of the window, in time order, empty ones included."""
+
+    bucket: str
+    start_date: datetime
+    end_date: datetime
+    buckets: list[StatsBucket]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            bucket=str(data["bucket"]),
+            start_date=_required_time(data["startDate"]),
+            end_date=_required_time(data["endDate"]),
+            buckets=[
+                StatsBucket(
+                    start=_required_time(item["start"]),
+                    end=_required_time(item["end"]),
+                    channels=[ChannelStats.from_json(channel) for channel in item.get("channels", [])],
+                )
+                for item in data.get("buckets", [])
+            ],
+            raw=dict(data),
+        )
