@@ -13,7 +13,7 @@
   const labels = figures.buckets.map(function (bucket) {
     return figures.bucket === "hour" ? bucket.start.slice(5, 16).replace("T", " ") : bucket.start.slice(0, 10);
   });
-  const colours = { UNKNOWN: "#6b7280", SENT: "#0b5cad", DELIVERED: "#17602c", READ: "#5b2a86", ERROR: "#a4161a", EXPIRED: "#b45309" };
+  const colours = { UNKNOWN: "#6b7280", SENT: "#0b5cad", DELIVERED: "#17602c", RECEIVED: "#5b2a86", ERROR: "#a4161a", EXPIRED: "#b45309" };
   function sum(bucket, pick) {
     return bucket.channels.reduce(function (total, row) { return total + (pick(row) || 0); }, 0);
   }
