@@ -22,20 +22,37 @@ SERVE_ENV = {
 
 @pytest.fixture(scope="module")
 def console_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
+    with served(tmp_path_factory, postgres_url, "console", SERVE_ENV) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def api_role_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
+    """`serve --role api`: an API process alone (no worker, no simulators)."""
+    env = {"PARTNER_GATEWAY_ROLE": "api", "PARTNER_GATEWAY_LOG_LEVEL": "WARNING"}
+    with served(tmp_path_factory, postgres_url, "console_api", env) as gateway:
+        yield gateway
+
+
+@contextlib.contextmanager
+def served(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None, name: str, env: dict[str, str]
+) -> Iterator[Gateway]:
+    """`serve` with `env`, on SQLite or on a PostgreSQL database of its own (the session's is the
+    in-process tests', emptied by each), dropped afterwards."""
     with contextlib.ExitStack() as stack:
-        folder = tmp_path_factory.mktemp("console-gateway")
+        folder = tmp_path_factory.mktemp(f"{name}-gateway")
         database = None
         if postgres_url:
-            # The session's database is the in-process tests' (emptied by each): this gateway,
-            # which lives through the module, gets one of its own.
-            server, name = postgres_url.rsplit("/", 1)
+            server, session_database = postgres_url.rsplit("/", 1)
+            own = f"{session_database}_{name}"
             admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
-            asyncio.run(_admin(admin, f'CREATE DATABASE "{name}_console"'))
+            asyncio.run(_admin(admin, f'CREATE DATABASE "{own}"'))
             stack.callback(
-                lambda: asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}_console" WITH (FORCE)'))
+                lambda: asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
             )
-            database = f"{server}/{name}_console"
-        yield stack.enter_context(serving(folder, database, SERVE_ENV))
+            database = f"{server}/{own}"
+        yield stack.enter_context(serving(folder, database, env))
 
 
 async def _admin(dsn: str, statement: str) -> None:

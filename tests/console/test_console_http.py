@@ -547,7 +547,8 @@ async def test_the_callback_page_lists_the_companys_recent_failures(
     await sign_in(client, partner)
     page = (await client.get("/console/callbacks")).text
     rows = re.findall(
-        r"<tr><td>([^<]+)</td><td><code>(msg_[0-9A-Z]+)</code></td><td>[^<]+</td><td>([^<]+)</td></tr>", page
+        r"<tr><td>([^<]+)</td><td><a href=\"/console/messages/SMS/msg_[0-9A-Z]+\"><code>(msg_[0-9A-Z]+)</code></a></td><td>[^<]+</td><td>([^<]+)</td></tr>",
+        page,
     )
     assert [(message, outcome) for _at, message, outcome in rows] == [
         (mine, "connection refused"),

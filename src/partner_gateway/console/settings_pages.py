@@ -60,6 +60,7 @@ async def _callbacks_page(
         failures=[
             {
                 "message_id": failure.message_id,
+                "channel": failure.channel,
                 "attempted_at": format_ms(failure.attempted_at),
                 "url": failure.url,
                 "outcome": f"HTTP {failure.response_status}" if failure.response_status else failure.error,

@@ -260,6 +260,7 @@ class FailedAttempt:
     """An attempt the partner did not answer with a 2xx, and the message it was about."""
 
     message_id: str
+    channel: str
     event_id: str
     attempted_at: int
     url: str
@@ -276,6 +277,7 @@ async def recent_failures(
     rows = await connection.execute(
         select(
             callback_events.c.message_id,
+            messages.c.channel,
             callback_attempts.c.event_id,
             callback_attempts.c.attempted_at,
             callback_attempts.c.url,
@@ -283,6 +285,7 @@ async def recent_failures(
             callback_attempts.c.error,
         )
         .join(callback_events, callback_events.c.id == callback_attempts.c.event_id)
+        .join(messages, messages.c.id == callback_events.c.message_id)
         .where(
             callback_events.c.company_id == company_id,
             callback_events.c.occurred_at >= since,
