@@ -248,6 +248,28 @@ class Settings(BaseSettings):
         description="Key that encrypts the callback signing secrets in the store (any length; "
         "keep it out of the database's backups); default: a random key kept in the store.",
     )
+    console_session_idle_seconds: float = Field(
+        1800,
+        gt=0,
+        description="A partner console session unused this long ends (the browser must sign in again).",
+    )
+    console_session_max_seconds: float = Field(
+        43_200,
+        gt=0,
+        description="A partner console session ends this long after its sign-in, used or not.",
+    )
+    console_cookie_secure: bool | None = Field(
+        None,
+        description="Mark the console's session cookie Secure (sent over HTTPS only). Default: when the "
+        "sign-in request came over TLS. Set true behind a TLS-terminating proxy (the gateway then sees "
+        "plain HTTP); false never marks it.",
+    )
+    console_signin_failures: int = Field(
+        10,
+        ge=1,
+        description="Failed console sign-ins one client address may make in 5 minutes in one API process; "
+        "more are answered 429 until the window passes. Each failure is also answered after 1 second.",
+    )
     callback_timeout_seconds: float = Field(
         10, gt=0, le=60, description="How long a callback attempt waits for the partner's answer."
     )

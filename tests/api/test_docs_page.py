@@ -1,54 +1,28 @@
-"""The interactive docs render from the gateway alone: Debian's headless chromium, network off.
-
-The browser's every request that is not to the gateway's loopback address goes to a proxy that
-does not exist, so a page that needed a CDN would stay blank. The test needs /usr/bin/chromium and
-chromedriver (scripts/bootstrap installs them) and the selenium package (the dev extra).
+"""The interactive docs render from the gateway alone: Debian's headless chromium, network off
+(tests/browser_support.py: any request off loopback fails, so a page that needed a CDN stays blank).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from browser_support import chromium
 from partner_gateway.api.app import create_app
 from partner_gateway.config import Settings
 from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.runtime import Runtime
 from support import BASE
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
 
 def render(url: str) -> tuple[str, list[str], list[str]]:
     """The rendered page's API title, its operations' paths, and every URL the browser asked for."""
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/bootstrap"
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # root in a container
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        # Network off: everything but the gateway's loopback address goes to a closed port.
-        "--proxy-server=http://127.0.0.1:9",
-        "--proxy-bypass-list=127.0.0.1",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = chromium(performance_log=True)
     try:
-        driver.set_page_load_timeout(30)
         driver.get(url)
         wait = WebDriverWait(driver, 30)
         title = wait.until(

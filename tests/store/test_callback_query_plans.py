@@ -1,5 +1,5 @@
-"""The callback queries walk their indexes: the senders' claim, a message's callbacks, replay's
-window (EXPLAIN on the store itself, as tests/store/test_query_plans.py does)."""
+"""The callback queries walk their indexes: the senders' claim, a message's callbacks, the
+console's recent failures, replay's window (EXPLAIN on the store itself, as tests/store/test_query_plans.py does)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ CASES: dict[str, tuple[Query, str]] = {
     "message": (
         lambda c: callback_deliveries.message_callbacks(c, "cmp_a", Channel.SMS, "msg_x"),
         "pk_messages|(id=?)",
+    ),
+    "console failures": (  # the console's callback page: the company's events of 7 days
+        lambda c: callback_deliveries.recent_failures(c, "cmp_a", 1_795_000_000_000, 20),
+        "ix_callback_events_company",
     ),
 }
 

@@ -37,6 +37,8 @@ from partner_gateway.api.webhooks import webhook_handlers
 from partner_gateway.channels.base import WebhookRoute
 from partner_gateway.channels.registry import CHANNELS, ChannelRegistry
 from partner_gateway.config import Settings
+from partner_gateway.console.router import console_router
+from partner_gateway.console.throttle import SignInThrottle
 from partner_gateway.runtime import Runtime
 
 BASE_PATH = "/partner-gateway/v1"
@@ -109,11 +111,18 @@ def create_app(
             docs_assets_router(BASE_PATH),
             *OPERATIONS,
             *webhook_handlers(webhooks),
+            console_router(),  # the partner console (console/): its own router, out of the schema
         ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         before_send=[rate_limits.add_headers],
-        state=State({"channels": channels, "json_bounds": partner_bounds(settings)}),
+        state=State(
+            {
+                "channels": channels,
+                "json_bounds": partner_bounds(settings),
+                "console_sign_ins": SignInThrottle(settings.console_signin_failures),
+            }
+        ),
         request_class=StrictRequest,  # JSON bodies: media type and shape checked before decoding
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

@@ -79,11 +79,7 @@ class CallbackSettingsController(Controller):
         operation_id="getCallbackSettings",
     )
     async def read(self, company_id: CompanyId, runtime: RuntimeDep) -> CallbackSettingsResponse:
-        async with runtime.database.read() as connection:
-            settings = await CallbackSettingsRepository(connection, runtime.callback_secrets).get(company_id)
-        if settings is None:
-            return CallbackSettingsResponse(url=None, secret_set=False)
-        return CallbackSettingsResponse(url=settings.url, secret_set=settings.secret_set)
+        return await read_callback_settings(runtime, company_id)
 
     @put(
         SETTINGS_PATH,
@@ -101,18 +97,34 @@ class CallbackSettingsController(Controller):
         runtime: RuntimeDep,
         data: JSONBody[CallbackSettingsUpdate],
     ) -> CallbackSettingsResponse:
-        if data.url is not None:
-            problems: sending.Problems = []
-            await check_callback_url(runtime, data.url, "url", problems)
-            if problems:
-                raise invalid(problems)
-        async with runtime.database.write() as connection:
-            change = await CallbackSettingsRepository(connection, runtime.callback_secrets).set_url(
-                company_id, data.url, now_ms(), rotate_secret=data.rotate_secret
-            )
-        return CallbackSettingsResponse(
-            url=change.settings.url, secret_set=change.settings.secret_set, secret=change.new_secret
+        return await update_callback_settings(runtime, company_id, data)
+
+
+async def read_callback_settings(runtime: Runtime, company_id: str) -> CallbackSettingsResponse:
+    """GET /callbacks/settings, and the console's callback page."""
+    async with runtime.database.read() as connection:
+        settings = await CallbackSettingsRepository(connection, runtime.callback_secrets).get(company_id)
+    if settings is None:
+        return CallbackSettingsResponse(url=None, secret_set=False)
+    return CallbackSettingsResponse(url=settings.url, secret_set=settings.secret_set)
+
+
+async def update_callback_settings(
+    runtime: Runtime, company_id: str, data: CallbackSettingsUpdate
+) -> CallbackSettingsResponse:
+    """PUT /callbacks/settings, and the console's callback form: a refused URL is a 400 problem."""
+    if data.url is not None:
+        problems: sending.Problems = []
+        await check_callback_url(runtime, data.url, "url", problems)
+        if problems:
+            raise invalid(problems)
+    async with runtime.database.write() as connection:
+        change = await CallbackSettingsRepository(connection, runtime.callback_secrets).set_url(
+            company_id, data.url, now_ms(), rotate_secret=data.rotate_secret
         )
+    return CallbackSettingsResponse(
+        url=change.settings.url, secret_set=change.settings.secret_set, secret=change.new_secret
+    )
 
 
 CallbackState = Literal["PENDING", "DELIVERED", "GIVEN_UP"]
@@ -189,41 +201,7 @@ class MessageCallbacksController(Controller):
         company_id: CompanyId,
         runtime: RuntimeDep,
     ) -> MessageCallbacksResponse:
-        wanted = require_channel(runtime.channels, channel)
-        events = None
-        if could_be_message_id(customerMessageId):
-            async with runtime.database.read() as connection:
-                events = await callback_deliveries.message_callbacks(
-                    connection, company_id, wanted, customerMessageId
-                )
-        if events is None:
-            raise not_found(f"No {wanted.value} message with id {customerMessageId!r}.")
-        return MessageCallbacksResponse(
-            customer_message_id=customerMessageId,
-            channel=wanted,
-            events=[
-                CallbackEventResponse(
-                    event_id=event.event_id,
-                    sequence=event.sequence,
-                    occurred_at=format_ms(event.occurred_at),
-                    state=_STATES[event.state],
-                    next_attempt_at=format_ms(event.next_attempt_at)
-                    if event.next_attempt_at is not None
-                    else None,
-                    attempts=[
-                        CallbackAttemptResponse(
-                            attempted_at=format_ms(attempt.attempted_at),
-                            url=attempt.url,
-                            response_status=attempt.response_status,
-                            error=attempt.error,
-                            duration_ms=attempt.duration_ms,
-                        )
-                        for attempt in event.attempts
-                    ],
-                )
-                for event in events
-            ],
-        )
+        return await message_callbacks(runtime, company_id, channel, customerMessageId)
 
     @post(
         "/callbacks/replay",
@@ -261,3 +239,45 @@ def _moment(value: str, field: str, problems: list[tuple[str, str]]) -> int | No
     except ValueError:
         problems.append((field, "must be an RFC 3339 date-time with an offset, or a date (YYYY-MM-DD)"))
         return None
+
+
+async def message_callbacks(
+    runtime: Runtime, company_id: str, channel: str | None, customer_message_id: str
+) -> MessageCallbacksResponse:
+    """One message's callback events with every attempt, or the 400 (channel) or 404 problem:
+    GET /messages/{id}/callbacks and the console's message page."""
+    wanted = require_channel(runtime.channels, channel)
+    events = None
+    if could_be_message_id(customer_message_id):
+        async with runtime.database.read() as connection:
+            events = await callback_deliveries.message_callbacks(
+                connection, company_id, wanted, customer_message_id
+            )
+    if events is None:
+        raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
+    return MessageCallbacksResponse(
+        customer_message_id=customer_message_id,
+        channel=wanted,
+        events=[
+            CallbackEventResponse(
+                event_id=event.event_id,
+                sequence=event.sequence,
+                occurred_at=format_ms(event.occurred_at),
+                state=_STATES[event.state],
+                next_attempt_at=format_ms(event.next_attempt_at)
+                if event.next_attempt_at is not None
+                else None,
+                attempts=[
+                    CallbackAttemptResponse(
+                        attempted_at=format_ms(attempt.attempted_at),
+                        url=attempt.url,
+                        response_status=attempt.response_status,
+                        error=attempt.error,
+                        duration_ms=attempt.duration_ms,
+                    )
+                    for attempt in event.attempts
+                ],
+            )
+            for event in events
+        ],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -33,6 +34,7 @@ from partner_gateway.api.views import status_item
 from partner_gateway.domain.messages import HistoryFilter
 from partner_gateway.domain.phone import InvalidNumber, normalize_e164
 from partner_gateway.domain.statuses import DeliveryStatus
+from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.messages import MessageRepository
 
 E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -70,61 +72,81 @@ class HistoryController(Controller):
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> Response[HistoryPage]:
-        problems: list[tuple[str, str]] = []
-        start, end = parse_window(start_date, end_date, problems)
-        wanted_channel = parse_channel(runtime, channel, problems)
-        statuses = _parse_statuses(delivery_status, problems)
-        destination = None
-        if to is not None:
-            try:
-                destination = normalize_e164(to.strip())
-            except InvalidNumber as error:
-                if E164_SHAPE.fullmatch(to.strip()):
-                    # Written as E.164 but no possible number: no message was sent there, so the
-                    # filter matches nothing (a send to it is refused), rather than a 400.
-                    destination = to.strip()
-                else:
-                    problems.append(("to", str(error)))
-        page_size = parse_limit(limit, problems)
-        if problems:
-            raise invalid(problems)
-
-        filters = HistoryFilter(
-            company_id=company_id,
-            start=start,
-            end=end,
-            channel=wanted_channel,
-            statuses=statuses,
-            to=destination,
-        )
-        scope = _scope(filters)
-        after = decode_cursor(runtime, company_id, scope, cursor)
-
-        async with runtime.database.read() as connection:
-            page = await MessageRepository(connection).history_page(filters, after, page_size, status_item)
-        next_cursor = None
+        query = HistoryQuery(start_date, end_date, channel, delivery_status, to, limit, cursor)
+        page = await history_page(runtime, company_id, query)
         headers: dict[str, str] = {}
-        if page.next_after is not None:
-            next_cursor = runtime.cursors.encode(company_id, scope, page.next_after)
-            params = {
-                key: value
-                for key, value in (
-                    ("startDate", start_date),
-                    ("endDate", end_date),
-                    ("channel", channel),
-                    ("deliveryStatus", delivery_status),
-                    ("to", to),
-                    ("limit", limit),
-                )
-                if value is not None
-            }
-            params["cursor"] = next_cursor
+        if page.next_cursor is not None:
+            params = {name: value for name, value in query.parameters() if value is not None}
+            params["cursor"] = page.next_cursor
             base = (runtime.settings.public_base_url or "").rstrip("/")
             headers["Link"] = f'<{base}/partner-gateway/v1/messages/history?{urlencode(params)}>; rel="next"'
-        return Response(
-            content=HistoryPage(items=page.items, next_cursor=next_cursor),
-            headers=headers,
-        )
+        return Response(content=page, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """A history request's parameters as given (strings, or None when absent)."""
+
+    start_date: str | None = None
+    end_date: str | None = None
+    channel: str | None = None
+    delivery_status: str | None = None
+    to: str | None = None
+    limit: str | None = None
+    cursor: str | None = None
+
+    def parameters(self) -> list[tuple[str, str | None]]:
+        """The filters by their query names (the cursor apart)."""
+        return [
+            ("startDate", self.start_date),
+            ("endDate", self.end_date),
+            ("channel", self.channel),
+            ("deliveryStatus", self.delivery_status),
+            ("to", self.to),
+            ("limit", self.limit),
+        ]
+
+
+async def history_page(runtime: Runtime, company_id: str, query: HistoryQuery) -> HistoryPage:
+    """One page of the company's history, or the 400 problem naming every bad parameter: the
+    API's GET /messages/history and the console's message log."""
+    problems: list[tuple[str, str]] = []
+    start, end = parse_window(query.start_date, query.end_date, problems)
+    wanted_channel = parse_channel(runtime, query.channel, problems)
+    statuses = _parse_statuses(query.delivery_status, problems)
+    destination = None
+    to = query.to
+    if to is not None:
+        try:
+            destination = normalize_e164(to.strip())
+        except InvalidNumber as error:
+            if E164_SHAPE.fullmatch(to.strip()):
+                # Written as E.164 but no possible number: no message was sent there, so the
+                # filter matches nothing (a send to it is refused), rather than a 400.
+                destination = to.strip()
+            else:
+                problems.append(("to", str(error)))
+    page_size = parse_limit(query.limit, problems)
+    if problems:
+        raise invalid(problems)
+
+    filters = HistoryFilter(
+        company_id=company_id,
+        start=start,
+        end=end,
+        channel=wanted_channel,
+        statuses=statuses,
+        to=destination,
+    )
+    scope = _scope(filters)
+    after = decode_cursor(runtime, company_id, scope, query.cursor)
+
+    async with runtime.database.read() as connection:
+        page = await MessageRepository(connection).history_page(filters, after, page_size, status_item)
+    next_cursor = None
+    if page.next_after is not None:
+        next_cursor = runtime.cursors.encode(company_id, scope, page.next_after)
+    return HistoryPage(items=page.items, next_cursor=next_cursor)
 
 
 def _scope(filters: HistoryFilter) -> str:

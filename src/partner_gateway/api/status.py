@@ -148,30 +148,35 @@ class StatusController(Controller):
         company_id: CompanyId,
         runtime: RuntimeDep,
     ) -> EventsResponse:
-        customer_message_id = customerMessageId
-        wanted = require_channel(runtime.channels, channel)
-        timeline = None
-        if could_be_message_id(customer_message_id):
-            async with runtime.database.read() as connection:
-                timeline = await MessageRepository(connection).events(company_id, wanted, customer_message_id)
-        if timeline is None:
-            raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
-        return EventsResponse(
-            customer_message_id=customer_message_id,
-            channel=wanted,
-            events=[
-                MessageEventResponse(
-                    occurred_at=format_ms(event.occurred_at),
-                    recorded_at=format_ms(event.recorded_at),
-                    source=event.source,
-                    delivery_status=event.status,
-                    raw_state=event.raw_state,
-                    description=event.description,
-                    error_code=event.error_code,
-                    provider_occurred_at=format_ms(event.reported_at)
-                    if event.reported_at is not None
-                    else None,
-                )
-                for event in timeline
-            ],
-        )
+        return await message_events(runtime, company_id, channel, customerMessageId)
+
+
+async def message_events(
+    runtime: Runtime, company_id: str, channel: str | None, customer_message_id: str
+) -> EventsResponse:
+    """One message's timeline, oldest first, or the 400 (channel) or 404 problem: GET
+    /messages/{id}/events and the console's message page."""
+    wanted = require_channel(runtime.channels, channel)
+    timeline = None
+    if could_be_message_id(customer_message_id):
+        async with runtime.database.read() as connection:
+            timeline = await MessageRepository(connection).events(company_id, wanted, customer_message_id)
+    if timeline is None:
+        raise not_found(f"No {wanted.value} message with id {customer_message_id!r}.")
+    return EventsResponse(
+        customer_message_id=customer_message_id,
+        channel=wanted,
+        events=[
+            MessageEventResponse(
+                occurred_at=format_ms(event.occurred_at),
+                recorded_at=format_ms(event.recorded_at),
+                source=event.source,
+                delivery_status=event.status,
+                raw_state=event.raw_state,
+                description=event.description,
+                error_code=event.error_code,
+                provider_occurred_at=format_ms(event.reported_at) if event.reported_at is not None else None,
+            )
+            for event in timeline
+        ],
+    )

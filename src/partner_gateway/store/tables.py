@@ -401,3 +401,20 @@ message_latency = Table(
     Column("shard", SmallInteger, primary_key=True, server_default="0"),
     Column("count", BigInteger, nullable=False),
 )
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # A browser signed in to the partner console (console/sessions.py): the token's SHA-256 (the
+    # token is only in the cookie), the key it was exchanged for (a revoked key's sessions end:
+    # each look-up joins api_keys), the form token that guards its changes.
+    Column("token_hash", String(64), primary_key=True),  # the session look-up
+    Column("company_id", String(40), nullable=False),
+    Column("api_key_id", String(40), ForeignKey("api_keys.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),  # absolute: created_at + the session's longest life
+    Column("last_seen_at", BigInteger, nullable=False),  # idle expiry counts from here
+    Index(None, "expires_at"),  # the purge of ended sessions at each sign-in
+    Index(None, "api_key_id"),  # deleting a revoked key's sessions
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, insert, null, select, update
+from sqlalchemy import bindparam, func, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.statuses import Channel
@@ -27,10 +27,12 @@ __all__ = [
     "AttemptRecord",
     "DueEvent",
     "EventView",
+    "FailedAttempt",
     "Outcome",
     "backlog",
     "claim_due",
     "message_callbacks",
+    "recent_failures",
     "record_outcomes",
     "release_claims",
     "replay",
@@ -251,6 +253,52 @@ async def message_callbacks(
         )
         for event_id, sequence, occurred_at, state, next_at in events
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """An attempt the partner did not answer with a 2xx, and the message it was about."""
+
+    message_id: str
+    channel: str
+    event_id: str
+    attempted_at: int
+    url: str
+    response_status: int | None
+    error: str | None
+
+
+async def recent_failures(
+    connection: AsyncConnection, company_id: str, since: int, limit: int
+) -> list[FailedAttempt]:
+    """The company's failed attempts of the events that occurred from `since`, newest first
+    (the console's callback page). The company's events are found by their index
+    (company_id, occurred_at), their attempts by event_id."""
+    rows = await connection.execute(
+        select(
+            callback_events.c.message_id,
+            messages.c.channel,
+            callback_attempts.c.event_id,
+            callback_attempts.c.attempted_at,
+            callback_attempts.c.url,
+            callback_attempts.c.response_status,
+            callback_attempts.c.error,
+        )
+        .join(callback_events, callback_events.c.id == callback_attempts.c.event_id)
+        .join(messages, messages.c.id == callback_events.c.message_id)
+        .where(
+            callback_events.c.company_id == company_id,
+            callback_events.c.occurred_at >= since,
+            or_(
+                callback_attempts.c.response_status.is_(None),
+                callback_attempts.c.response_status < 200,
+                callback_attempts.c.response_status >= 300,
+            ),
+        )
+        .order_by(callback_attempts.c.attempted_at.desc(), callback_attempts.c.id.desc())
+        .limit(limit)
+    )
+    return [FailedAttempt(*row) for row in rows]
 
 
 async def backlog(connection: AsyncConnection) -> dict[str, int]:

@@ -104,6 +104,28 @@ class CompanyRepository:
         )
         return result.rowcount > 0
 
+    async def revoke_company_key(self, company_id: str, key_id: str, now: int) -> bool:
+        """Revoke one of the company's own keys (the console); False when it has no such active key."""
+        result = await self._connection.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.id == key_id, api_keys.c.company_id == company_id, api_keys.c.revoked_at.is_(None)
+            )
+            .values(revoked_at=now)
+        )
+        return result.rowcount > 0
+
+    async def active_key_for_hash(self, key_hash: str) -> tuple[str, str] | None:
+        """(key id, company id) of an active key, by its hash: the console's sign-in."""
+        row = (
+            await self._connection.execute(
+                select(api_keys.c.id, api_keys.c.company_id).where(
+                    api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+                )
+            )
+        ).first()
+        return (str(row[0]), str(row[1])) if row else None
+
     async def company_for_key(self, plain_key: str) -> str | None:
         """The company an active key belongs to: one unique-index look-up."""
         return await self.company_for_key_hash(hash_api_key(plain_key))

@@ -1,0 +1,63 @@
+"""The console's browser tests run against a real `partner-gateway serve` (the embedded default:
+its simulators, SQLite or a PostgreSQL database of its own), one for the module."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from e2e_support import Gateway, serving
+
+SERVE_ENV = {
+    # Receipts after 3 s: the message page shows SENT before it turns DELIVERED.
+    "PARTNER_GATEWAY_SIMULATOR_RECEIPT_DELAY_SECONDS": "3",
+    "PARTNER_GATEWAY_CALLBACK_ALLOW_PRIVATE_NETWORKS": "true",
+    "PARTNER_GATEWAY_LOG_LEVEL": "WARNING",
+}
+
+
+@pytest.fixture(scope="module")
+def console_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
+    with served(tmp_path_factory, postgres_url, "console", SERVE_ENV) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def api_role_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
+    """`serve --role api`: an API process alone (no worker, no simulators)."""
+    env = {"PARTNER_GATEWAY_ROLE": "api", "PARTNER_GATEWAY_LOG_LEVEL": "WARNING"}
+    with served(tmp_path_factory, postgres_url, "console_api", env) as gateway:
+        yield gateway
+
+
+@contextlib.contextmanager
+def served(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None, name: str, env: dict[str, str]
+) -> Iterator[Gateway]:
+    """`serve` with `env`, on SQLite or on a PostgreSQL database of its own (the session's is the
+    in-process tests', emptied by each), dropped afterwards."""
+    with contextlib.ExitStack() as stack:
+        folder = tmp_path_factory.mktemp(f"{name}-gateway")
+        database = None
+        if postgres_url:
+            server, session_database = postgres_url.rsplit("/", 1)
+            own = f"{session_database}_{name}"
+            admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
+            asyncio.run(_admin(admin, f'CREATE DATABASE "{own}"'))
+            stack.callback(
+                lambda: asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+            )
+            database = f"{server}/{own}"
+        yield stack.enter_context(serving(folder, database, env))
+
+
+async def _admin(dsn: str, statement: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
