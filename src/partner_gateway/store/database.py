@@ -34,6 +34,8 @@ POSTGRESQL_SESSION_SETTINGS = {
 
 logger = logging.getLogger(__name__)
 _AFTER_COMMIT = "partner_gateway.after_commit"
+HANDOFF = "partner_gateway.callback_handoff"
+"""Where a write transaction's connection info holds `Database.handoff`, while it has one."""
 
 
 def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> None:
@@ -73,6 +75,10 @@ class Database:
         self.status_reads = status_reads
         """Status look-ups by id, below SQLAlchemy (the API's hottest reads)."""
         self.dialect = writer.dialect.name
+        self.handoff: object | None = None
+        """This process's callback sender, when it takes fresh events in memory: every write
+        transaction carries it (`HANDOFF` in its connection's info) to the code that writes
+        events (store/repositories/delivery/callback_events.py)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -126,10 +132,13 @@ class Database:
         async with self.writer.begin() as connection:
             info = connection.info  # not read again at the end: see _pending
             info[_AFTER_COMMIT] = committed
+            if self.handoff is not None:
+                info[HANDOFF] = self.handoff
             try:
                 yield connection
             finally:
                 info.pop(_AFTER_COMMIT, None)
+                info.pop(HANDOFF, None)
         for callback in committed:
             try:
                 callback()
