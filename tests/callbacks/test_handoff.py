@@ -8,13 +8,16 @@ import asyncio
 from collections import Counter
 
 from callback_support import StartReceiver, message_with_changes, sender_for, until
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from partner_gateway.domain.reports import GATEWAY, StatusReport
+from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
+from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.delivery.callback_events import DueEvent
-from partner_gateway.store.tables import callback_events
-from support import Partner
+from partner_gateway.store.tables import callback_events, messages
+from support import Partner, seed
 
 
 class DyingProcess:
@@ -23,11 +26,12 @@ class DyingProcess:
 
     lease_ms = 1500
 
-    def __init__(self) -> None:
+    def __init__(self, room: int = 100) -> None:
         self.lost: list[DueEvent] = []
+        self._room = room
 
     def room(self) -> int:
-        return 100
+        return self._room
 
     def take_fresh(self, events: list[DueEvent]) -> None:
         self.lost.extend(events)
@@ -102,3 +106,26 @@ async def test_two_senders_never_both_send_a_fresh_event(
         await polling.stop()
     assert Counter(Counter(r.event_id for r in receiver.received).values()) == {1: 40}
     assert handed.counts["delivered"] == 40
+
+
+async def test_one_transaction_of_several_status_batches_hands_no_more_than_the_room(
+    runtime: Runtime, partner: Partner
+) -> None:
+    ids = await seed(runtime, partner.company_id, [now_ms()] * 4)
+    async with runtime.database.write() as connection:
+        await connection.execute(update(messages).values(callback_url="https://partner.example/cb"))
+    dying = DyingProcess(room=3)
+    runtime.database.handoff = dying
+    try:
+        async with runtime.database.write() as connection:  # as a group commit holds them
+            for message_id in ids:
+                report = StatusReport(
+                    GATEWAY, DeliveryStatus.SENT, "SENT", "sent", now_ms(), f"{message_id}:s",
+                    message_id=message_id,
+                )  # fmt: skip
+                await delivery.apply_gateway_reports(connection, [report], now_ms())
+    finally:
+        runtime.database.handoff = None
+    assert len(dying.lost) == 3
+    # The fourth is left to the claim loop, unclaimed.
+    assert sorted(claim is None for claim in await claims(runtime)) == [False, False, False, True]

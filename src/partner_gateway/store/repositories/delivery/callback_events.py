@@ -31,7 +31,7 @@ from ulid import ULID
 from partner_gateway.domain.statuses import CHANNEL_BY_NAME, DeliveryStatus
 from partner_gateway.domain.wire import callback_body, status_item
 from partner_gateway.store.bulk import Rows
-from partner_gateway.store.database import HANDOFF, after_commit
+from partner_gateway.store.database import HANDED, HANDOFF, after_commit
 from partner_gateway.store.tables import callback_events, callback_settings, messages
 
 EVENT_ID_PREFIX = "evt_"
@@ -135,7 +135,8 @@ async def record_changes(connection: AsyncConnection, changes: Sequence[Change],
         for row in await connection.execute(_MESSAGE_FIELDS, {"ids": list({c.message_id for c in changes})})
     }
     handoff = cast("Handoff | None", connection.info.get(HANDOFF))
-    room = handoff.room() if handoff is not None else 0
+    already: int = connection.info.get(HANDED, 0)
+    room = handoff.room() - already if handoff is not None else 0
     lease_until = now + handoff.lease_ms if handoff is not None else None
     rows = []
     handed: list[DueEvent] = []
@@ -172,4 +173,5 @@ async def record_changes(connection: AsyncConnection, changes: Sequence[Change],
         )  # fmt: skip
     await _INSERT_EVENTS.execute(connection, rows)
     if handed and handoff is not None:
+        connection.info[HANDED] = already + len(handed)
         after_commit(connection, partial(handoff.take_fresh, handed))
