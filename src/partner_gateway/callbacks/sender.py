@@ -6,7 +6,10 @@ commit. Several processes share the work by claiming events (FOR UPDATE SKIP LOC
 store/repositories/callback_deliveries.py): at least once, a dead process's events retaken
 after the lease.
 
-    claim loop     due events, oldest first, while fewer than `max_in_flight` are held
+    hand-off       a fresh event, inserted claimed by this process when it has room, taken
+                   in memory once its change commits (`take_fresh`; delivery/callback_events.py)
+    claim loop     due events, oldest first, while fewer than `max_in_flight` are held: retries,
+                   put-offs, another process's events, what had no room when it was made
       Endpoint     one per (company, scheme, host, port): its queue, its own HTTP client, at most
                    `per_endpoint` attempts at once (1 while it is failing), paused as a whole
                    after ENDPOINT_FAILURES failures in a row (schedule.py)
@@ -28,8 +31,9 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -146,6 +150,32 @@ class CallbackSender:
             if released:
                 logger.info("callbacks: %d events claimed by the previous run are due again", released)
         self._task = asyncio.create_task(self._run(), name="callback-sender")
+        self._database.handoff = self
+
+    @property
+    def lease_ms(self) -> int:
+        return self._lease_ms
+
+    def room(self) -> int:
+        """How many fresh events this process's writes may hand it (inserted claimed by it)."""
+        return max(0, self._max_in_flight - self._held) if self._task is not None else 0
+
+    def take_fresh(self, events: list[store.DueEvent]) -> None:
+        """Events just committed, claimed by this process in their INSERT: taken as a claim's
+        are (an endpoint without room or paused puts them off), without reading them back."""
+        if self._task is None:  # stopped since: retaken after the lease (or at the next start)
+            return
+        now = now_ms()
+        put_off: list[store.Outcome] = []
+        for event in events:
+            self._take(event, now, put_off)
+        if put_off:
+            self._spawn(self._put_off(put_off))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
 
     def wake(self) -> None:
         self._wake.set()
@@ -153,6 +183,8 @@ class CallbackSender:
     async def stop(self) -> None:
         """Stop claiming; attempts under way are cancelled (their events are retaken after the
         lease, or at once by the next embedded start)."""
+        if self._database.handoff is self:
+            self._database.handoff = None
         tasks = [*self._attempts, *([self._task] if self._task else [])]
         for task in tasks:
             task.cancel()
@@ -242,9 +274,7 @@ class CallbackSender:
             self._start(endpoint, endpoint.queue.popleft())
 
     def _start(self, endpoint: Endpoint | None, event: store.DueEvent) -> None:
-        task = asyncio.create_task(self._deliver(endpoint, event))
-        self._attempts.add(task)
-        task.add_done_callback(self._attempts.discard)
+        self._spawn(self._deliver(endpoint, event))
 
     async def _deliver(self, endpoint: Endpoint | None, event: store.DueEvent) -> None:
         try:
@@ -326,10 +356,7 @@ class CallbackSender:
         for event in waiting:
             self._release(event)
         if waiting:
-            outcomes = [self._later(event, endpoint.paused_until) for event in waiting]
-            task = asyncio.create_task(self._put_off(outcomes))
-            self._attempts.add(task)
-            task.add_done_callback(self._attempts.discard)
+            self._spawn(self._put_off([self._later(event, endpoint.paused_until) for event in waiting]))
 
     async def _signing_secrets(self, company_id: str, rotated_at: int | None) -> tuple[str, ...]:
         """The company's secrets (cached a few seconds, and read again when the event's claim saw
@@ -360,6 +387,4 @@ class CallbackSender:
         for key, endpoint in list(self._endpoints.items()):
             if endpoint.last_used < horizon and endpoint.active == 0 and not endpoint.queue:
                 del self._endpoints[key]
-                task = asyncio.create_task(endpoint.client.close())
-                self._attempts.add(task)
-                task.add_done_callback(self._attempts.discard)
+                self._spawn(endpoint.client.close())

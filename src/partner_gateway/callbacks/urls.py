@@ -235,11 +235,24 @@ class CallbackUrlChecker:
         self._answers: dict[str, tuple[float, _Answer]] = {}
         self._timeout = timeout_seconds
         self._inflight: dict[str, asyncio.Future[_Answer]] = {}
+        self._parsed: dict[str, Destination | RefusedUrl] = {}
 
     def parse(self, url: str) -> Destination:
         """The URL's destination without resolving it; RefusedUrl when its form or a literal
-        address is not allowed."""
-        return parse(url, allow_private=self.allow_private)
+        address is not allowed. Kept per URL: the answer depends on the URL's text alone (and
+        `allow_private`), and a sender parses the same few URLs at every attempt."""
+        parsed = self._parsed.get(url)
+        if parsed is None:
+            try:
+                parsed = parse(url, allow_private=self.allow_private)
+            except RefusedUrl as refused:
+                parsed = refused
+            if len(self._parsed) >= RESOLUTION_CACHE_HOSTS:
+                self._parsed.clear()
+            self._parsed[url] = parsed
+        if isinstance(parsed, RefusedUrl):
+            raise RefusedUrl(parsed.reason)
+        return parsed
 
     async def check(self, url: str) -> CheckedUrl:
         """The URL and every address it may be reached at now; RefusedUrl when not allowed."""

@@ -13,6 +13,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 AFTER_COMMIT = "partner_gateway.after_commit"
+HANDOFF = "partner_gateway.callback_handoff"
+"""Where a write transaction's connection info holds `Database.handoff`, while it has one."""
+HANDED = "partner_gateway.callback_handed"
+"""How many fresh events the transaction has handed so far (a group commit holds several
+status batches: each takes what the sender has room for less what the others took)."""
 
 
 def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> None:

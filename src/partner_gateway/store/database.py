@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from partner_gateway.config import Settings
-from partner_gateway.store.commit_hooks import AFTER_COMMIT, LAST_WRITES, LastWrite
+from partner_gateway.store.commit_hooks import AFTER_COMMIT, HANDED, HANDOFF, LAST_WRITES, LastWrite
 from partner_gateway.store.sqlite_driver import one_hop_connector
 from partner_gateway.store.status_reads import PostgresStatusReads, SqliteStatusReads, StatusReads
 
@@ -43,6 +43,10 @@ class Database:
         self.status_reads = status_reads
         """Status look-ups by id, below SQLAlchemy (the API's hottest reads)."""
         self.dialect = writer.dialect.name
+        self.handoff: object | None = None
+        """This process's callback sender, when it takes fresh events in memory: every write
+        transaction carries it (`HANDOFF` in its connection's info) to the code that writes
+        events (store/repositories/delivery/callback_events.py)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -98,6 +102,8 @@ class Database:
             info = connection.info  # not read again at the end: see commit_hooks.py
             info[AFTER_COMMIT] = committed
             info[LAST_WRITES] = last
+            if self.handoff is not None:
+                info[HANDOFF] = self.handoff
             try:
                 yield connection
                 info.pop(LAST_WRITES, None)  # what the last writes write is not gathered
@@ -107,6 +113,8 @@ class Database:
             finally:
                 info.pop(AFTER_COMMIT, None)
                 info.pop(LAST_WRITES, None)
+                info.pop(HANDOFF, None)
+                info.pop(HANDED, None)
         for callback in committed:
             try:
                 callback()

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.store.bulk import Rows
-from partner_gateway.store.repositories.delivery.callback_events import DELIVERED, GIVEN_UP, PENDING
+from partner_gateway.store.repositories.delivery.callback_events import DELIVERED, GIVEN_UP, PENDING, DueEvent
 from partner_gateway.store.tables import callback_attempts, callback_events, callback_settings, messages
 
 __all__ = [
@@ -37,22 +37,6 @@ __all__ = [
     "release_claims",
     "replay",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class DueEvent:
-    """A claimed event, with the URL it goes to now (its message's, or the company's default)."""
-
-    id: str
-    company_id: str
-    message_id: str
-    url: str | None
-    body: bytes
-    attempts: int
-    pending_since: int
-    secrets_rotated_at: int | None = None
-    """When the company's secret was last rotated, as claimed: a sender's cached secrets older
-    than that are read again, so a callback right after a rotation carries the new signature."""
 
 
 @dataclass(frozen=True, slots=True)
