@@ -16,7 +16,9 @@ the disk again 11 s after the filler went, and its last messages waited, SENT or
 that never came (given space, every one was delivered). The test asserts there was room left at
 the end, so a disk the load filled itself cannot pass for messages the gateway lost.
 
-- sends meanwhile are 503 problems with Retry-After (never a 500), look-ups go on being answered;
+- sends meanwhile are 503 problems with Retry-After (never a 500), but for the few SQLite can still
+  commit into room its WAL already holds (stored, and delivered like every other), and look-ups
+  go on being answered;
 - when the filler is deleted, sends are accepted again without a restart, and go on being
   accepted for the 20 s of load that follow (the writes that failed, retried meanwhile, succeed);
 - the store is intact (PRAGMA integrity_check: ok), and every message accepted is delivered, none twice.
@@ -166,7 +168,12 @@ async def test_disk_full_is_503_the_store_stays_intact_and_it_recovers(
     assert [a for a in answers if a.status is None] == [], report
     assert not [a for a in answers if a.status is not None and a.status >= 500 and a.status != 503], report
     assert sends_while_full, report
-    assert all(a.status == 503 and a.retry_after for a in sends_while_full), report
+    # Refused with 503 and Retry-After, or stored: SQLite still commits into room its files
+    # already hold (WAL frames reused once a checkpoint restarts the log) until a write needs a
+    # new block. Those 202s are durable, and are checked below with every accepted message.
+    refused = [a for a in sends_while_full if a.status != 202]
+    assert refused, report
+    assert all(a.status == 503 and a.retry_after for a in refused), report
     assert all(a.status == 200 for a in while_full if a.kind != "send"), report  # reads go on
     assert first_accepted_again - freed_at < 10, report
     assert room_left > 1024 * 1024, report  # else the load filled the disk itself: DISK_BYTES is too small
