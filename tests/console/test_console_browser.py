@@ -70,8 +70,8 @@ def test_the_timeline_goes_from_sent_to_delivered_live(
     message_id = send_from_the_form(browser, console_gateway, "SMS", "Watch me arrive")
     browser.execute_script("window.stillTheSamePage = true")
     status = (By.ID, "delivery-status")
-    WebDriverWait(browser, 15).until(expected_conditions.text_to_be_present_in_element(status, "SENT"))
-    WebDriverWait(browser, 20).until(expected_conditions.text_to_be_present_in_element(status, "DELIVERED"))
+    WebDriverWait(browser, 30).until(expected_conditions.text_to_be_present_in_element(status, "SENT"))
+    WebDriverWait(browser, 40).until(expected_conditions.text_to_be_present_in_element(status, "DELIVERED"))
     assert browser.execute_script("return window.stillTheSamePage") is True  # polled, never reloaded
     timeline = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#timeline tr")]
     assert any("SENT" in row for row in timeline)
