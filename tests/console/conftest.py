@@ -3,14 +3,12 @@ its simulators, SQLite or a PostgreSQL database of its own), one for the module.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
-from e2e_support import Gateway, serving
+from e2e_support import Gateway, serving_on_own_database
 
 SERVE_ENV = {
     # Receipts after 8 s: the message page (polling every 2 s) shows SENT for several polls
@@ -39,26 +37,8 @@ def api_role_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str
 def served(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None, name: str, env: dict[str, str]
 ) -> Iterator[Gateway]:
-    """`serve` with `env`, on SQLite or on a PostgreSQL database of its own (the session's is the
-    in-process tests', emptied by each), dropped afterwards."""
-    with contextlib.ExitStack() as stack:
-        folder = tmp_path_factory.mktemp(f"{name}-gateway")
-        database = None
-        if postgres_url:
-            server, session_database = postgres_url.rsplit("/", 1)
-            own = f"{session_database}_{name}"
-            admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
-            asyncio.run(_admin(admin, f'CREATE DATABASE "{own}"'))
-            stack.callback(
-                lambda: asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
-            )
-            database = f"{server}/{own}"
-        yield stack.enter_context(serving(folder, database, env))
-
-
-async def _admin(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+    """`serve` with `env`, on SQLite or on a PostgreSQL database of its own."""
+    with serving_on_own_database(
+        tmp_path_factory.mktemp(f"{name}-gateway"), postgres_url, name, env
+    ) as gateway:
+        yield gateway

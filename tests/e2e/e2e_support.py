@@ -3,6 +3,7 @@ slow networks deliver them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from support import cli, free_port
@@ -129,3 +131,32 @@ def serving(
             process.kill()
             process.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def serving_on_own_database(
+    folder: Path, postgres_url: str | None, name: str, env: dict[str, str]
+) -> Iterator[Gateway]:
+    """`serving` on SQLite, or on a PostgreSQL database of its own (`<session's>_<name>`: the
+    session's database is the in-process tests', emptied by each), dropped afterwards."""
+    if not postgres_url:
+        with serving(folder, None, env) as gateway:
+            yield gateway
+        return
+    server, session_database = postgres_url.rsplit("/", 1)
+    own = f"{session_database}_{name}"
+    admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
+    asyncio.run(_admin(admin, f'CREATE DATABASE "{own}"'))
+    try:
+        with serving(folder, f"{server}/{own}", env) as gateway:
+            yield gateway
+    finally:
+        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+
+
+async def _admin(dsn: str, statement: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()

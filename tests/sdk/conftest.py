@@ -3,15 +3,13 @@ the suite's PostgreSQL), one for the SDK's tests, and a company of its own for e
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
-from e2e_support import Gateway, serving
+from e2e_support import Gateway, serving_on_own_database
 from sdk_support import SIMULATOR_PORTS, Company
 from support import cli
 
@@ -36,19 +34,7 @@ _RUNNING = contextlib.ExitStack()  # the served gateway, stopped after the SDK's
 def sdk_gateway(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[Gateway]:
     with _RUNNING:
         folder = tmp_path_factory.mktemp("sdk-gateway")
-        if not postgres_url:
-            yield _RUNNING.enter_context(serving(folder, None, SERVE_ENV))
-            return
-        # The session's database is the in-process tests' too (emptied by each): this gateway,
-        # which lives through the SDK's tests, gets one of its own.
-        server, name = postgres_url.rsplit("/", 1)
-        name = f"{name}_sdk"
-        admin = postgres_url.replace("postgresql+asyncpg", "postgresql")
-        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-        _RUNNING.callback(
-            lambda: asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        )
-        yield _RUNNING.enter_context(serving(folder, f"{server}/{name}", SERVE_ENV))
+        yield _RUNNING.enter_context(serving_on_own_database(folder, postgres_url, "sdk", SERVE_ENV))
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -56,14 +42,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     the session (a session fixture would live until the end)."""
     if nextitem is None or nextitem.path.parent != item.path.parent:
         _RUNNING.close()
-
-
-async def _admin(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
