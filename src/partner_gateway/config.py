@@ -303,6 +303,12 @@ class Settings(BaseSettings):
     callback_poll_seconds: float = Field(
         0.2, gt=0, le=60, description="How often an idle callback sender looks for due events."
     )
+    callback_sender: Literal["process", "inline"] = Field(
+        "process",
+        description="Where a delivering process (serve, worker) sends its status callbacks: process, a "
+        "child process of its own (on another core: callbacks cost the delivery pipeline almost no "
+        "CPU; restarted if it dies); inline, on this process's event loop (one process in all).",
+    )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long a SQLite writer waits for the lock."
     )

@@ -32,6 +32,7 @@ from partner_gateway.observability.metrics import BROKER_UP, BUILD_INFO
 from partner_gateway.observability.scrape import Source
 from partner_gateway.readiness import Check
 from partner_gateway.runtime import Runtime
+from partner_gateway.sender_process import SenderProcess
 from partner_gateway.shutdown import Shutdown, drain_http
 from partner_gateway.startup import listen_error
 from partner_gateway.store.batching import WriteBatcher
@@ -72,7 +73,7 @@ class Pipeline:
     providers: dict[Channel, Provider]
     simulators: Simulators = field(default_factory=Simulators)
     queue: RabbitWorkQueue | None = None
-    callbacks: CallbackSender | None = None
+    callbacks: CallbackSender | SenderProcess | None = None
 
     async def stop(self, shutdown: Shutdown | None = None) -> None:
         """Drain the delivery side in order, each step bounded (shutdown.py)."""
@@ -157,18 +158,28 @@ async def start_pipeline(settings: Settings, runtime: Runtime) -> Pipeline:
             runtime.scrape.add("broker", _broker_gauge(queue))
         await dispatcher.start()
         runtime.on_accepted = dispatcher.wake
-    callbacks = None
+    callbacks: CallbackSender | SenderProcess | None = None
     if settings.role != "api":  # status callbacks go out from the processes that deliver
-        callbacks = CallbackSender(
-            settings,
-            runtime.database,
-            batcher,
-            runtime.callback_urls,
-            runtime.callback_secrets,
-            exclusive=embedded,
-        )
-        await callbacks.start()
-    return Pipeline(batcher, recorder, dispatcher, providers, simulators, queue, callbacks)
+        if settings.callback_sender == "process":  # on another core (sender_process.py)
+            callbacks = SenderProcess(settings, runtime.database, exclusive=embedded)
+        else:
+            callbacks = CallbackSender(
+                settings,
+                runtime.database,
+                batcher,
+                runtime.callback_urls,
+                runtime.callback_secrets,
+                exclusive=embedded,
+            )
+    pipeline = Pipeline(batcher, recorder, dispatcher, providers, simulators, queue)
+    if callbacks is not None:
+        try:
+            await callbacks.start()
+        except BaseException:  # a sender process that cannot start: nothing of the pipeline left running
+            await pipeline.stop()
+            raise
+        pipeline.callbacks = callbacks
+    return pipeline
 
 
 async def _start(settings: Settings, channels: ChannelRegistry) -> tuple[Runtime, Pipeline]:

@@ -71,9 +71,12 @@ class Runtime:
         metrics.rate_limited(traffic.value, self.rate_limits.company_class(company_id))
 
     @classmethod
-    async def start(cls, settings: Settings, channels: ChannelRegistry = CHANNELS) -> Runtime:
-        """Open the store, bring its schema up to date, and load the shared keys."""
-        database = Database.from_settings(settings)
+    async def start(
+        cls, settings: Settings, channels: ChannelRegistry = CHANNELS, *, fsync_commits: bool = True
+    ) -> Runtime:
+        """Open the store, bring its schema up to date, and load the shared keys
+        (`fsync_commits`: Database.from_settings)."""
+        database = Database.from_settings(settings, fsync_commits=fsync_commits)
         try:
             await upgrade_to_head(database)
             if settings.cursor_secret is not None:

@@ -27,7 +27,7 @@ import httpx
 
 from partner_gateway.callbacks.listener import CallbackReceiver, Received, accept_all
 from partner_gateway.embedded_server import EmbeddedServer
-from support import BASE, cli, free_port
+from support import BASE, cli, free_port, running, sender_processes_of
 
 OUTCOMES = {
     "SMS": {"00": "DELIVERED", "90": "ERROR", "91": "ERROR", "92": "EXPIRED", "93": "RECEIVED", "94": "SENT",
@@ -272,7 +272,10 @@ async def test_sigkill_while_delivering_loses_no_event(tmp_path: Path, postgres_
         async with gateway.client() as client:
             sent = {await send(client, "SMS", f"+49151123{n:03d}00", f"kill {n}"): "SMS" for n in range(150)}
             await wait_for(lambda: _at_least(receiver, 60), 60, "callbacks under way")
+            assert gateway.process is not None
+            [sender] = sender_processes_of(gateway.process.pid)  # its callback sender process
             await gateway.kill()
+            await wait_for(lambda: _ended(sender), 10, "the sender process ending with its gateway")
             received_at_kill = len(receiver.received)
             before_kill = {r.event_id for r in receiver.received}
             await gateway.start()
@@ -295,6 +298,10 @@ async def test_sigkill_while_delivering_loses_no_event(tmp_path: Path, postgres_
     # not recorded yet: attempts under way, and answered ones waiting for their commit).
     assert {event for event, count in seen.items() if count > 1} <= before_kill, report
     assert duplicates <= 64, report  # what one process holds between an answer and its commit
+
+
+async def _ended(pid: int) -> bool:
+    return not running(pid)
 
 
 async def _at_least(receiver: CallbackReceiver, count: int) -> bool:

@@ -1,8 +1,9 @@
 """The callback sender: takes due events from the store and pushes them to partners (SPEC §5).
 
-It runs in every process that delivers (the embedded `serve`, each `worker`), apart from the
-send pipeline: its own task, its own HTTP clients, its writes through the process's group
-commit. Several processes share the work by claiming events (FOR UPDATE SKIP LOCKED, a lease;
+It runs for every process that delivers (the embedded `serve`, each `worker`), apart from the
+send pipeline: by default in a child process of its own (sender_process.py), else on the
+delivering process's loop (`PARTNER_GATEWAY_CALLBACK_SENDER=inline`); its own task, its own HTTP
+clients, its writes through its process's group commit. Several processes share the work by claiming events (FOR UPDATE SKIP LOCKED, a lease;
 store/repositories/callback_deliveries.py): at least once, a dead process's events retaken
 after the lease.
 
@@ -118,13 +119,17 @@ class CallbackSender:
         *,
         exclusive: bool = False,
         draw: Callable[[], float] = random.random,
+        on_attempt: Callable[[str, float], None] = metrics.callback_attempted,
     ) -> None:
+        """`on_attempt(outcome, seconds)` counts each recorded attempt: this process's metrics,
+        or, in a sender process of its own, what it reports to its parent's (sender_process.py)."""
         self._database = database
         self._batcher = batcher
         self._urls = urls
         self._box = box
         self._exclusive = exclusive
         self._draw = draw
+        self._on_attempt = on_attempt
         self.schedule = schedule_from(settings)
         self._timeout = settings.callback_timeout_seconds
         self._per_endpoint = settings.callback_concurrency_per_endpoint
@@ -163,7 +168,7 @@ class CallbackSender:
     def take_fresh(self, events: list[store.DueEvent]) -> None:
         """Events just committed, claimed by this process in their INSERT: taken as a claim's
         are (an endpoint without room or paused puts them off), without reading them back."""
-        if self._task is None:  # stopped since: retaken after the lease (or at the next start)
+        if self._task is None or not events:  # stopped since: retaken after the lease (or at the next start)
             return
         now = now_ms()
         put_off: list[store.Outcome] = []
@@ -197,12 +202,14 @@ class CallbackSender:
     async def _run(self) -> None:
         while True:
             claimed = 0
+            # Cleared before the claim, not after: a wake-up for events committed while it runs
+            # (a sender process's, sender_process.py) makes it claim again at once.
+            self._wake.clear()
             try:
                 claimed = await self.claim_once()
             except Exception as error:  # one line a round while the store is away
                 log_failure(logger, error, "callbacks: claiming due events failed; trying again shortly")
             if claimed < CLAIM_BATCH:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
             self._forget_idle()
@@ -298,11 +305,11 @@ class CallbackSender:
             self.counts["delivered" if outcome.state == store.DELIVERED else "failed"] += 1
             seconds = outcome.attempt.duration_ms / 1000 if outcome.attempt is not None else 0.0
             if outcome.state == store.DELIVERED:
-                metrics.callback_attempted("delivered", seconds)
+                self._on_attempt("delivered", seconds)
             elif outcome.state == store.GIVEN_UP:
-                metrics.callback_attempted("gave_up", seconds)
+                self._on_attempt("gave_up", seconds)
             else:
-                metrics.callback_attempted("failed", seconds)
+                self._on_attempt("failed", seconds)
             if outcome.state == store.GIVEN_UP:
                 self.counts["given_up"] += 1
                 logger.warning("callbacks: %s given up after %d attempts", event.id, event.attempts + 1)

@@ -153,6 +153,10 @@ CALLBACK_DURATION = Histogram(
     "Time one callback attempt took, until the partner's answer or the timeout.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+CALLBACK_SENDER_RESTARTS = Counter(
+    "partner_gateway_callback_sender_restarts",
+    "Times this process started its callback sender process again after it died.",
+)
 CALLBACK_BACKLOG = Gauge(
     "partner_gateway_callback_backlog", "Status callbacks waiting to be sent (due or waiting for a retry)."
 )
@@ -253,6 +257,11 @@ def callback_attempted(outcome: str, seconds: float) -> None:
     """One callback attempt: `outcome` delivered, failed, gave_up or refused_url."""
     CALLBACK_ATTEMPTS.labels(outcome).inc()
     CALLBACK_DURATION.observe(seconds)
+
+
+def callback_sender_restarted() -> None:
+    """A delivering process started its callback sender process again after it died."""
+    CALLBACK_SENDER_RESTARTS.inc()
 
 
 def callback_backlog(waiting: int) -> None:

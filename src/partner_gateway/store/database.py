@@ -49,7 +49,11 @@ class Database:
         events (store/repositories/delivery/callback_events.py)."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
+    def from_settings(cls, settings: Settings, *, fsync_commits: bool = True) -> Database:
+        """`fsync_commits=False`: on SQLite, this process's commits reach the disk with the next
+        checkpoint or another process's commit instead of each at once (synchronous=NORMAL).
+        Only for a process whose writes a power cut may undo (the callback sender's: an
+        outcome lost means a callback sent again, at least once)."""
         url = settings.resolved_database_url()
         if url.startswith("sqlite"):
             _ensure_sqlite_dir(url)
@@ -70,7 +74,7 @@ class Database:
             writer = create_async_engine(
                 url, async_creator=connect, pool_size=1, max_overflow=0, pool_timeout=60
             )
-            pragmas = sqlite_pragmas(settings)
+            pragmas = sqlite_pragmas(settings, fsync_commits=fsync_commits)
             _configure_sqlite(reader, pragmas, immediate=False)
             _configure_sqlite(writer, pragmas, immediate=True)
             return cls(reader, writer, SqliteStatusReads(path, reader, sqlite_read_pragmas(settings)))
@@ -144,12 +148,12 @@ def sqlite_read_pragmas(settings: Settings) -> list[str]:
     return [f"PRAGMA mmap_size={int(settings.sqlite_mmap_bytes)}"]
 
 
-def sqlite_pragmas(settings: Settings) -> list[str]:
+def sqlite_pragmas(settings: Settings, *, fsync_commits: bool = True) -> list[str]:
     """What every pooled connection to the SQLite store is set to."""
     return [
         "PRAGMA journal_mode=WAL",
         # FULL: a 202 means the message is on disk, even across a power cut.
-        "PRAGMA synchronous=FULL",
+        f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}",
         f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}",
         "PRAGMA foreign_keys=ON",
         *sqlite_read_pragmas(settings),

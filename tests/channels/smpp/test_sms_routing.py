@@ -470,9 +470,14 @@ async def test_two_workers_share_each_carriers_binds_and_route_without_loss_or_d
     await _empty_postgres(api)
     workers: list[tuple[Runtime, Pipeline]] = []
     try:
-        for _ in range(2):
+
+        async def start_worker() -> None:
             runtime = await Runtime.start(worker_settings)
             workers.append((runtime, await start_pipeline(worker_settings, runtime)))
+
+        # Started together, as a cluster's workers are: a worker that has held a slot alone for
+        # two rounds takes a second one (bind_slots.py), so a late second worker would find none.
+        await asyncio.gather(start_worker(), start_worker())
         providers = [pipeline.providers[Channel.SMS] for _, pipeline in workers]
         assert all(isinstance(p, RoutedSmsProvider) for p in providers)
         deadline = time.monotonic() + 30

@@ -8,6 +8,10 @@ exact bytes every attempt sends (domain/wire.py: `status_item`, the API's shape,
 fields by `callback_body`). A batch with no such change
 spends nothing here.
 
+A sender in a process of its own (callbacks/sender_process.py) takes nothing in memory: it
+claims the events from the store, and is only woken once they are committed (`take_fresh` with
+none), so it claims them at once instead of at its next poll.
+
 When the writing process runs a callback sender (`Database.handoff`, callbacks/sender.py), the
 events it has room for are inserted already claimed by it (`claimed_until` its lease, in the
 INSERT) and handed to it in memory once the transaction commits: a fresh event costs no claim
@@ -87,7 +91,8 @@ class Handoff(Protocol):
         ...
 
     def take_fresh(self, events: list[DueEvent]) -> None:
-        """Events inserted claimed by it, once committed."""
+        """Once a transaction that wrote events has committed: those of them inserted claimed
+        by it (none when it had no room, or takes none, as a sender process of its own)."""
         ...
 
 
@@ -172,6 +177,7 @@ async def record_changes(connection: AsyncConnection, changes: Sequence[Change],
              claimed, now)
         )  # fmt: skip
     await _INSERT_EVENTS.execute(connection, rows)
-    if handed and handoff is not None:
-        connection.info[HANDED] = already + len(handed)
+    if handoff is not None:
+        if handed:
+            connection.info[HANDED] = already + len(handed)
         after_commit(connection, partial(handoff.take_fresh, handed))

@@ -1,0 +1,312 @@
+"""The callback sender in a process of its own (`PARTNER_GATEWAY_CALLBACK_SENDER=process`, the
+default): a child of each process that delivers (the embedded `serve`, each `worker`).
+
+Why a process: a callback costs about as much CPU as its message's whole trip through the
+gateway (two POSTs per SMS and their outcomes; docs/performance.md "Status callbacks"). On the
+delivering process's loop that CPU is taken from sending and receipts; in a child it runs on
+another core, and the delivering process spends on callbacks only the events it writes in each
+change's transaction and a wake-up byte per commit.
+
+The child is an ordinary sender (callbacks/sender.py): it claims due events from the store as
+any sender of a cluster does, so no event passes between the processes, only wake-ups and the
+metrics of what it attempted. Nothing is lost when either dies: events are rows, and claims end
+(at the next embedded start, or after the lease).
+
+    parent (SenderProcess)                       child (`python -m partner_gateway.sender_process`)
+    its settings, pickled, on the child's stdin -> Runtime.start, CallbackSender.start; "ready" on stdout
+    a byte after each commit that wrote events  -> wake: claims them now, not at its next poll
+    <- a JSON line a second: the attempts' outcomes and durations, counted in the parent's /metrics
+    stdin closed (the parent stops)             -> stops claiming, cancels attempts, closes the store
+    the parent dies (on Linux PR_SET_PDEATHSIG, -> the child ends at once (as a SIGKILLed sender:
+      elsewhere the end of its stdin)              its claims are retaken)
+
+The child ignores SIGINT and SIGTERM: a terminal's Ctrl-C reaches the whole process group, and a
+service manager may signal every process of the service at once, while the parent must stop it
+in order (before its pipeline drains). Only its stdin's end stops it (or SIGKILL).
+
+A child that dies is started again after 1 s, doubling to 30 s while it keeps dying.
+
+On SQLite the child is a second writer of the store: its commits (claims, outcomes) do not fsync
+(synchronous=NORMAL): a power cut may undo its last outcomes, and those callbacks are sent again,
+which at least once allows; the messages' own commits stay FULL in the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from partner_gateway.callbacks.sender import CallbackSender
+from partner_gateway.config import Settings
+from partner_gateway.observability import metrics
+from partner_gateway.store.database import Database
+
+logger = logging.getLogger(__name__)
+
+START_SECONDS = 60.0
+"""How long the child may take to open the store and start (a slow store at boot)."""
+STOP_SECONDS = 10.0
+REPORT_SECONDS = 1.0
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 30.0
+STABLE_SECONDS = 30.0
+"""A child that ran this long before dying is restarted after the first delay again."""
+_READY = b"ready\n"
+_WAKE = b"w"
+_PR_SET_PDEATHSIG = 1
+
+
+class SenderProcessError(RuntimeError):
+    """The callback sender process could not be started."""
+
+
+class SenderProcess:
+    """The delivering process's handle on its callback sender process: starts it, wakes it after
+    each commit that wrote events (it is the store's `handoff`, taking nothing in memory),
+    counts what it reports, starts it again if it dies, and stops it."""
+
+    lease_ms = 0
+
+    def __init__(self, settings: Settings, database: Database, *, exclusive: bool) -> None:
+        self._settings = settings
+        self._database = database
+        self._exclusive = exclusive
+        self._process: asyncio.subprocess.Process | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.starts = 0
+        """How many children were started (1 while the first one lives)."""
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="callback-sender-supervisor")
+        self._database.handoff = self
+
+    def room(self) -> int:
+        return 0  # the child claims its events from the store
+
+    def take_fresh(self, _events: object) -> None:
+        self.wake()
+
+    def wake(self) -> None:
+        """One byte to the child's stdin, unless the last one is still unread: a wake-up waiting
+        for the child already makes it claim everything committed before it reads."""
+        process = self._process
+        if process is None or process.stdin is None or process.returncode is not None:
+            return
+        transport = process.stdin.transport
+        if not transport.is_closing() and transport.get_write_buffer_size() == 0:
+            with contextlib.suppress(OSError):
+                transport.write(_WAKE)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._database.handoff is self:
+            self._database.handoff = None
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self._end_child()
+
+    async def _spawn(self) -> None:
+        self.starts += 1
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "partner_gateway.sender_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )  # its stderr is ours: its log lines go where this process's go
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self._process = process
+        payload = pickle.dumps((self._settings, self._exclusive, os.getpid()))
+        process.stdin.write(struct.pack(">I", len(payload)) + payload)
+        try:
+            ready = await asyncio.wait_for(process.stdout.readline(), START_SECONDS)
+        except TimeoutError:
+            await self._end_child()
+            raise SenderProcessError(
+                f"the callback sender process did not start in {START_SECONDS:.0f} s"
+            ) from None
+        if ready != _READY:
+            code = await process.wait()
+            self._process = None
+            raise SenderProcessError(
+                f"the callback sender process exited while starting (code {code}; its log above says why)"
+            )
+        self._reading = asyncio.create_task(
+            self._read_reports(process.stdout), name="callback-sender-reports"
+        )
+        logger.info("callbacks: sender process %d started", process.pid)
+
+    async def _read_reports(self, stdout: asyncio.StreamReader) -> None:
+        while line := await stdout.readline():
+            try:
+                report = json.loads(line)
+            except ValueError:
+                logger.warning("callbacks: the sender process wrote an unreadable report line")
+                continue
+            for outcome, seconds in report.get("attempts", ()):
+                metrics.callback_attempted(str(outcome), float(seconds))
+
+    async def _supervise(self) -> None:
+        delay = RESTART_FIRST_SECONDS
+        while True:
+            process = self._process
+            started = time.monotonic()
+            code = await process.wait() if process is not None else None
+            if self._reading is not None:
+                await asyncio.gather(self._reading, return_exceptions=True)
+            if time.monotonic() - started >= STABLE_SECONDS:
+                delay = RESTART_FIRST_SECONDS
+            logger.error(
+                "callbacks: the sender process exited (code %s); starting another in %.0f s", code, delay
+            )
+            metrics.callback_sender_restarted()
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, RESTART_MAX_SECONDS)
+            try:
+                await self._spawn()
+            except (SenderProcessError, OSError) as error:
+                logger.error("callbacks: %s", error)
+
+    async def _end_child(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            if process.stdin is not None:  # its signal to stop
+                process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_SECONDS)
+            except TimeoutError:
+                logger.warning("callbacks: the sender process did not stop in %.0f s; killed", STOP_SECONDS)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if self._reading is not None:
+            await asyncio.gather(self._reading, return_exceptions=True)
+            self._reading = None
+
+
+# -- the child -------------------------------------------------------------------------------------
+
+
+class _Wakes(asyncio.Protocol):
+    """The child's stdin after the settings: each byte a wake-up; its end, the parent's."""
+
+    def __init__(self, sender: CallbackSender, ended: asyncio.Event) -> None:
+        self._sender = sender
+        self._ended = ended
+
+    def data_received(self, data: bytes) -> None:
+        self._sender.wake()
+
+    def eof_received(self) -> bool:
+        self._ended.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended.set()
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks = b""
+    while len(chunks) < size:
+        chunk = os.read(fd, size - len(chunks))
+        if not chunk:
+            raise EOFError("the parent closed the sender process's stdin while starting it")
+        chunks += chunk
+    return chunks
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux the kernel kills this process when its parent dies, even by SIGKILL; elsewhere
+    the end of stdin stops it. A parent already gone before the request: end now."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        raise SystemExit(0)
+
+
+def _write_line(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+async def _run_child(settings: Settings, exclusive: bool) -> None:
+    from partner_gateway.runtime import Runtime  # the child's own store, keys and URL rules
+
+    runtime = await Runtime.start(settings, fsync_commits=False)
+    attempts: list[tuple[str, float]] = []
+    try:
+        runtime.writes.start()
+        sender = CallbackSender(
+            settings,
+            runtime.database,
+            runtime.writes,
+            runtime.callback_urls,
+            runtime.callback_secrets,
+            exclusive=exclusive,
+            on_attempt=lambda outcome, seconds: attempts.append((outcome, round(seconds, 6))),
+        )
+        await sender.start()
+        loop = asyncio.get_running_loop()
+        ended = asyncio.Event()
+        await loop.connect_read_pipe(lambda: _Wakes(sender, ended), sys.stdin.buffer)
+        _write_line(_READY)
+
+        def report() -> None:
+            if attempts:
+                _write_line(json.dumps({"attempts": attempts}).encode() + b"\n")
+                attempts.clear()
+
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), REPORT_SECONDS)
+            with contextlib.suppress(OSError):  # the parent gone: nobody to report to
+                report()
+        await sender.stop()
+        with contextlib.suppress(OSError):
+            report()
+    finally:
+        await runtime.close()
+
+
+def main() -> None:
+    for ignored in (signal.SIGINT, signal.SIGTERM):  # the parent stops it, in order (module doc)
+        signal.signal(ignored, signal.SIG_IGN)
+    (length,) = struct.unpack(">I", _read_exactly(0, 4))
+    settings, exclusive, parent_pid = pickle.loads(_read_exactly(0, length))  # noqa: S301 - our parent's
+    _die_with_parent(parent_pid)
+    from partner_gateway.observability.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    run: Callable[[Coroutine[Any, Any, None]], None]
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        run = asyncio.run
+    run(_run_child(settings, exclusive))
+
+
+if __name__ == "__main__":
+    main()
