@@ -53,6 +53,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pg-admin-dsn", default=DEFAULT_PG_ADMIN_DSN)
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--callback-sender",
+        choices=["process", "inline"],
+        default="process",
+        help="PARTNER_GATEWAY_CALLBACK_SENDER: the sender in a child process (pinned by --sender-cpu), "
+        "or on the gateway's loop",
+    )
+    parser.add_argument(
+        "--sender-cpu",
+        choices=["other", "same"],
+        default="other",
+        help="the sender process's core: the other one (with wrk, the simulator and the receiver), or "
+        "the gateway's own (what callbacks cost when both share one core)",
+    )
     parser.add_argument("--smoke", action="store_true", help="300 messages, one round")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -87,6 +101,36 @@ def wait_callbacks(reader: Reader, company_id: str, expected_at_least: int, time
             return {"events": total, "delivered": delivered[0], "states": {k: v[0] for k, v in by_state.items()},
                     "first_occurred": delivered[1], "last_delivered": delivered[2]}  # fmt: skip
         time.sleep(0.2)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU a process has used (/proc/PID/stat), 0 when it is gone."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def sender_process(gateway_pid: int, timeout: float = 30.0) -> int:
+    """The pid of the gateway's callback sender process (sender_process.py), once it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                command = (stat.parent / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == gateway_pid and b"partner_gateway.sender_process" in command:
+                return int(stat.parent.name)
+        time.sleep(0.1)
+    raise BenchError("the gateway started no callback sender process")
 
 
 def main() -> int:
@@ -135,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
             database_url=store.database_url,
             extra={
                 "PARTNER_GATEWAY_SMPP_CARRIERS": sim.carriers_setting(),
+                "PARTNER_GATEWAY_CALLBACK_SENDER": args.callback_sender,
                 **private,
             },
         )
@@ -144,6 +189,12 @@ def run(args: argparse.Namespace) -> int:
             wait_port(receiver_port)
             gateway.wait_ready()
             sim.wait_binds(SMPP_BINDS)
+            gateway_pid = gateway.process.pid
+            sender_pid = None
+            if args.callback_sender == "process":
+                sender_pid = sender_process(gateway_pid)
+                if pin and args.sender_cpu == "other":
+                    os.sched_setaffinity(sender_pid, {wrk_cpu})
             number = 10_000_000
             on_companies = []
             for round_number in range(args.rounds):
@@ -161,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
                         )
                         on_companies.append(company_id)
                     log(f"round {round_number + 1} callbacks {mode}: {args.messages:,} messages end to end")
+                    cpu_before = cpu_seconds(gateway_pid), cpu_seconds(sender_pid)
                     measured = run_wrk(
                         port=gateway_port,
                         api_key=key,
@@ -189,6 +241,14 @@ def run(args: argparse.Namespace) -> int:
                     }
                     if mode == "on":
                         events = wait_callbacks(reader, company_id, 2 * delivery.delivered, timeout=120)
+                    # CPU per message, the sender's events included: the gateway's process and,
+                    # apart, its sender process's.
+                    gateway_cpu = cpu_seconds(gateway_pid) - cpu_before[0]
+                    entry["gateway_cpu_ms_per_message"] = round(1000 * gateway_cpu / delivery.delivered, 3)
+                    if sender_pid is not None:
+                        sender_cpu = cpu_seconds(sender_pid) - cpu_before[1]
+                        entry["sender_cpu_ms_per_message"] = round(1000 * sender_cpu / delivery.delivered, 3)
+                    if mode == "on":
                         seconds = (events["last_delivered"] - events["first_occurred"]) / 1000
                         entry["callbacks_delivered"] = events["delivered"]
                         entry["callbacks_events"] = events["events"]
@@ -255,7 +315,16 @@ def run(args: argparse.Namespace) -> int:
         "store": args.store,
         "messages_per_round": args.messages,
         "seconds": round(time.monotonic() - began, 1),
-        "cpu_pinning": {"wrk_receiver_simulator": wrk_cpu, "gateway": server_cpu} if pin else None,
+        "callback_sender": args.callback_sender,
+        "cpu_pinning": {
+            "wrk_receiver_simulator": wrk_cpu,
+            "gateway": server_cpu,
+            "sender_process": (wrk_cpu if args.sender_cpu == "other" else server_cpu)
+            if args.callback_sender == "process"
+            else None,
+        }
+        if pin
+        else None,
         "git_commit": subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO
         ).stdout.strip(),
@@ -264,15 +333,22 @@ def run(args: argparse.Namespace) -> int:
         "summary": summary,
     }
     print(f"\ncallbacks bench ({args.store}, {args.messages:,} messages per round)\n")
-    print("| round | callbacks | e2e delivered/s | p50 ms | p99 ms | callbacks/s (live) |")
-    print("|---|---|---|---|---|---|")
+    print("| round | callbacks | e2e delivered/s | p50 ms | p99 ms | callbacks/s (live) | CPU ms/message:"
+          " gateway, sender |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for r in rounds:
         live = r.get("callbacks_per_second_live", "-")
+        cpu = f"{r['gateway_cpu_ms_per_message']}, {r.get('sender_cpu_ms_per_message', '-')}"
         print(f"| {r['round']} | {r['callbacks']} | {r['e2e_delivered_per_second']:,} | {r['e2e_p50_ms']:.0f} |"
-              f" {r['e2e_p99_ms']:.0f} | {live} |")  # fmt: skip
+              f" {r['e2e_p99_ms']:.0f} | {live} | {cpu} |")  # fmt: skip
     print(f"\non/off: {summary['on_over_off']}; backlog: {backlog}")
+    mode = (
+        ""
+        if args.callback_sender == "process" and args.sender_cpu == "other"
+        else ("-inline" if args.callback_sender == "inline" else "-same-core")
+    )
     out = args.out or REPO / "bench" / "results" / (
-        f"callbacks{'-smoke' if args.smoke else ''}-{args.store}-{dt.date.today().isoformat()}.json"
+        f"callbacks{'-smoke' if args.smoke else ''}-{args.store}{mode}-{dt.date.today().isoformat()}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
