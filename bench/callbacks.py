@@ -106,15 +106,15 @@ def wait_callbacks(reader: Reader, company_id: str, expected_at_least: int, time
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User and system CPU a process has used (/proc/PID/stat), 0 when it is gone."""
+def cpu_times(pid: int | None) -> tuple[float, float]:
+    """User and system CPU seconds a process has used (/proc/PID/stat), 0 when it is gone."""
     if pid is None:
-        return 0.0
+        return 0.0, 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return 0.0, 0.0
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def sender_process(gateway_pid: int, timeout: float = 30.0) -> int:
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
                         )
                         on_companies.append(company_id)
                     log(f"round {round_number + 1} callbacks {mode}: {args.messages:,} messages end to end")
-                    cpu_before = cpu_seconds(gateway_pid), cpu_seconds(sender_pid)
+                    cpu_before = cpu_times(gateway_pid), cpu_times(sender_pid)
                     measured = run_wrk(
                         port=gateway_port,
                         api_key=key,
@@ -243,11 +243,13 @@ def run(args: argparse.Namespace) -> int:
                         events = wait_callbacks(reader, company_id, 2 * delivery.delivered, timeout=120)
                     # CPU per message, the sender's events included: the gateway's process and,
                     # apart, its sender process's.
-                    gateway_cpu = cpu_seconds(gateway_pid) - cpu_before[0]
-                    entry["gateway_cpu_ms_per_message"] = round(1000 * gateway_cpu / delivery.delivered, 3)
+                    user, system = (a - b for a, b in zip(cpu_times(gateway_pid), cpu_before[0], strict=True))
+                    per_message = 1000 / delivery.delivered
+                    entry["gateway_cpu_ms_per_message"] = round((user + system) * per_message, 3)
+                    entry["gateway_system_cpu_ms_per_message"] = round(system * per_message, 3)
                     if sender_pid is not None:
-                        sender_cpu = cpu_seconds(sender_pid) - cpu_before[1]
-                        entry["sender_cpu_ms_per_message"] = round(1000 * sender_cpu / delivery.delivered, 3)
+                        sender_cpu = sum(cpu_times(sender_pid)) - sum(cpu_before[1])
+                        entry["sender_cpu_ms_per_message"] = round(sender_cpu * per_message, 3)
                     if mode == "on":
                         seconds = (events["last_delivered"] - events["first_occurred"]) / 1000
                         entry["callbacks_delivered"] = events["delivered"]

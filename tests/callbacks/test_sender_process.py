@@ -6,6 +6,7 @@ retaken; stopped with its parent's pipeline."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections import Counter
@@ -15,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from partner_gateway.callbacks.listener import Received, accept_all
 from partner_gateway.runtime import Runtime
-from partner_gateway.sender_process import SenderProcess
+from partner_gateway.sender_process import SenderProcess, _Reports
 from support import Partner, running
 
 
@@ -114,3 +115,27 @@ async def test_the_sender_process_outlasts_group_signals_and_stops_with_its_pare
     finally:
         await sender.stop()
     await until(lambda: not running(pid), timeout=10)
+
+
+async def test_a_burst_of_attempts_is_reported_in_lines_the_parent_reads_whole() -> None:
+    """A backlog sent at once makes thousands of attempts a second: reported in lines of a few
+    KB, each under the parent's reader's line limit (a single line of them all was over 64 KiB,
+    and stopped the parent's reading)."""
+    loop = asyncio.get_running_loop()
+    read_end, write_end = os.pipe()
+    reader = asyncio.StreamReader()  # asyncio's default limit: 64 KiB a line
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb", 0))
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(write_end, "wb", 0))
+    reports = _Reports(transport)
+    reports.attempts([("delivered", 0.0123456)] * 9_000 + [("failed", 10.0)] * 1_000)
+
+    async def read_all() -> Counter[str]:
+        outcomes: Counter[str] = Counter()
+        while line := await reader.readline():
+            outcomes.update(outcome for outcome, _seconds in json.loads(line)["attempts"])
+        return outcomes
+
+    reading = asyncio.create_task(read_all())
+    await reports.close()
+    assert await asyncio.wait_for(reading, 10) == {"delivered": 9_000, "failed": 1_000}
+    assert reports.dropped == 0

@@ -169,3 +169,26 @@ async def test_a_connection_lost_mid_batch_fails_every_write_as_unavailable(
         )
     assert stored == 0
     assert await batcher.submit(put(f"{run}-c")) == f"{run}-c"  # and the next batch commits
+
+
+async def test_a_lingering_batcher_gathers_writes_submitted_apart_into_one_commit(
+    runtime: Runtime, run: str
+) -> None:
+    """The callback sender process's batcher: writes that come within its linger of the first
+    share that first write's transaction; without a linger, each would have committed alone."""
+    lingering = WriteBatcher(runtime.database, linger_seconds=0.5)
+    lingering.start()
+    try:
+        names = [f"{run}-{number}" for number in range(5)]
+
+        async def submit_later(index: int, name: str) -> object:
+            await asyncio.sleep(0.02 * index)  # one after another, each after the last's start
+            return await lingering.submit(put(name))  # type: ignore[arg-type]
+
+        results = await asyncio.gather(*(submit_later(i, name) for i, name in enumerate(names)))
+        batches = lingering.batches  # before the stop's own flush
+    finally:
+        await lingering.stop()
+    assert results == names
+    assert await stored(runtime, run) == set(names)
+    assert batches == 1

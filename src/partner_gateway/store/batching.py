@@ -62,9 +62,13 @@ class _Entry:
 
 
 class WriteBatcher:
-    def __init__(self, database: Database, *, max_batch: int = 500) -> None:
+    def __init__(self, database: Database, *, max_batch: int = 500, linger_seconds: float = 0.0) -> None:
+        """`linger_seconds`: how long a batch waits for more once its first write came. None by
+        default (a caller waits for its own commit); a process whose writers are in no hurry
+        (the callback sender process) makes fewer, larger transactions with it."""
         self._database = database
         self._max_batch = max_batch
+        self._linger = linger_seconds
         self._queue: asyncio.Queue[_Entry] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -127,6 +131,8 @@ class WriteBatcher:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if self._linger > 0:
+                await asyncio.sleep(self._linger)
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._commit(batch)
