@@ -13,10 +13,12 @@ from collections import Counter
 
 from callback_support import FAST, StartReceiver, message_with_changes, until
 from prometheus_client import REGISTRY
+from sqlalchemy import func, select
 
 from partner_gateway.callbacks.listener import Received, accept_all
 from partner_gateway.runtime import Runtime
 from partner_gateway.sender_process import SenderProcess, _Reports
+from partner_gateway.store.tables import callback_events
 from support import Partner, running
 
 
@@ -27,6 +29,14 @@ def attempts_counted(outcome: str) -> float:
 
 def restarts_counted() -> float:
     return REGISTRY.get_sample_value("partner_gateway_callback_sender_restarts_total") or 0.0
+
+
+async def delivered_events(runtime: Runtime) -> int:
+    async with runtime.database.read() as connection:
+        query = (
+            select(func.count()).select_from(callback_events).where(callback_events.c.state == "delivered")
+        )
+        return int((await connection.execute(query)).scalar_one())
 
 
 def sender_process(runtime: Runtime, **overrides: object) -> SenderProcess:
@@ -83,6 +93,13 @@ async def test_a_dead_sender_process_is_started_again_and_its_events_retaken(
         assert first is not None
         first_message = await message_with_changes(runtime, partner.company_id, url)
         await until(hang.is_set, timeout=20)
+        # The other event delivered and its outcome committed (the child gathers its writes for
+        # 50 ms): killed now, only the hanging one is in flight.
+        for _ in range(200):
+            if await delivered_events(runtime) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await delivered_events(runtime) == 1
         os.kill(first, signal.SIGKILL)
         # Started again after a second; an exclusive sender releases what the dead one held
         # (long before the 10-minute lease), so the hanging event is sent again and delivered.
