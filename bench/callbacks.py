@@ -133,6 +133,13 @@ def sender_process(gateway_pid: int, timeout: float = 30.0) -> int:
     raise BenchError("the gateway started no callback sender process")
 
 
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of the process (its store's threads were started before: a thread keeps the
+    mask it was made with, so pinning only the pid's own thread left them on the gateway's core)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
 def main() -> int:
     args = parse_args()
     try:
@@ -194,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
             if args.callback_sender == "process":
                 sender_pid = sender_process(gateway_pid)
                 if pin and args.sender_cpu == "other":
-                    os.sched_setaffinity(sender_pid, {wrk_cpu})
+                    pin_process(sender_pid, {wrk_cpu})
             number = 10_000_000
             on_companies = []
             for round_number in range(args.rounds):
