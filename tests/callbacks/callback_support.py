@@ -14,6 +14,7 @@ from partner_gateway.callbacks.urls import CallbackUrlChecker, Resolver, system_
 from partner_gateway.domain.reports import GATEWAY, StatusReport
 from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
+from partner_gateway.observability.metrics import callback_attempted
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories import delivery
 from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
@@ -38,11 +39,14 @@ def sender_for(
     *,
     allow_private: bool = True,
     resolve: Resolver = system_resolver,
+    on_attempt: Callable[[str, float], None] = callback_attempted,
     **overrides: object,
 ) -> CallbackSender:
     settings = runtime.settings.model_copy(update={**FAST, **overrides})
     urls = CallbackUrlChecker(allow_private=allow_private, resolve=resolve, ttl_seconds=0.0)
-    return CallbackSender(settings, runtime.database, runtime.writes, urls, runtime.callback_secrets)
+    return CallbackSender(
+        settings, runtime.database, runtime.writes, urls, runtime.callback_secrets, on_attempt=on_attempt
+    )
 
 
 async def message_with_changes(

@@ -204,13 +204,17 @@ async def test_urls_are_checked_at_every_attempt_and_the_checked_address_is_used
     async def private(host: str) -> list[str]:
         return ["93.184.215.14", "10.0.0.5"] if host == "partner.example" else []
 
-    sender = sender_for(runtime, allow_private=False, resolve=private)
+    refused: list[str] = []  # what /metrics counts
+    sender = sender_for(
+        runtime, allow_private=False, resolve=private, on_attempt=lambda outcome, _s: refused.append(outcome)
+    )
     await sender.start()
     try:
         await until(lambda: sender.counts["failed"] >= 2)
     finally:
         await sender.stop()
     assert receiver.received == []  # nothing reached the loopback receiver
+    assert refused[:2] == ["refused_url", "refused_url"]
     errors = {
         message_id: (await callbacks_of(client, partner, message_id))["events"][0]["attempts"][0]["error"]  # type: ignore[index]
         for message_id in (literal, resolved)

@@ -38,6 +38,10 @@ MAX_ANSWER_BYTES = 16_384
 """Read of a partner's answer at most: the status is what counts; a larger body is not read."""
 
 
+URL_REFUSED = "URL refused: "
+"""How an attempt's error starts when the URL failed SPEC §5's rules at the attempt."""
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     status: int | None
@@ -89,7 +93,7 @@ async def attempt(
             try:
                 checked = await urls.check(url)
             except RefusedUrl as refused:
-                return result(None, f"URL refused: {refused.reason}")
+                return result(None, URL_REFUSED + refused.reason)
             destination = checked.destination
             headers = {
                 "Content-Type": "application/json",

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from partner_gateway.callbacks.attempt import AttemptResult, attempt, new_client
+from partner_gateway.callbacks.attempt import URL_REFUSED, AttemptResult, attempt, new_client
 from partner_gateway.callbacks.schedule import RetrySchedule
 from partner_gateway.callbacks.secrets import SecretBox, UnreadableSecret
 from partner_gateway.callbacks.urls import CallbackUrlChecker
@@ -308,6 +308,8 @@ class CallbackSender:
                 self._on_attempt("delivered", seconds)
             elif outcome.state == store.GIVEN_UP:
                 self._on_attempt("gave_up", seconds)
+            elif result[1].error is not None and result[1].error.startswith(URL_REFUSED):
+                self._on_attempt("refused_url", seconds)  # retried too: the name may resolve elsewhere later
             else:
                 self._on_attempt("failed", seconds)
             if outcome.state == store.GIVEN_UP:
