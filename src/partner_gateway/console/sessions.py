@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from litestar.datastructures import Cookie
 
 from partner_gateway.api.problems import ProblemError
 from partner_gateway.config import Settings
+from partner_gateway.domain.ids import hash_token
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.companies import CompanyRepository, hash_api_key
@@ -41,11 +41,6 @@ MAX_KEY_LENGTH = 200
 TOUCH_EVERY_MS = 30_000
 """last_seen_at is written at most this often per session: a page view costs no write, and the
 idle expiry is exact to within this."""
-
-
-def _hash(token: str) -> str:
-    """SHA-256 suffices: the token is 256 random bits, not a guessable password."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +70,7 @@ async def sign_in(runtime: Runtime, api_key: str) -> tuple[str, SignedIn] | None
         await sessions.purge(now, idle_ms)  # ended sessions go at the next sign-in: no sweeper needed
         token = secrets.token_urlsafe(32)
         session = ConsoleSession(
-            token_hash=_hash(token),
+            token_hash=hash_token(token),
             company_id=company_id,
             api_key_id=key_id,
             csrf_token=secrets.token_urlsafe(32),
@@ -92,7 +87,7 @@ async def current(runtime: Runtime, request: Request[Any, Any, Any]) -> SignedIn
     token = request.cookies.get(COOKIE_NAME)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    token_hash = _hash(token)
+    token_hash = hash_token(token)
     async with runtime.database.read() as connection:
         session = await ConsoleSessionRepository(connection).find(token_hash)
     if session is None:

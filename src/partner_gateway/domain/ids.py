@@ -6,6 +6,7 @@ URL-safe, unique across processes without coordination, and never reused.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -47,3 +48,9 @@ def new_api_key_id() -> str:
 def new_api_key_secret() -> str:
     """The plain key shown once: 32 random bytes, so a fast hash is enough to store it."""
     return "pgw_" + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """How the store keeps a bearer secret we issued (an API key, a console session's token):
+    its SHA-256, hex. SHA-256 suffices: each is 256 random bits, not a guessable password."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, update
@@ -15,8 +14,7 @@ KEY_PREFIX_LENGTH = 12
 
 
 def hash_api_key(plain_key: str) -> str:
-    """SHA-256 is the right hash here: keys are 256 random bits, not guessable passwords."""
-    return hashlib.sha256(plain_key.encode()).hexdigest()
+    return ids.hash_token(plain_key)
 
 
 @dataclass(frozen=True, slots=True)
