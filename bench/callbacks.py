@@ -41,6 +41,8 @@ from servers import GatewayServer, ServerProcess
 from stores import DEFAULT_PG_ADMIN_DSN, Reader, Store, postgres_store, sqlite_store
 from wrk import LUA_SCRIPT, Load, failures, require_wrk, run_wrk
 
+from partner_gateway.sender_process import sender_processes_of
+
 SMPP_WINDOW = 200
 SMPP_BINDS = 1
 
@@ -118,17 +120,12 @@ def cpu_times(pid: int | None) -> tuple[float, float]:
 
 
 def sender_process(gateway_pid: int, timeout: float = 30.0) -> int:
-    """The pid of the gateway's callback sender process (sender_process.py), once it runs."""
+    """The pid of the gateway's callback sender process, once it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-                command = (stat.parent / "cmdline").read_bytes()
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == gateway_pid and b"partner_gateway.sender_process" in command:
-                return int(stat.parent.name)
+        found = sender_processes_of(gateway_pid)
+        if found:
+            return found[0]
         time.sleep(0.1)
     raise BenchError("the gateway started no callback sender process")
 

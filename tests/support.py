@@ -109,21 +109,3 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
-
-
-def sender_processes_of(parent_pid: int) -> list[int]:
-    """The running callback sender processes (sender_process.py) a gateway process started."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            continue
-        if (
-            ppid == parent_pid
-            and b"partner_gateway.sender_process" in command
-            and running(int(stat.parent.name))
-        ):
-            found.append(int(stat.parent.name))
-    return found

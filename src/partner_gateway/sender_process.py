@@ -45,6 +45,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from partner_gateway.callbacks.sender import CallbackSender
@@ -74,6 +75,7 @@ answer, callbacks cost the parent 0.35-0.54 ms of CPU per message in bench/callb
 gathered, 0.16-0.21 ms (docs/performance.md). A callback waits up to this much longer."""
 STABLE_SECONDS = 30.0
 """A child that ran this long before dying is restarted after the first delay again."""
+_MODULE = "partner_gateway.sender_process"
 _READY = b"ready\n"
 _WAKE = b"w"
 _PR_SET_PDEATHSIG = 1
@@ -141,7 +143,7 @@ class SenderProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "partner_gateway.sender_process",
+            _MODULE,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=REPORT_LINE_LIMIT,
@@ -224,6 +226,22 @@ class SenderProcess:
         if self._reading is not None:
             await asyncio.gather(self._reading, return_exceptions=True)
             self._reading = None
+
+
+def sender_processes_of(parent_pid: int) -> list[int]:
+    """The callback sender processes a gateway process runs, as Linux's /proc shows them (for
+    an operator's script, the bench and the tests; [] elsewhere): children of `parent_pid`
+    running this module, alive (a container's init may leave a dead one unreaped)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(ppid) == parent_pid and state not in ("Z", "X") and _MODULE.encode() in command:
+            found.append(int(stat.parent.name))
+    return found
 
 
 # -- the child -------------------------------------------------------------------------------------

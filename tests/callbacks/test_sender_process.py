@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from partner_gateway.callbacks.listener import Received, accept_all
 from partner_gateway.runtime import Runtime
-from partner_gateway.sender_process import SenderProcess, _Reports
+from partner_gateway.sender_process import SenderProcess, _Reports, sender_processes_of
 from partner_gateway.store.tables import callback_events
 from support import Partner, running
 
@@ -57,6 +57,7 @@ async def test_the_sender_process_sends_what_this_process_commits(
         assert pid is not None
         assert pid != os.getpid()
         assert running(pid)
+        assert sender_processes_of(os.getpid()) == [pid]  # what an operator's script finds
         assert runtime.database.handoff is sender
         message_id = await message_with_changes(runtime, partner.company_id, url)
         await until(lambda: len(receiver.received) == 2, timeout=20)

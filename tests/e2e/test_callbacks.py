@@ -27,7 +27,8 @@ import httpx
 
 from partner_gateway.callbacks.listener import CallbackReceiver, Received, accept_all
 from partner_gateway.embedded_server import EmbeddedServer
-from support import BASE, cli, free_port, running, sender_processes_of
+from partner_gateway.sender_process import sender_processes_of
+from support import BASE, cli, free_port, running
 
 OUTCOMES = {
     "SMS": {"00": "DELIVERED", "90": "ERROR", "91": "ERROR", "92": "EXPIRED", "93": "RECEIVED", "94": "SENT",
