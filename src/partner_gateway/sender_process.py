@@ -53,6 +53,7 @@ from partner_gateway.config import Settings
 from partner_gateway.observability import metrics
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.database import Database
+from partner_gateway.store.outages import log_failure
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +357,10 @@ async def _run_child(settings: Settings, exclusive: bool) -> None:
         report()
         await reports.close()
     finally:
-        await runtime.close()
+        try:  # what it could not record is sent again by the next sender (at least once)
+            await runtime.close()
+        except Exception as error:  # the store away while stopping: one line, as the parent's drain
+            log_failure(logger, error, "callbacks: the sender process's last writes failed")
 
 
 def main() -> None:
@@ -375,7 +379,11 @@ def main() -> None:
         run = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is not built for every platform
         run = asyncio.run
-    run(_run_child(settings, exclusive))
+    try:
+        run(_run_child(settings, exclusive))
+    except Exception as error:  # the store away at its start, say: one line; the parent starts another
+        log_failure(logger, error, "callbacks: the sender process stopped")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
