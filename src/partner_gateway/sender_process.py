@@ -100,7 +100,6 @@ class SenderProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = False
         self.starts = 0
         """How many children were started (1 while the first one lives)."""
 
@@ -131,7 +130,6 @@ class SenderProcess:
                 transport.write(_WAKE)
 
     async def stop(self) -> None:
-        self._stopping = True
         if self._database.handoff is self:
             self._database.handoff = None
         if self._supervisor is not None:
