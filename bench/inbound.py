@@ -28,7 +28,8 @@ import asyncpg
 from pydantic import SecretStr
 
 from partner_gateway.channels.smpp.provider import SmppProvider
-from partner_gateway.config import Settings, SmppCarrier
+from partner_gateway.channels.smpp.settings import SmppCarrier
+from partner_gateway.config import Settings
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms

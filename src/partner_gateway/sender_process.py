@@ -44,13 +44,13 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 from partner_gateway.callbacks.sender import CallbackSender
 from partner_gateway.config import Settings
 from partner_gateway.observability import metrics
+from partner_gateway.observability.logs import configure_logging
+from partner_gateway.runtime import Runtime
 from partner_gateway.store.batching import WriteBatcher
 from partner_gateway.store.database import Database
 from partner_gateway.store.outages import log_failure
@@ -119,8 +119,9 @@ class SenderProcess:
         self.wake()
 
     def wake(self) -> None:
-        """One byte to the child's stdin, unless the last one is still unread: a wake-up waiting
-        for the child already makes it claim everything committed before it reads."""
+        """One byte to the child's stdin (a write call per commit), none while the pipe is full
+        and bytes wait in this process: the child's unread wake-ups already make it claim
+        everything committed before it reads them."""
         process = self._process
         if process is None or process.stdin is None or process.returncode is not None:
             return
@@ -318,8 +319,6 @@ class _Reports:
 
 
 async def _run_child(settings: Settings, exclusive: bool) -> None:
-    from partner_gateway.runtime import Runtime  # the child's own store, keys and URL rules
-
     runtime = await Runtime.start(settings, fsync_commits=False)
     runtime.writes = WriteBatcher(runtime.database, linger_seconds=COMMIT_LINGER_SECONDS)
     attempts: list[tuple[str, float]] = []
@@ -367,18 +366,11 @@ def main() -> None:
     (length,) = struct.unpack(">I", _read_exactly(0, 4))
     settings, exclusive, parent_pid = pickle.loads(_read_exactly(0, length))  # noqa: S301 - our parent's
     _die_with_parent(parent_pid)
-    from partner_gateway.observability.logs import configure_logging
-
     configure_logging(settings.log_level, settings.log_format)
-    run: Callable[[Coroutine[Any, Any, None]], None]
-    try:
-        import uvloop
+    from partner_gateway.cli.common import run_loop  # uvloop where built, as every command runs
 
-        run = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is not built for every platform
-        run = asyncio.run
     try:
-        run(_run_child(settings, exclusive))
+        run_loop(_run_child(settings, exclusive))
     except Exception as error:  # the store away at its start, say: one line; the parent starts another
         log_failure(logger, error, "callbacks: the sender process stopped")
         raise SystemExit(1) from None

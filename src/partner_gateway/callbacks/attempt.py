@@ -38,16 +38,14 @@ MAX_ANSWER_BYTES = 16_384
 """Read of a partner's answer at most: the status is what counts; a larger body is not read."""
 
 
-URL_REFUSED = "URL refused: "
-"""How an attempt's error starts when the URL failed SPEC §5's rules at the attempt."""
-
-
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     status: int | None
     """The partner's HTTP status; None when there was no answer (see `error`)."""
     error: str | None
     duration_ms: int
+    url_refused: bool = False
+    """The URL failed SPEC §5's rules at this attempt (nothing was sent)."""
 
     @property
     def delivered(self) -> bool:
@@ -85,15 +83,15 @@ async def attempt(
     """POST `body` to `url`, signed with `secrets`, within `timeout` seconds."""
     started = time.monotonic()
 
-    def result(status: int | None, error: str | None) -> AttemptResult:
-        return AttemptResult(status, error, round((time.monotonic() - started) * 1000))
+    def result(status: int | None, error: str | None, *, url_refused: bool = False) -> AttemptResult:
+        return AttemptResult(status, error, round((time.monotonic() - started) * 1000), url_refused)
 
     try:
         async with asyncio.timeout(timeout):
             try:
                 checked = await urls.check(url)
             except RefusedUrl as refused:
-                return result(None, URL_REFUSED + refused.reason)
+                return result(None, f"URL refused: {refused.reason}", url_refused=True)
             destination = checked.destination
             headers = {
                 "Content-Type": "application/json",

@@ -3,9 +3,9 @@
 It runs for every process that delivers (the embedded `serve`, each `worker`), apart from the
 send pipeline: by default in a child process of its own (sender_process.py), else on the
 delivering process's loop (`PARTNER_GATEWAY_CALLBACK_SENDER=inline`); its own task, its own HTTP
-clients, its writes through its process's group commit. Several processes share the work by claiming events (FOR UPDATE SKIP LOCKED, a lease;
-store/repositories/callback_deliveries.py): at least once, a dead process's events retaken
-after the lease.
+clients, its writes through its process's group commit. Several processes share the work by
+claiming events (FOR UPDATE SKIP LOCKED, a lease; store/repositories/callback_deliveries.py): at
+least once, a dead process's events retaken after the lease.
 
     hand-off       a fresh event, inserted claimed by this process when it has room, taken
                    in memory once its change commits (`take_fresh`; delivery/callback_events.py)
@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from partner_gateway.callbacks.attempt import URL_REFUSED, AttemptResult, attempt, new_client
+from partner_gateway.callbacks.attempt import AttemptResult, attempt, new_client
 from partner_gateway.callbacks.schedule import RetrySchedule
 from partner_gateway.callbacks.secrets import SecretBox, UnreadableSecret
 from partner_gateway.callbacks.urls import CallbackUrlChecker
@@ -308,7 +308,7 @@ class CallbackSender:
                 self._on_attempt("delivered", seconds)
             elif outcome.state == store.GIVEN_UP:
                 self._on_attempt("gave_up", seconds)
-            elif result[1].error is not None and result[1].error.startswith(URL_REFUSED):
+            elif result[1].url_refused:
                 self._on_attempt("refused_url", seconds)  # retried too: the name may resolve elsewhere later
             else:
                 self._on_attempt("failed", seconds)

@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
+from partner_gateway.channels.smpp.settings import SmppCarrier
 from partner_gateway.cli.common import JsonFlag, settings_or_exit, show, with_runtime
-from partner_gateway.config import Settings, SmppCarrier
+from partner_gateway.config import Settings
 from partner_gateway.domain.routing import Route, RouteTable
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime

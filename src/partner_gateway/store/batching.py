@@ -63,8 +63,8 @@ class _Entry:
 
 class WriteBatcher:
     def __init__(self, database: Database, *, max_batch: int = 500, linger_seconds: float = 0.0) -> None:
-        """`linger_seconds`: how long a batch waits for more once its first write came. None by
-        default (a caller waits for its own commit); a process whose writers are in no hurry
+        """`linger_seconds`: how long a batch waits for more once its first write came. No wait
+        by default (a caller waits for its own commit); a process whose writers are in no hurry
         (the callback sender process) makes fewer, larger transactions with it."""
         self._database = database
         self._max_batch = max_batch

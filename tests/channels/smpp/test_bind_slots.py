@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from partner_gateway.channels.base import OutboundMessage, SendError, StatusReport
 from partner_gateway.channels.smpp.bind_slots import BindLeasing, SlotLeases
 from partner_gateway.channels.smpp.provider import SmppProvider
-from partner_gateway.config import SmppCarrier
+from partner_gateway.channels.smpp.settings import SmppCarrier
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime

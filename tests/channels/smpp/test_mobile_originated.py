@@ -16,7 +16,7 @@ from partner_gateway.channels.smpp.codec.constants import EsmClass
 from partner_gateway.channels.smpp.codec.pdu import DeliverSm
 from partner_gateway.channels.smpp.codec.udh import udh_concat
 from partner_gateway.channels.smpp.provider import SmppProvider, mobile_originated
-from partner_gateway.config import SmppCarrier
+from partner_gateway.channels.smpp.settings import SmppCarrier
 from partner_gateway.dispatch.reports import ReportRecorder
 from partner_gateway.domain.encoding import encode_gsm7
 from partner_gateway.domain.inbound import InboundMessage, InboundPart

@@ -17,7 +17,7 @@ from channels.harness import RecordingGuard, RecordingSink, assert_no_secret_log
 from partner_gateway.channels.base import OutboundMessage, SendError, SendErrorKind
 from partner_gateway.channels.smpp.bind_slots import BindLeasing
 from partner_gateway.channels.smpp.provider import SmppProvider
-from partner_gateway.config import SmppCarrier
+from partner_gateway.channels.smpp.settings import SmppCarrier
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.runtime import Runtime

@@ -24,7 +24,8 @@ from partner_gateway.channels.base import OutboundMessage, SendError
 from partner_gateway.channels.entry import ProviderContext
 from partner_gateway.channels.smpp.channel import SMS
 from partner_gateway.channels.smpp.routed import RoutedSmsProvider
-from partner_gateway.config import Settings, SmppCarrier, SmsRoute
+from partner_gateway.channels.smpp.settings import SmppCarrier, SmsRoute
+from partner_gateway.config import Settings
 from partner_gateway.domain.routing import Health
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.domain.timefmt import now_ms

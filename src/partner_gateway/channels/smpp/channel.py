@@ -13,6 +13,7 @@ from partner_gateway.channels.entry import ChannelEntry, ProviderContext, SendFi
 from partner_gateway.channels.smpp.bind_slots import BindLeasing, new_holder_id
 from partner_gateway.channels.smpp.provider import SmppProvider
 from partner_gateway.channels.smpp.routed import RoutedSmsProvider
+from partner_gateway.channels.smpp.settings import SmppCarrier
 from partner_gateway.domain import sending
 from partner_gateway.domain.statuses import Channel
 from partner_gateway.simulators.smsc import SmscConfig, SmscSimulator
@@ -44,8 +45,6 @@ def check(request: SmsSendRequest, problems: sending.Problems) -> SendFields:
 
 async def simulate(settings: Settings) -> Simulation | None:
     """With no carrier configured, an SMSC simulator on loopback, and the carrier that binds to it."""
-    from partner_gateway.config import SmppCarrier
-
     if settings.smpp_carriers:
         return None
     delay = settings.simulator_receipt_delay_seconds

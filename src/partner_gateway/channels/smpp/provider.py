@@ -46,7 +46,7 @@ from partner_gateway.channels.smpp.esme import (
     SubmitRejected,
 )
 from partner_gateway.channels.smpp.receipts import canonical_message_id, parse_receipt, receipt_text_excerpt
-from partner_gateway.config import SmppCarrier
+from partner_gateway.channels.smpp.settings import SmppCarrier
 from partner_gateway.domain.encoding import encode_parts
 from partner_gateway.domain.inbound import MAX_TEXT, InboundMessage, InboundPart, decode_sms, display_number
 from partner_gateway.domain.routing import Health
