@@ -11,8 +11,10 @@ from collections import Counter
 
 import httpx
 from callback_support import StartReceiver, message_with_changes, secrets_of, sender_for, until
+from sqlalchemy import text
 
 from partner_gateway.callbacks.listener import Received
+from partner_gateway.callbacks.sender import UNRECORDED_ROUNDS
 from partner_gateway.callbacks.signing import verify
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
@@ -269,6 +271,44 @@ async def test_a_hanging_endpoint_does_not_delay_another_company(
     finally:
         release.set()
         await sender.stop()
+
+
+async def test_answers_waiting_for_their_commit_are_bounded(
+    runtime: Runtime, partner: Partner, start_receiver: StartReceiver
+) -> None:
+    """What a crash can send twice is what was answered and not recorded yet: while the store
+    holds the sender's commits back (another writer holding its lock), it makes at most
+    UNRECORDED_ROUNDS x its concurrency attempts to one endpoint, then waits for the commit."""
+
+    async def answer(received: Received) -> int:
+        await asyncio.sleep(0.01)
+        return 204
+
+    receiver, url = await start_receiver(answer)
+    for _ in range(60):
+        await message_with_changes(runtime, partner.company_id, url)
+    # A timeout of 0.5 s lets it hold all 120 from the start (what it holds is what its
+    # endpoint's latency, half the timeout at first, works off within half the lease).
+    sender = sender_for(runtime, callback_concurrency_per_endpoint=2, callback_timeout_seconds=0.5)
+    bound = UNRECORDED_ROUNDS * 2
+    await sender.start()
+    try:
+        await until(lambda: len(receiver.received) >= 1)
+        async with runtime.database.write() as connection:  # held: the sender's commits wait
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("LOCK TABLE callback_events IN SHARE MODE"))
+            else:  # one writer connection: holding it holds every write back
+                await connection.execute(text("UPDATE callback_events SET attempts = attempts WHERE 0 = 1"))
+            recorded = sender.counts["delivered"]
+            await until(lambda: len(receiver.received) - recorded >= bound)
+            await asyncio.sleep(0.5)  # time for 100 more attempts, were there no bound
+            unrecorded = len(receiver.received) - recorded
+            assert sender.counts["delivered"] == recorded  # held indeed
+        assert unrecorded == bound, (recorded, len(receiver.received))
+        await until(lambda: sender.counts["delivered"] == 120, timeout=30)
+    finally:
+        await sender.stop()
+    assert len(receiver.received) == 120  # no crash, no duplicate
 
 
 async def test_an_endpoint_that_keeps_failing_is_backed_off_as_a_whole(

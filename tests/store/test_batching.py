@@ -192,3 +192,26 @@ async def test_a_lingering_batcher_gathers_writes_submitted_apart_into_one_commi
     assert results == names
     assert await stored(runtime, run) == set(names)
     assert batches == 1
+
+
+async def test_a_hurried_batcher_commits_without_lingering(runtime: Runtime, run: str) -> None:
+    """A writer held back until its earlier writes commit (the callback sender at its bound on
+    unrecorded answers) hurries the batcher: the batch commits long before its linger ends."""
+    lingering = WriteBatcher(runtime.database, linger_seconds=60.0)
+    lingering.start()
+    try:
+        first = asyncio.ensure_future(lingering.submit(put(f"{run}-a")))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        assert not first.done()  # lingering
+        lingering.hurry()
+        assert await asyncio.wait_for(first, 10) == f"{run}-a"
+        lingering.hurry()  # while nothing waits: the next batch does not linger either
+        assert await asyncio.wait_for(lingering.submit(put(f"{run}-b")), 10) == f"{run}-b"  # type: ignore[arg-type]
+        third = asyncio.ensure_future(lingering.submit(put(f"{run}-c")))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        assert not third.done()  # lingering again once hurried through
+        lingering.hurry()
+        await asyncio.wait_for(third, 10)
+    finally:
+        await lingering.stop()
+    assert await stored(runtime, run) == {f"{run}-a", f"{run}-b", f"{run}-c"}

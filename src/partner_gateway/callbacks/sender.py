@@ -56,6 +56,12 @@ from partner_gateway.store.repositories.callback_settings import CallbackSetting
 logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 200
+UNRECORDED_ROUNDS = 32
+"""Answers of one endpoint a process may hold unrecorded, in rounds of its concurrency: the
+most a crash can make it send twice. Past it, new attempts wait for the group commit. 32 x 8
+(256) is more than a commit's linger holds at full speed (3,000/s x 50 ms on SQLite, bench/
+callbacks.py), so it bounds what a slow commit (a writer lock held elsewhere) lets pile up and
+costs nothing otherwise."""
 BUSY_PUT_OFF_MS = 1000
 """How long an event of an endpoint already holding its share waits before it is claimed again."""
 SECRETS_TTL_SECONDS = 5.0
@@ -89,6 +95,8 @@ class Endpoint:
     client: aiohttp.ClientSession
     queue: deque[store.DueEvent] = field(default_factory=deque)
     active: int = 0
+    unrecorded: int = 0
+    """Attempts answered whose outcome is not committed yet."""
     failures: int = 0
     """Failed attempts in a row."""
     paused_until: int = 0  # epoch ms
@@ -276,9 +284,18 @@ class CallbackSender:
 
     def _pump(self, endpoint: Endpoint) -> None:
         limit = self._per_endpoint if endpoint.failures == 0 else 1  # a failing endpoint: probed
-        while endpoint.queue and endpoint.active < limit:
+        # Answers not recorded yet are what a crash sends again: bounded, so a slow commit (a
+        # SQLite writer busy elsewhere) holds attempts back instead of widening that window.
+        unrecorded_limit = UNRECORDED_ROUNDS * self._per_endpoint
+        while (
+            endpoint.queue
+            and endpoint.active < limit
+            and endpoint.active + endpoint.unrecorded < unrecorded_limit
+        ):
             endpoint.active += 1
             self._start(endpoint, endpoint.queue.popleft())
+        if endpoint.queue and endpoint.active < limit:  # held back by the bound: commit, no linger
+            self._batcher.hurry()
 
     def _start(self, endpoint: Endpoint | None, event: store.DueEvent) -> None:
         self._spawn(self._deliver(endpoint, event))
@@ -294,12 +311,21 @@ class CallbackSender:
                     endpoint.active -= 1
             outcome = self._outcome(event, result)
             if endpoint is not None:
+                endpoint.unrecorded += 1
                 self._learn(endpoint, result)
                 self._pump(endpoint)
+            recorded = False
             try:
                 await self._batcher.submit_bulk(OUTCOMES, outcome)
+                recorded = True
             except Exception as error:  # still claimed: attempted again after the lease (at least once)
                 log_failure(logger, error, f"callbacks: recording the attempt of {event.id} failed")
+            finally:
+                if endpoint is not None:
+                    endpoint.unrecorded -= 1
+            if endpoint is not None:
+                self._pump(endpoint)  # room again if the bound on unrecorded answers held it back
+            if not recorded:
                 return
             # Counted once recorded: what the counts say is what the store holds.
             self.counts["delivered" if outcome.state == store.DELIVERED else "failed"] += 1
@@ -394,6 +420,11 @@ class CallbackSender:
     def _forget_idle(self) -> None:
         horizon = time.monotonic() - ENDPOINT_IDLE_SECONDS
         for key, endpoint in list(self._endpoints.items()):
-            if endpoint.last_used < horizon and endpoint.active == 0 and not endpoint.queue:
+            if (
+                endpoint.last_used < horizon
+                and endpoint.active == 0
+                and not endpoint.queue
+                and not endpoint.unrecorded
+            ):
                 del self._endpoints[key]
                 self._spawn(endpoint.client.close())

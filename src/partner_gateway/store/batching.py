@@ -12,6 +12,7 @@ for one batch and stores them with a few multi-row statements, instead of a few 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class WriteBatcher:
         self._max_batch = max_batch
         self._linger = linger_seconds
         self._queue: asyncio.Queue[_Entry] = asyncio.Queue()
+        self._hurry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.operations = 0
@@ -95,7 +97,9 @@ class WriteBatcher:
             return None
 
         if self._task is not None:
-            await self.submit(nothing)
+            done = asyncio.ensure_future(self.submit(nothing))
+            self.hurry()  # someone waits: no linger
+            await done
 
     async def submit(self, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `operation` in a shared write transaction; returns once that has committed.
@@ -128,11 +132,18 @@ class WriteBatcher:
         self._queue.put_nowait(_Entry(bulk, payload, future))
         return await future
 
+    def hurry(self) -> None:
+        """Commit what was submitted without lingering (now, or once the commit under way ends):
+        a writer waits for it before it goes on."""
+        self._hurry.set()
+
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if self._linger > 0:
-                await asyncio.sleep(self._linger)
+            if self._linger > 0 and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), self._linger)
+            self._hurry.clear()
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._commit(batch)
