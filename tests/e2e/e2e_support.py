@@ -19,7 +19,15 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from partner_gateway.callbacks.sender import UNRECORDED_ROUNDS
+from partner_gateway.config import Settings
 from support import cli, free_port
+
+MOST_SENT_TWICE_BY_A_CRASH: int = (
+    UNRECORDED_ROUNDS * Settings.model_fields["callback_concurrency_per_endpoint"].default
+)
+"""Callbacks one killed process may have had answered and not recorded, per endpoint (its
+attempts under way included: callbacks/sender.py), with the default settings."""
 
 
 @dataclass(frozen=True)

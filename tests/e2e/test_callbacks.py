@@ -25,9 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from e2e_support import MOST_SENT_TWICE_BY_A_CRASH
 from partner_gateway.callbacks.listener import CallbackReceiver, Received, accept_all
-from partner_gateway.callbacks.sender import UNRECORDED_ROUNDS
-from partner_gateway.config import Settings
 from partner_gateway.embedded_server import EmbeddedServer
 from partner_gateway.sender_process import sender_processes_of
 from support import BASE, cli, free_port, running
@@ -258,9 +257,6 @@ async def test_the_receiver_down_for_a_minute_then_back_gets_every_event(
     assert duplicates == 0
 
 
-DEFAULT_CONCURRENCY: int = Settings.model_fields["callback_concurrency_per_endpoint"].default
-
-
 async def test_sigkill_while_delivering_loses_no_event(tmp_path: Path, postgres_url: str | None) -> None:
     gateway = Gateway(tmp_path, postgres_url)
     seen: Counter[str] = Counter()
@@ -304,7 +300,7 @@ async def test_sigkill_while_delivering_loses_no_event(tmp_path: Path, postgres_
     # not recorded yet: attempts under way, and answered ones waiting for their commit).
     assert {event for event, count in seen.items() if count > 1} <= before_kill, report
     # What one process may hold answered and not recorded (its attempts under way included).
-    assert duplicates <= UNRECORDED_ROUNDS * DEFAULT_CONCURRENCY, report
+    assert duplicates <= MOST_SENT_TWICE_BY_A_CRASH, report
 
 
 async def _ended(pid: int) -> bool:
