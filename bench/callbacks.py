@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, BenchError, free_port, gateway_env, log, run_cli
+from machine import code_commit
 from sending import SmscThread, wait_delivered
 from servers import GatewayServer, ServerProcess
 from stores import DEFAULT_PG_ADMIN_DSN, Reader, Store, postgres_store, sqlite_store
@@ -331,9 +331,7 @@ def run(args: argparse.Namespace) -> int:
         }
         if pin
         else None,
-        "git_commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO
-        ).stdout.strip(),
+        "git_commit": code_commit(),
         "rounds": rounds,
         "backlog": backlog,
         "summary": summary,

@@ -14,8 +14,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from common import REPO
 from wrk import wrk_version
+
+import partner_gateway
+
+# The code under test, which is not this checkout's when PYTHONPATH points at another commit's
+# worktree (how two commits are compared in one session).
+CODE_DIR = Path(partner_gateway.__file__).resolve().parent
 
 PACKAGES = (
     "partner-gateway",
@@ -41,10 +46,15 @@ def _read_field(path: str, prefix: str) -> str | None:
     return None
 
 
+def code_commit() -> str:
+    """The commit of the partner_gateway package being measured."""
+    return _git("rev-parse", "HEAD")
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10
+            ["git", *args], cwd=CODE_DIR, capture_output=True, text=True, timeout=10
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -81,6 +91,6 @@ def machine_facts() -> dict[str, Any]:
         "wrk": wrk_version(),
         "postgres": _command_version("psql", "--version"),
         "packages": {package: _version(package) for package in PACKAGES},
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty_files": [ln for ln in _git("status", "--porcelain", "--", "src").splitlines() if ln],
+        "git_commit": code_commit(),
+        "git_dirty_files": [ln for ln in _git("status", "--porcelain", "--", ".").splitlines() if ln],
     }
