@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, BenchError, free_port, gateway_env, log, run_cli
-from machine import code_commit
+from machine import code_commit, code_dirty_files
 from sending import SmscThread, wait_delivered
 from servers import GatewayServer, ServerProcess
 from stores import DEFAULT_PG_ADMIN_DSN, Reader, Store, postgres_store, sqlite_store
@@ -332,6 +332,7 @@ def run(args: argparse.Namespace) -> int:
         if pin
         else None,
         "git_commit": code_commit(),
+        "git_dirty_files": code_dirty_files(),
         "rounds": rounds,
         "backlog": backlog,
         "summary": summary,

@@ -1,7 +1,7 @@
 """What a figure was measured on: CPU, memory, kernel, versions, and the code's commit.
 
 Figures from different machines are not comparable; figures from a dirty tree are not the
-commit's, so the uncommitted files under src/ are listed too.
+commit's, so the package's uncommitted files are listed too.
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ def code_commit() -> str:
     return _git("rev-parse", "HEAD")
 
 
+def code_dirty_files() -> list[str]:
+    """The package's uncommitted files: a figure measured with any is not its commit's."""
+    return [line for line in _git("status", "--porcelain", "--", ".").splitlines() if line]
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(
@@ -92,5 +97,5 @@ def machine_facts() -> dict[str, Any]:
         "postgres": _command_version("psql", "--version"),
         "packages": {package: _version(package) for package in PACKAGES},
         "git_commit": code_commit(),
-        "git_dirty_files": [ln for ln in _git("status", "--porcelain", "--", ".").splitlines() if ln],
+        "git_dirty_files": code_dirty_files(),
     }
