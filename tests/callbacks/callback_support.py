@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from partner_gateway.callbacks.listener import CallbackReceiver
 from partner_gateway.callbacks.sender import CallbackSender
@@ -16,7 +17,7 @@ from partner_gateway.domain.statuses import DeliveryStatus
 from partner_gateway.domain.timefmt import now_ms
 from partner_gateway.observability.metrics import callback_attempted
 from partner_gateway.runtime import Runtime
-from partner_gateway.store.repositories import delivery
+from partner_gateway.store.repositories import callback_deliveries, delivery
 from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
 from partner_gateway.store.tables import messages
 from support import seed
@@ -70,6 +71,11 @@ async def message_with_changes(
         async with runtime.database.write() as connection:
             await delivery.apply_gateway_reports(connection, [report], now_ms())
     return message_id
+
+
+async def delivered_in_store(connection: AsyncConnection) -> int:
+    """Events the store holds delivered, read on `connection` (callback_deliveries.backlog)."""
+    return (await callback_deliveries.backlog(connection)).get(callback_deliveries.DELIVERED, 0)
 
 
 async def secrets_of(runtime: Runtime, company_id: str) -> tuple[str, ...]:

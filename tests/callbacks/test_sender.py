@@ -10,9 +10,15 @@ import json
 from collections import Counter
 
 import httpx
-from callback_support import StartReceiver, message_with_changes, secrets_of, sender_for, until
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from callback_support import (
+    StartReceiver,
+    delivered_in_store,
+    message_with_changes,
+    secrets_of,
+    sender_for,
+    until,
+)
+from sqlalchemy import text
 
 from partner_gateway.callbacks.listener import Received
 from partner_gateway.callbacks.sender import UNRECORDED_ROUNDS
@@ -20,8 +26,6 @@ from partner_gateway.callbacks.signing import verify
 from partner_gateway.domain.timefmt import format_ms, now_ms
 from partner_gateway.runtime import Runtime
 from partner_gateway.store.repositories.callback_settings import CallbackSettingsRepository
-from partner_gateway.store.repositories.delivery.callback_events import DELIVERED
-from partner_gateway.store.tables import callback_events
 from support import BASE, Partner, free_port
 
 
@@ -274,11 +278,6 @@ async def test_a_hanging_endpoint_does_not_delay_another_company(
     finally:
         release.set()
         await sender.stop()
-
-
-async def delivered_in_store(connection: AsyncConnection) -> int:
-    query = select(func.count()).select_from(callback_events).where(callback_events.c.state == DELIVERED)
-    return int((await connection.execute(query)).scalar_one())
 
 
 async def test_answers_waiting_for_their_commit_are_bounded(

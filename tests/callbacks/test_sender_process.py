@@ -11,14 +11,12 @@ import os
 import signal
 from collections import Counter
 
-from callback_support import FAST, StartReceiver, message_with_changes, until
+from callback_support import FAST, StartReceiver, delivered_in_store, message_with_changes, until
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
 
 from partner_gateway.callbacks.listener import Received, accept_all
 from partner_gateway.runtime import Runtime
 from partner_gateway.sender_process import SenderProcess, _Reports, sender_processes_of
-from partner_gateway.store.tables import callback_events
 from support import Partner, running
 
 
@@ -33,10 +31,7 @@ def restarts_counted() -> float:
 
 async def delivered_events(runtime: Runtime) -> int:
     async with runtime.database.read() as connection:
-        query = (
-            select(func.count()).select_from(callback_events).where(callback_events.c.state == "delivered")
-        )
-        return int((await connection.execute(query)).scalar_one())
+        return await delivered_in_store(connection)
 
 
 def sender_process(runtime: Runtime, **overrides: object) -> SenderProcess:
